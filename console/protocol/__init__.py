@@ -1,0 +1,1 @@
+"""The monitoring backend protocol (docs/protocol.md): wire schema, SSE framing, HTTP client."""

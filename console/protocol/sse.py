@@ -1,0 +1,90 @@
+"""Server-sent events framing (WHATWG HTML §9.2), incremental and byte-based.
+
+We parse SSE ourselves rather than through httpx-sse so that invalid UTF-8 and
+broken framing cost one bad event, not the stream, and so that a burst of
+thousands of events is split in a few bytes operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MAX_FRAME = 1 << 20
+
+
+@dataclass(slots=True)
+class Frame:
+    id: str | None
+    event: str
+    data: bytes
+
+
+@dataclass
+class SSEParser:
+    retry_ms: int | None = None
+    heartbeats: int = 0
+    framing_errors: int = 0
+    _buf: bytes = b""
+    _discarding: bool = False
+    _pending: list[Frame] = field(default_factory=list)
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        buf = self._buf + chunk
+        if b"\r" in buf:
+            # CRLF and lone CR end lines too; keep a trailing CR in case LF follows.
+            tail = b"\r" if buf.endswith(b"\r") else b""
+            buf = buf[: len(buf) - len(tail)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        if self._discarding:
+            end = buf.find(b"\n\n")
+            if end < 0:
+                self._buf = b""
+                return []
+            buf = buf[end + 2 :]
+            self._discarding = False
+        *blocks, self._buf = buf.split(b"\n\n")
+        if len(self._buf) > MAX_FRAME:
+            self.framing_errors += 1
+            self._buf = b""
+            self._discarding = True
+        frames = []
+        for block in blocks:
+            frame = self._parse_block(block)
+            if frame is not None:
+                frames.append(frame)
+        return frames
+
+    def _parse_block(self, block: bytes) -> Frame | None:
+        event_id = None
+        event = "message"
+        data: list[bytes] = []
+        for line in block.split(b"\n"):
+            if not line:
+                continue
+            if line[0] == 0x3A:  # ":" comment, which the protocol uses as heartbeat
+                self.heartbeats += 1
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                data.append(value)
+            elif name == b"id":
+                event_id = value.decode("utf-8", "replace")
+            elif name == b"event":
+                event = value.decode("utf-8", "replace")
+            elif name == b"retry":
+                if value.isdigit():
+                    self.retry_ms = int(value)
+                else:
+                    self.framing_errors += 1
+            else:
+                self.framing_errors += 1
+        if not data:
+            if event_id is not None or event != "message":
+                self.framing_errors += 1  # an event with no data cannot be dispatched
+            return None
+        return Frame(event_id, event, b"\n".join(data))
+
+
+def encode_frame(event_id: int, event: str, data: bytes) -> bytes:
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, event.encode(), data)

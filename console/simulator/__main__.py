@@ -1,0 +1,5 @@
+import sys
+
+from console.simulator.server import main
+
+sys.exit(main())

@@ -1,0 +1,249 @@
+"""The simulated backend's state: fleet, event log, sessions and idempotency keys.
+
+Everything runs on the server's event loop, so no locks. With a state file, each
+tick's events and the state they produced are committed together before any
+client sees them, so a backend killed at any moment restarts on the same id
+sequence, and no client ever holds an event the backend has forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import json
+import secrets
+import sqlite3
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+
+from console.domain import LifecycleError, iso
+from console.protocol.sse import encode_frame
+from console.protocol.wire import decode_alert, encode_alert, encode_status
+from console.simulator.fleet import Fleet
+
+TRAINING_OPERATORS = {"demo": ("demo", {"id": "op-demo", "name": "Demo Operator",
+                                        "roles": ["operator"]})}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, truth TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+class Backend:
+    def __init__(self, wearers: int, seed: int, speed: float, replay: int,
+                 state_path: str | None = None):
+        self.speed = speed
+        self.replay = replay
+        self.db = self._open(state_path)
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall()) if self.db else {}
+        if meta:
+            wearers, seed = int(meta["wearers"]), int(meta["seed"])
+        self.fleet = Fleet(wearers, seed, float(meta.get("sim_time", time.time())))
+        self.stream_id = meta.get("stream_id") or uuid.uuid4().hex
+        self.last_id = int(meta.get("last_id", 0))
+        self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
+        self.first_id = self.last_id + 1
+        self.sessions: dict[str, dict] = {}
+        self._idempotency: dict[str, tuple[str, Answer]] = {}
+        self._changed_alerts: set[str] = set()
+        self._new_events = asyncio.Event()
+        self._clock = (time.monotonic(), self.fleet.now)
+        if meta:
+            self._load()
+        else:
+            self.fleet.touched.update(range(len(self.fleet.sims)))
+            self._changed_alerts.update(self.fleet.alerts)
+            self._commit([], {"wearers": wearers, "seed": seed})
+
+    # -- persistence --------------------------------------------------------
+
+    @staticmethod
+    def _open(path: str | None) -> sqlite3.Connection | None:
+        if path is None:
+            return None
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+        return db
+
+    def _load(self) -> None:
+        fleet = self.fleet
+        for idx, state in self.db.execute("SELECT idx, state FROM devices"):
+            fleet.load_device(idx, json.loads(state))
+        fleet.alerts.clear()
+        fleet.open_by_cause.clear()
+        for body, truth in self.db.execute("SELECT body, truth FROM alerts ORDER BY id"):
+            alert = decode_alert(orjson.loads(body), None)
+            fleet.truth[alert.id] = truth
+            fleet._store(int(alert.device_id[1:]), alert)
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        fleet.next_alert = int(meta["next_alert"])
+        fleet.timers = [tuple(t) for t in json.loads(meta["timers"])]
+        heapq.heapify(fleet.timers)
+        fleet._heap = [(s.next_report, i) for i, s in enumerate(fleet.sims)]
+        heapq.heapify(fleet._heap)
+        rows = self.db.execute(
+            "SELECT id, frame FROM events WHERE id > ? ORDER BY id", (self.last_id - self.replay,)
+        ).fetchall()
+        self.frames = [f for _, f in rows]
+        self.first_id = rows[0][0] if rows else self.last_id + 1
+        for token, operator in self.db.execute("SELECT token, operator FROM sessions"):
+            self.sessions[token] = json.loads(operator)
+        for key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
+            self._idempotency[key] = (fp, Answer(status, body))
+
+    def _commit(self, new_frames: list[tuple[int, bytes]], extra_meta: dict | None = None,
+                extra_sql: list[tuple[str, tuple]] = ()) -> None:
+        if self.db is None:
+            self.fleet.touched.clear()
+            self._changed_alerts.clear()
+            return
+        fleet = self.fleet
+        meta = {"sim_time": fleet.now, "stream_id": self.stream_id, "last_id": self.last_id,
+                "next_alert": fleet.next_alert, "timers": json.dumps(fleet.timers)}
+        meta.update(extra_meta or {})
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT INTO events VALUES (?, ?)", new_frames)
+            self.db.executemany("REPLACE INTO devices VALUES (?, ?)", [
+                (i, json.dumps(fleet.dump_device(i)))
+                for i in fleet.touched])
+            self.db.executemany("REPLACE INTO alerts VALUES (?, ?, ?)", [
+                (a, orjson.dumps(encode_alert(fleet.alerts[a])), fleet.truth[a])
+                for a in self._changed_alerts])
+            self.db.executemany("REPLACE INTO meta VALUES (?, ?)",
+                                [(k, str(v)) for k, v in meta.items()])
+            for sql, args in extra_sql:
+                self.db.execute(sql, args)
+            self.db.execute("DELETE FROM events WHERE id <= ?", (self.last_id - self.replay,))
+        fleet.touched.clear()
+        self._changed_alerts.clear()
+
+    # -- time and events ----------------------------------------------------
+
+    def sim_now(self) -> float:
+        mono, sim = self._clock
+        return sim + (time.monotonic() - mono) * self.speed
+
+    def tick(self) -> int:
+        """Advance the simulation to now, log and commit its events, wake the streams."""
+        events = self.fleet.advance(self.sim_now())
+        self._publish(events)
+        return len(events)
+
+    def _publish(self, events: list[tuple[str, object]], extra_sql=()) -> None:
+        new = []
+        for event_type, payload in events:
+            self.last_id += 1
+            if event_type == "device.status":
+                body = encode_status(payload)
+            else:
+                body = encode_alert(payload)
+                self._changed_alerts.add(payload.id)
+            new.append((self.last_id, encode_frame(self.last_id, event_type, orjson.dumps(body))))
+        self._commit(new, extra_sql=extra_sql)
+        self.frames.extend(f for _, f in new)
+        excess = len(self.frames) - self.replay
+        if excess > self.replay // 4:  # trim in chunks, not per event
+            del self.frames[:excess]
+            self.first_id += excess
+        if new:
+            self._new_events.set()
+            self._new_events = asyncio.Event()
+
+    def frames_after(self, last_id: int) -> list[bytes] | None:
+        """Frames after last_id, or None when that id is outside the replay buffer."""
+        if last_id < self.first_id - 1 or last_id > self.last_id:
+            return None
+        return self.frames[last_id - self.first_id + 1:]
+
+    async def wait_for_events(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._new_events.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # -- requests -----------------------------------------------------------
+
+    def sign_in(self, username: str, password: str) -> dict | None:
+        known = TRAINING_OPERATORS.get(username)
+        if known is None or not secrets.compare_digest(known[0], password):
+            return None
+        token = secrets.token_urlsafe(24)
+        self.sessions[token] = known[1]
+        if self.db is not None:
+            with self.db:
+                self.db.execute("INSERT INTO sessions VALUES (?, ?)", (token, json.dumps(known[1])))
+        return {"token": token, "operator": known[1]}
+
+    def snapshot(self) -> bytes:
+        fleet = self.fleet
+        return orjson.dumps({
+            "stream_id": self.stream_id,
+            "server_time": iso(self.sim_now()),
+            "clock_rate": self.speed,
+            "last_event_id": self.last_id,
+            "wearers": [{"id": w.id, "ref": w.ref, "curfew": str(w.curfew) if w.curfew else None}
+                        for w in fleet.wearers],
+            "devices": [{"id": d.id, "wearer_id": d.wearer_id, "kind": d.kind.value,
+                         "status": encode_status(fleet.status(i))}
+                        for i, d in enumerate(fleet.devices)],
+            "alerts": [encode_alert(a) for a in fleet.open_alerts()],
+        })
+
+    def acknowledge(self, alert_id: str, note: str, operator: dict, key: str) -> Answer:
+        fingerprint = hashlib.sha256(f"ack\0{alert_id}\0{note}".encode()).hexdigest()
+        seen = self._idempotency.get(key)
+        if seen is not None:
+            if seen[0] != fingerprint:
+                return problem(422, "Idempotency-Key reused",
+                               "this key was used for a different request")
+            return seen[1]
+        alert = self.fleet.alerts.get(alert_id)
+        if alert is None:
+            return problem(404, "No such alert", f"no alert has the id {alert_id}")
+        try:
+            event = self.fleet.acknowledge(alert_id, operator["name"], note)
+        except LifecycleError as e:
+            answer = problem(409, "Alert not acknowledgeable", str(e))
+            self._remember(key, fingerprint, answer)
+            return answer
+        answer = Answer(200, orjson.dumps(encode_alert(event[1])))
+        self._idempotency[key] = (fingerprint, answer)
+        # The effect, its event and the key's answer are committed together.
+        self._publish([event], extra_sql=[self._key_sql(key, fingerprint, answer)])
+        return answer
+
+    def _remember(self, key: str, fingerprint: str, answer: Answer) -> None:
+        self._idempotency[key] = (fingerprint, answer)
+        if self.db is not None:
+            with self.db:
+                self.db.execute(*self._key_sql(key, fingerprint, answer))
+
+    @staticmethod
+    def _key_sql(key: str, fingerprint: str, answer: Answer) -> tuple[str, tuple]:
+        return ("INSERT INTO idempotency VALUES (?, ?, ?, ?)",
+                (key, fingerprint, answer.status, answer.body))
+
+
+def problem(status: int, title: str, detail: str) -> Answer:
+    return Answer(status, orjson.dumps({"type": "about:blank", "title": title,
+                                        "status": status, "detail": detail}))
+

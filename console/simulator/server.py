@@ -1,0 +1,59 @@
+"""Run the simulator: `python -m console.simulator --port 8765 --wearers 5000 --speed 60 --seed 7`.
+
+The first line on stdout is JSON naming the URL it listens on, so that a parent
+process can start it on port 0 and find it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+
+import uvicorn
+
+from console.simulator.app import create_app
+from console.simulator.backend import Backend
+
+DEFAULT_WEARERS = 1732  # people subject to EM in March 2022 (ICIBI §1.11)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="em-console simulator", description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    p.add_argument("--wearers", type=int, default=DEFAULT_WEARERS,
+                   help=f"fleet size, 1 to 100000 (default {DEFAULT_WEARERS})")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--state", help="file keeping the backend's state and event log across restarts")
+    p.add_argument("--replay", type=int, default=200_000, help="events kept for resuming clients")
+    p.add_argument("--heartbeat", type=float, default=10.0, help="seconds between stream heartbeats")
+    args = p.parse_args(argv)
+    if not 1 <= args.wearers <= 100_000:
+        p.error("--wearers must be between 1 and 100000")
+    if not 0 < args.speed <= 10_000:
+        p.error("--speed must be above 0 and at most 10000")
+    if not 0.1 <= args.heartbeat <= 15:
+        p.error("--heartbeat must be between 0.1 and 15 seconds")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    host, port = sock.getsockname()[:2]
+    print(json.dumps({"url": f"http://{host}:{port}", "wearers": len(backend.fleet.wearers),
+                      "last_event_id": backend.last_id}), flush=True)
+    config = uvicorn.Config(create_app(backend, args.heartbeat), log_level="warning",
+                            timeout_graceful_shutdown=1)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
