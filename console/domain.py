@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timezone
-from enum import Enum
+from datetime import UTC, datetime, time
+from enum import Enum, StrEnum
 from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Europe/London")
 DAY = 86_400.0
 
 
-class DeviceKind(str, Enum):
+class DeviceKind(StrEnum):
     GPS = "gps"  # fitted ankle tag
     RF = "rf"  # RF tag with home monitoring unit
     NFD = "nfd"  # non-fitted device, biometric check-ins
@@ -46,13 +46,13 @@ OFFLINE_AFTER_INTERVALS = 10
 LOW_BATTERY = 20.0  # ICIBI §5.74: "when it's on 20% battery, they should call"
 
 
-class Connection(str, Enum):
+class Connection(StrEnum):
     ONLINE = "online"
     STALE = "stale"
     OFFLINE = "offline"
 
 
-class CurfewState(str, Enum):
+class CurfewState(StrEnum):
     INSIDE = "inside"
     OUTSIDE = "outside"
     NONE = "no curfew now"
@@ -83,7 +83,7 @@ URGENT_TYPES = {"strap_tamper", "curfew_missed"}
 URGENT_OUT_OF_CONTACT = 7 * DAY  # ICIBI §5.14
 
 
-class AlertState(str, Enum):
+class AlertState(StrEnum):
     """ISA-18.2 reduced to what the protocol carries: an alert is open until it is
     both acknowledged and no longer active."""
 
@@ -113,6 +113,13 @@ class Curfew:
         if self.start <= self.end:
             return self.start <= t < self.end
         return t >= self.start or t < self.end
+
+    @property
+    def length(self) -> float:
+        """Seconds from start to end."""
+        start = self.start.hour * 3600 + self.start.minute * 60
+        end = self.end.hour * 3600 + self.end.minute * 60
+        return (end - start) % DAY
 
     @classmethod
     def parse(cls, text: str | None) -> Curfew | None:
@@ -261,6 +268,6 @@ def format_age(seconds: float) -> str:
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )

@@ -15,11 +15,14 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from console.domain import iso
+from console.protocol.sse import encode_frame
 from console.protocol.wire import API, encode_alert
 from console.simulator.backend import Answer, Backend, problem
 
 PROBLEM = "application/problem+json"
 TICK_SECONDS = 0.1
+RESET_REASON = b'{"reason":"resume point not in the replay buffer"}'
 MAX_CHUNK = 5_000  # frames per write, so one slow client cannot hold a huge buffer
 
 
@@ -174,7 +177,7 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
             while True:
                 frames = backend.frames_after(cursor)
                 if frames is None:
-                    yield b"id: %d\nevent: reset\ndata: {\"reason\":\"resume point not in the replay buffer\"}\n\n" % backend.last_id
+                    yield encode_frame(backend.last_id, "reset", RESET_REASON)
                     return
                 if frames:
                     frames = frames[:MAX_CHUNK]
@@ -189,7 +192,8 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
 
         return StreamingResponse(
             stream(), media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Stream-Id": backend.stream_id},
+            headers={"Cache-Control": "no-cache", "X-Stream-Id": backend.stream_id,
+                     "X-Server-Time": iso(backend.sim_now())},
         )
 
     @app.get(f"{API}/alerts/{{alert_id}}", response_model=AlertOut, responses=PROBLEMS)

@@ -114,7 +114,7 @@ class Fleet:
 
     def _build(self, n: int) -> None:
         rng = self.rng
-        kinds, weights = zip(*KIND_SHARE)
+        kinds, weights = zip(*KIND_SHARE, strict=False)
         for i in range(n):
             kind = rng.choices(kinds, weights)[0]
             has_curfew = kind is DeviceKind.RF or rng.random() < 0.6
@@ -209,7 +209,8 @@ class Fleet:
         return DeviceStatus(
             device_id=self.devices[i].id, ts=sim.last_contact, battery=sim.battery,
             charging=sim.charging,
-            strap=None if kind is DeviceKind.NFD else ("open" if sim.strap_open_until > sim.last_contact else "ok"),
+            strap=None if kind is DeviceKind.NFD
+            else ("open" if sim.strap_open_until > sim.last_contact else "ok"),
             gps_fix=unit(self.seed, i, int(sim.last_contact // 600), 2) > 0.03
             if kind is DeviceKind.GPS else None,
             at_home=self._at_home_reported(i),
@@ -343,11 +344,12 @@ class Fleet:
         if curfew.applies(at) and not at_home:
             if sim.out_since is None:
                 sim.out_since = at
-            cause = "equipment_fault" if unit(self.seed, i, int(sim.out_since)) < ROUTINE_FAULT_SHARE["absence_15min"] else "non_compliance"
-            if at - sim.out_since > 12 * 3600:
-                self._breach(i, "curfew_missed", cause, events)
-            elif at - sim.out_since > 900:
-                self._breach(i, "absence_15min", cause, events)
+            out_for = at - sim.out_since
+            # "Full curfew missed": out for (nearly) the whole curfew period.
+            btype = "curfew_missed" if out_for > 0.9 * curfew.length else "absence_15min"
+            if out_for > 900:
+                fault = unit(self.seed, i, int(sim.out_since)) < ROUTINE_FAULT_SHARE[btype]
+                self._breach(i, btype, "equipment_fault" if fault else "non_compliance", events)
         elif sim.out_since is not None:
             sim.out_since = None
             self._clear_cause(i, "absence_15min", events)

@@ -1,0 +1,1 @@
+"""EM Console core: domain, protocol, store, sync and the reference simulator. Qt-free."""

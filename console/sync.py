@@ -1,0 +1,404 @@
+"""The sync engine: backend stream -> store -> coalesced change batches.
+
+Two threads, neither of them the GUI's:
+- the network thread runs one asyncio loop: sign-in, snapshots, the event stream
+  with resume and backoff, and the outbox sender;
+- the writer thread owns the store: it decodes events, applies them in batched
+  transactions and publishes what changed, at most about ten times a second.
+
+Consumers (the Qt UI, the headless status line, tests) receive `Changes` through
+the `publish` callback, on the writer thread; the UI moves them to its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+
+import httpx
+
+from console.protocol.client import ApiError, AuthError, Client, ProtocolError, Snapshot
+from console.protocol.sse import Frame, SSEParser
+from console.protocol.wire import BadEvent, decode_event
+from console.store import Action, Changes, Picture, Store
+
+log = logging.getLogger(__name__)
+
+PUBLISH_INTERVAL = 0.1
+BACKOFF_BASE, BACKOFF_CAP = 1.0, 60.0
+MAX_BATCH = 20_000  # frames per transaction
+_rng = random.Random()
+
+
+def backoff_delay(attempt: int, rng: random.Random = _rng) -> float:
+    """Full-jitter exponential backoff (AWS architecture blog, 2015)."""
+    return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+class ServerClock:
+    """The backend's time, extrapolated. A simulator may run faster than real time,
+    and a workstation's clock may be wrong: ages and future-timestamp checks use this."""
+
+    def __init__(self) -> None:
+        self._anchor = (time.time(), time.monotonic(), 1.0)
+
+    def set(self, server_time: float, rate: float | None = None) -> None:
+        rate = self._anchor[2] if rate is None else rate
+        self._anchor = (server_time, time.monotonic(), rate)
+
+    def now(self) -> float:
+        t, mono, rate = self._anchor
+        return t + (time.monotonic() - mono) * rate
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    state: str = "starting"  # cached / connecting / live / reconnecting / stopped
+    since: float = 0.0  # wall time the state began
+    retry_at: float | None = None  # wall time of the next attempt while reconnecting
+    detail: str = ""
+    last_event_at: float | None = None  # wall time an event last arrived
+    synced_at: float | None = None  # wall time of the snapshot the cache started from
+    last_event_id: int = 0
+    applied: int = 0
+    rejected: int = 0
+    last_rejected: str = ""
+    snapshots: int = 0
+    reconnects: int = 0
+    pending_actions: int = 0
+    cache_notice: str | None = None
+    operator: str | None = None
+
+
+class ChangeFeed:
+    """Coalesces Changes and hands them on at most once per interval."""
+
+    def __init__(self, publish: Callable[[Changes], None], interval: float = PUBLISH_INTERVAL):
+        self._publish = publish
+        self._interval = interval
+        self._pending = Changes()
+        self._last = 0.0
+        self.published = 0
+
+    def add(self, changes: Changes) -> None:
+        self._pending.merge(changes)
+
+    def due_in(self) -> float:
+        if not self._pending:
+            return self._interval
+        return max(0.0, self._last + self._interval - time.monotonic())
+
+    def flush(self, force: bool = False) -> None:
+        if self._pending and (force or self.due_in() == 0.0):
+            out, self._pending = self._pending, Changes()
+            self._last = time.monotonic()
+            self.published += 1
+            self._publish(out)
+
+
+class Writer(threading.Thread):
+    """Owns the store. Commands arrive on a queue and run in order."""
+
+    def __init__(self, engine: SyncEngine, cache_path: str):
+        super().__init__(name="store-writer", daemon=True)
+        self.engine = engine
+        self.cache_path = cache_path
+        self.q: queue.SimpleQueue = queue.SimpleQueue()
+        self.ready: Future = Future()
+
+    def call(self, fn: Callable[[Store], object]) -> Future:
+        """Run fn(store) on the writer thread; its result comes back in the future."""
+        fut: Future = Future()
+        self.q.put(("call", fn, fut))
+        return fut
+
+    def frames(self, frames: list[Frame]) -> None:
+        self.q.put(("frames", frames, None))
+
+    def stop(self) -> None:
+        self.q.put(("stop", None, None))
+
+    def run(self) -> None:
+        engine = self.engine
+        try:
+            store = Store(self.cache_path)
+            picture = store.load()
+            self.ready.set_result((store.meta(), store.notice, len(store.actions(("pending",)))))
+        except BaseException as e:  # the engine reports it; nothing else can run without a store
+            self.ready.set_exception(e)
+            return
+        feed = engine.feed
+        feed.add(Changes(picture=picture, last_event_id=store.last_event_id,
+                         actions={a.key: a for a in store.actions()}))
+        feed.flush(force=True)
+        carry = None
+        while True:
+            item = carry
+            carry = None
+            if item is None:
+                try:
+                    item = self.q.get(timeout=feed.due_in())
+                except queue.Empty:
+                    feed.flush()
+                    continue
+            kind, payload, fut = item
+            if kind == "stop":
+                feed.flush(force=True)
+                store.close()
+                return
+            if kind == "frames":
+                frames = list(payload)
+                while len(frames) < MAX_BATCH:
+                    try:
+                        nxt = self.q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt[0] != "frames":
+                        carry = nxt
+                        break
+                    frames.extend(nxt[1])
+                feed.add(self._apply(store, frames))
+            else:
+                try:
+                    result = payload(store)
+                    if isinstance(result, Changes):
+                        feed.add(result)
+                        feed.flush(force=True)  # an operator's action shows at once
+                    fut.set_result(result)
+                except BaseException as e:
+                    fut.set_exception(e)
+            feed.flush()
+
+    def _apply(self, store: Store, frames: list[Frame]) -> Changes:
+        engine = self.engine
+        now = engine.clock.now()
+        events, rejected, last_reason = [], 0, ""
+        for f in frames:
+            try:
+                events.append(decode_event(f.id, f.event, f.data, now))
+            except BadEvent as e:
+                rejected += 1
+                last_reason = f"event {f.id}: {e}"
+                log.warning("rejected event %s (%s): %s", f.id, f.event[:40], e)
+        changes = store.apply(events)
+        engine._update(applied=engine.status.applied + changes.applied,
+                       rejected=engine.status.rejected + rejected,
+                       last_event_id=changes.last_event_id,
+                       **({"last_rejected": last_reason} if rejected else {}))
+        return changes
+
+
+class SyncEngine:
+    def __init__(self, backend_url: str, username: str, password: str, cache_path: str,
+                 publish: Callable[[Changes], None], read_timeout: float = 30.0):
+        self.backend_url = backend_url
+        self.clock = ServerClock()
+        self.feed = ChangeFeed(publish)
+        self.status = SyncStatus(state="starting", since=time.time())
+        self._status_lock = threading.Lock()
+        self._client = Client(backend_url, username, password, read_timeout)
+        self._writer = Writer(self, cache_path)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sync-net",
+                                        daemon=True)
+        self._stopping = False
+        self._outbox_kick: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._attempt = 0  # consecutive failed stream attempts
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Opens the cache (publishing the cached picture) and starts syncing.
+        Raises if the cache cannot be opened at all."""
+        self._writer.start()
+        meta, notice, pending = self._writer.ready.result()
+        self._meta = meta
+        if "server_time" in meta:
+            self.clock.set(float(meta["server_time"]), float(meta.get("clock_rate", 1.0)))
+        synced = meta.get("snapshot_at")
+        self._update(state="cached", since=time.time(), cache_notice=notice,
+                     synced_at=float(synced) if synced else None,
+                     last_event_id=int(meta.get("last_event_id", 0)), pending_actions=pending)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start_tasks(), self._loop).result()
+
+    async def _start_tasks(self) -> None:
+        self._outbox_kick = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._run_stream()),
+                       asyncio.create_task(self._run_outbox())]
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+
+        async def shutdown():
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._client.aclose()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._writer.stop()
+        self._writer.join(10)
+        self._update(state="stopped", since=time.time())
+
+    def _update(self, **fields) -> None:
+        with self._status_lock:
+            self.status = replace(self.status, **fields)
+
+    # -- operator actions -----------------------------------------------------
+
+    def acknowledge(self, alert_id: str, note: str) -> Future:
+        """Queue an acknowledgement. The future resolves once it is durable in the
+        outbox; only then may the UI show it as done."""
+        action = Action(key=str(uuid.uuid4()), action="acknowledge", alert_id=alert_id,
+                        note=note, created_at=time.time(), state="pending")
+        fut = self._writer.call(lambda store: store.enqueue(action))
+        fut.add_done_callback(lambda f: f.exception() or self._kick_outbox())
+        return fut
+
+    def _kick_outbox(self) -> None:
+        if self._outbox_kick is not None and not self._stopping:
+            self._loop.call_soon_threadsafe(self._outbox_kick.set)
+
+    async def _writer_call(self, fn: Callable[[Store], object]):
+        return await asyncio.wrap_future(self._writer.call(fn))
+
+    async def _run_outbox(self) -> None:
+        attempt = 0
+        while True:
+            pending: list[Action] = await self._writer_call(lambda s: s.actions(("pending",)))
+            self._update(pending_actions=len(pending))
+            failed = False
+            for action in pending:
+                state, detail = await self._deliver(action)
+                if state == "pending":
+                    failed = True
+                    await self._writer_call(
+                        lambda s, a=action, d=detail: s.settle(a.key, "pending", d, a.attempts + 1))
+                    break
+                await self._writer_call(
+                    lambda s, a=action, st=state, d=detail: s.settle(a.key, st, d, a.attempts + 1))
+            if failed:
+                delay = backoff_delay(attempt)
+                attempt += 1
+            else:
+                attempt, delay = 0, None
+            self._outbox_kick.clear()
+            try:
+                await asyncio.wait_for(self._outbox_kick.wait(), delay)
+            except TimeoutError:
+                pass
+
+    async def _deliver(self, action: Action) -> tuple[str, str | None]:
+        """Send one action. A repeated key is answered as the first time, so a
+        retry after an unknown outcome cannot act twice."""
+        try:
+            await self._client.acknowledge(action.alert_id, action.note, action.key)
+            return "delivered", None
+        except ApiError as e:
+            if e.status == 409:
+                return "conflict", str(e.problem.get("detail", e))
+            if 400 <= e.status < 500 and e.status not in (401, 408, 429):
+                return "rejected", str(e.problem.get("detail", e))
+            return "pending", str(e)
+        except (httpx.HTTPError, ProtocolError, OSError) as e:
+            return "pending", f"{type(e).__name__}: {e}"
+
+    # -- the stream -----------------------------------------------------------
+
+    async def _run_stream(self) -> None:
+        meta = self._meta
+        stream_id = meta.get("stream_id")
+        last_id: int | None = int(meta["last_event_id"]) if stream_id else None
+        self._update(state="connecting", since=time.time())
+        while True:
+            try:
+                if self._client.token is None:
+                    op = await self._client.sign_in()
+                    self._update(operator=op.get("name"))
+                if last_id is None:
+                    snap = await self._client.snapshot()
+                    await self._take_snapshot(snap)
+                    stream_id, last_id = snap.stream_id, snap.last_event_id
+                last_id, resync = await self._follow(stream_id, last_id)
+                if resync:
+                    last_id = None
+                    continue
+                raise ProtocolError("the backend closed the stream")
+            except asyncio.CancelledError:
+                raise
+            except AuthError as e:
+                detail = f"sign-in refused: {e}"
+            except (httpx.HTTPError, ProtocolError, OSError, ValueError) as e:
+                detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            delay = backoff_delay(self._attempt)
+            self._attempt += 1
+            log.info("stream interrupted (%s); retrying in %.1f s", detail, delay)
+            self._update(state="reconnecting", since=self._since("reconnecting"),
+                         retry_at=time.time() + delay, detail=detail,
+                         reconnects=self.status.reconnects + 1)
+            await asyncio.sleep(delay)
+
+    def _since(self, state: str) -> float:
+        return self.status.since if self.status.state == state else time.time()
+
+    async def _take_snapshot(self, snap: Snapshot) -> None:
+        for reason in snap.rejected:
+            log.warning("snapshot item rejected: %s", reason)
+        self.clock.set(snap.server_time, snap.clock_rate)
+        picture = Picture(snap.wearers, snap.devices, snap.statuses, snap.alerts)
+        await self._writer_call(lambda s: s.replace_all(
+            picture, snap.last_event_id, stream_id=snap.stream_id,
+            server_time=snap.server_time, clock_rate=snap.clock_rate))
+        self._update(snapshots=self.status.snapshots + 1, last_event_id=snap.last_event_id,
+                     synced_at=time.time())
+
+    async def _follow(self, stream_id: str, last_id: int) -> tuple[int, bool]:
+        """Read the stream until it ends. Returns the last id handed to the writer
+        and whether a new snapshot is needed (reset, other stream, gap)."""
+        parser = SSEParser()
+        async with self._client.events(last_id) as stream:
+            if stream.stream_id != stream_id:
+                log.warning("stream identity changed (%s -> %s): new snapshot",
+                            stream_id, stream.stream_id)
+                return last_id, True
+            if stream.server_time is not None:
+                self.clock.set(stream.server_time)
+            self._attempt = 0  # connected: the next failure starts the backoff afresh
+            self._update(state="live", since=time.time(), retry_at=None, detail="")
+            async for chunk in stream.chunks:
+                good: list[Frame] = []
+                for frame in parser.feed(chunk):
+                    if frame.event == "reset":
+                        log.warning("backend reset the stream: new snapshot")
+                        self._writer.frames(good)
+                        return last_id, True
+                    if frame.id is not None and frame.id.isdigit():
+                        n = int(frame.id)
+                        if n <= last_id:
+                            continue  # already have it
+                        if n != last_id + 1:
+                            log.warning("gap in event ids (%d after %d): new snapshot",
+                                        n, last_id)
+                            self._writer.frames(good)
+                            return last_id, True
+                        last_id = n
+                    good.append(frame)
+                if good:
+                    self._writer.frames(good)
+                    self._update(last_event_at=time.time())
+        return last_id, False

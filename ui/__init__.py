@@ -1,0 +1,1 @@
+"""PySide6 windows, widgets and item models of the console."""

@@ -1,0 +1,151 @@
+"""`em-console`: the console's command line.
+
+    em-console                          the console on the embedded training simulator
+    em-console --backend URL            the console on a real backend
+    em-console --headless --backend URL --cache PATH
+    em-console --offscreen-for 20 --screenshot board.png
+    em-console simulator [...]          the reference backend (see --help there)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import platformdirs
+
+from console.embedded import EmbeddedSimulator
+
+try:
+    VERSION = version("em-console")
+except PackageNotFoundError:  # a bundle without metadata
+    VERSION = "unknown"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="em-console", description="Electronic-monitoring centre console.")
+    p.add_argument("--backend", help="backend URL; without it the training simulator is started")
+    p.add_argument("--user", default=os.environ.get("EM_CONSOLE_USER", "demo"),
+                   help="operator name (headless and offscreen; the window asks)")
+    p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
+    p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
+    p.add_argument("--status-interval", type=float, default=5.0, help="headless status line period")
+    p.add_argument("--read-timeout", type=float, default=30.0,
+                   help="seconds of stream silence before reconnecting (above the 15 s heartbeat)")
+    p.add_argument("--offscreen-for", type=float, metavar="SECONDS",
+                   help="run the real window offscreen this long, then print a JSON summary")
+    p.add_argument("--screenshot", help="with --offscreen-for: write the window to this PNG")
+    p.add_argument("--wearers", type=int, help="training simulator fleet size")
+    p.add_argument("--version", action="version", version=f"em-console {VERSION}")
+    args = p.parse_args(argv)
+    if args.headless and not args.backend:
+        p.error("--headless needs --backend")
+    if args.screenshot and not args.offscreen_for:
+        p.error("--screenshot goes with --offscreen-for")
+    if args.read_timeout <= 15:
+        p.error("--read-timeout must be above the 15 s heartbeat interval")
+    return args
+
+
+def data_dir() -> Path:
+    path = Path(platformdirs.user_data_dir("em-console", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulator"]:
+        from console.simulator.server import main as simulator
+
+        return simulator(argv[1:])
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    password = os.environ.get("EM_CONSOLE_PASSWORD", "demo")
+    if args.headless:
+        from console.headless import run
+
+        cache = args.cache or str(data_dir() / "cache.db")
+        return run(args.backend, args.user, password, cache, args.status_interval, args.read_timeout)
+    return run_window(args, password)
+
+
+def run_window(args: argparse.Namespace, password: str) -> int:
+    if args.offscreen_for:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PySide6.QtWidgets import QApplication, QDialog
+
+    from console.sync import SyncEngine
+    from ui.bridge import GuiBridge
+    from ui.dialogs import SignInDialog
+    from ui.main_window import MainWindow
+    from ui.models import AlertQueueModel, StatusBoardModel
+    from ui.resources import resource
+    from ui.stall import StallMeter
+
+    training = args.backend is None
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("EM Console")
+    app.setApplicationVersion(VERSION)
+    app.setStyleSheet(resource("style.qss").read_text())
+    simulator = None
+    if training:
+        # Training data never mixes with a real cache: its own files.
+        simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers)
+        backend = simulator.url
+        cache = args.cache or str(data_dir() / "training-cache.db")
+    else:
+        backend = args.backend.rstrip("/")
+        cache = args.cache or str(data_dir() / "cache.db")
+    try:
+        user = args.user
+        if not args.offscreen_for:
+            dialog = SignInDialog(backend, training)
+            if dialog.exec() != QDialog.Accepted:
+                return 1
+            user, password = dialog.username.text(), dialog.password.text()
+
+        bridge = GuiBridge()
+        engine = SyncEngine(backend, user, password, cache, bridge.publish, args.read_timeout)
+        board = StatusBoardModel(engine.clock.now)
+        alerts = AlertQueueModel(engine.clock.now)
+        window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,
+                            training, VERSION)
+        stalls = StallMeter(window)
+        engine.start()
+        window.resize(1500, 850)
+        window.show()
+        if args.offscreen_for:
+            return _offscreen(app, window, engine, board, alerts, stalls, args)
+        code = app.exec()
+        engine.stop()
+        return code
+    finally:
+        if simulator is not None:
+            simulator.stop()
+
+
+def _offscreen(app, window, engine, board, alerts, stalls, args) -> int:
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(int(args.offscreen_for * 1000), app.quit)
+    app.exec()
+    if args.screenshot:
+        window.grab().save(args.screenshot)
+    status = engine.status
+    engine.stop()
+    print(json.dumps({"wearers": board.total, "events_applied": status.applied,
+                      "open_alerts": alerts.rowCount(), "state": status.state,
+                      "rejected": status.rejected, **stalls.summary(),
+                      "at": time.strftime("%Y-%m-%dT%H:%M:%S")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

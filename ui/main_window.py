@@ -1,0 +1,136 @@
+"""The operator's main window: alert queue beside the status board."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.domain import Alert
+from console.store import Changes
+from console.sync import SyncStatus
+from ui.bridge import GuiBridge
+from ui.dialogs import AcknowledgeDialog
+from ui.models import AlertQueueModel, StatusBoardModel
+from ui.widgets import AlertQueue, ConnectionIndicator, StaleNotice, StatusBoard, TrainingBanner
+
+CLOCK_REFRESH_MS = 5_000  # ages and connection states move on without events
+STATUS_REFRESH_MS = 1_000
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
+                 status: Callable[[], SyncStatus], acknowledge: Callable[[str, str], Future],
+                 training: bool, version: str):
+        super().__init__()
+        self.setWindowTitle("EM Console" + (" — TRAINING" if training else ""))
+        self.board_model, self.alert_model = board, alerts
+        self._status, self._acknowledge, self._bridge = status, acknowledge, bridge
+        self.version = version
+        bridge.changes.connect(self.apply)
+        bridge.action_failed.connect(self._action_failed)
+
+        self.board = StatusBoard(board)
+        self.queue = AlertQueue(alerts)
+        self.queue.acknowledge_requested.connect(self.acknowledge)
+        self.connection = ConnectionIndicator(status)
+        self.stale = StaleNotice(status)
+        self.counters = QLabel()
+        self.counters.setAccessibleName("Sync counters")
+
+        split = QSplitter(Qt.Horizontal)
+        split.addWidget(self.queue)
+        split.addWidget(self.board)
+        split.setSizes([560, 900])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 0, 6, 6)
+        self.banner = TrainingBanner() if training else None
+        if self.banner:
+            layout.addWidget(self.banner)
+        layout.addWidget(self.connection)
+        layout.addWidget(self.stale)
+        layout.addWidget(split, 1)
+        self.setCentralWidget(central)
+        self.statusBar().addPermanentWidget(self.counters)
+        self._menus()
+
+        self._clock = QTimer(self, interval=CLOCK_REFRESH_MS)
+        self._clock.timeout.connect(self._tick_clock)
+        self._clock.start()
+        self._status_timer = QTimer(self, interval=STATUS_REFRESH_MS)
+        self._status_timer.timeout.connect(self._refresh_status)
+        self._status_timer.start()
+        self._refresh_status()
+
+    def _menus(self) -> None:
+        view = self.menuBar().addMenu("&View")
+        for text, keys, target in (
+            ("Alert &queue", "Alt+1", lambda: self.queue.view.setFocus()),
+            ("Status &board", "Alt+2", lambda: self.board.view.setFocus()),
+            ("&Search the board", QKeySequence.Find, lambda: self.board.search.setFocus()),
+            ("&Actions needing attention", "Alt+3", self.show_problems),
+        ):
+            action = QAction(text, self, shortcut=QKeySequence(keys))
+            action.triggered.connect(target)
+            view.addAction(action)
+            self.addAction(action)
+        help_menu = self.menuBar().addMenu("&Help")
+        about = QAction("&About EM Console", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, "About EM Console", f"EM Console {self.version}\nElectronic-monitoring centre console."))
+        help_menu.addAction(about)
+
+    # -- live data --------------------------------------------------------------
+
+    def apply(self, changes: Changes) -> None:
+        self.board_model.apply(changes)
+        self.alert_model.apply(changes)
+
+    def _tick_clock(self) -> None:
+        self.board_model.refresh_time()
+        self.alert_model.refresh_time()
+
+    def _refresh_status(self) -> None:
+        s = self._status()
+        self.connection.refresh()
+        self.stale.refresh()
+        problems = len(self.alert_model.problems)
+        self.counters.setText(
+            f"events applied {s.applied:,} · rejected {s.rejected:,} · "
+            f"actions queued {s.pending_actions}"
+            + (f" · ⚠ {problems} need attention (Alt+3)" if problems else "")
+            + (f" · signed in as {s.operator}" if s.operator else ""))
+        if s.cache_notice and not getattr(self, "_told_cache", False):
+            self._told_cache = True
+            QMessageBox.warning(self, "Offline cache replaced", s.cache_notice)
+
+    # -- operator actions ---------------------------------------------------------
+
+    def acknowledge(self, alert: Alert) -> None:
+        ref = self.alert_model.wearer_ref(alert.wearer_id)
+        dialog = AcknowledgeDialog(alert, ref, self.alert_model.clock())
+        if dialog.exec():
+            self._bridge.watch(self._acknowledge(alert.id, dialog.text()))
+
+    def _action_failed(self, message: str) -> None:
+        QMessageBox.critical(self, "Action not saved",
+                             f"The acknowledgement could not be saved and was not sent:\n{message}")
+
+    def show_problems(self) -> None:
+        problems = self.alert_model.problems.values()
+        text = "\n".join(f"{a.action} {a.alert_id} at {time.strftime('%H:%M', time.localtime(a.created_at))}"
+                         f": {a.state} — {a.detail}" for a in problems)
+        QMessageBox.information(self, "Actions needing attention",
+                                text or "Every action was accepted by the backend.")
