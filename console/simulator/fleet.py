@@ -36,7 +36,7 @@ CURFEWS = ["19:00-07:00", "20:00-07:00", "21:00-06:00", "22:00-07:00", "20:00-08
 CHARGE_HOURS = (20, 23)  # local evening charging window of a compliant wearer
 CHARGE_RATE = 100 / (2.5 * 3600)  # percent per second on the charger
 FORGETFUL_SHARE = 0.15
-P_FORGET = {True: 0.10, False: 0.01}  # chance per evening of not charging
+P_FORGET = {True: 0.08, False: 0.008}  # chance per evening of not charging
 P_CHARGING_FAULT = 0.003  # per device-day; the fault lasts one to three days
 P_LATE_HOME = 0.0072  # per curfew night: back 20-90 minutes late
 P_NIGHT_OUT = 0.0031  # per curfew night: out the whole curfew
@@ -90,6 +90,7 @@ class DeviceSim:
     out_since: float | None = None  # left home during curfew
     night_out_day: int = -1  # local day number of a night out or late return
     night_out_until: float = 0.0
+    charge_until: float = 0.0  # a flat device, once plugged in, gets a full charge
 
 
 class Fleet:
@@ -285,11 +286,9 @@ class Fleet:
         # wearer whose device went flat plugs it in within a few hours.
         in_window = CHARGE_HOURS[0] <= local.hour < CHARGE_HOURS[1]
         forgot = unit(self.seed, i, day) < P_FORGET[sim.forgetful]
-        if sim.battery <= 0:
-            plug_in = unit(self.seed, i, int(at // 3600)) < 0.35
-            sim.charging = plug_in
-        else:
-            sim.charging = in_window and not forgot
+        if sim.battery <= 0 and unit(self.seed, i, int(at // 3600)) < 0.35:
+            sim.charge_until = at + 3 * 3600
+        sim.charging = (in_window and not forgot) or at < sim.charge_until
         if sim.charging and sim.fault_until < at and unit(self.seed, i, day, 7) < P_CHARGING_FAULT:
             sim.fault_until = at + (1 + 2 * unit(self.seed, i, day, 8)) * DAY
         if sim.charging and sim.fault_until < at:

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen(128)  # connections queue from now on, before uvicorn's loop runs
     host, port = sock.getsockname()[:2]
     print(json.dumps({"url": f"http://{host}:{port}", "wearers": len(backend.fleet.wearers),
                       "last_event_id": backend.last_id}), flush=True)

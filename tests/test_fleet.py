@@ -1,0 +1,36 @@
+"""The simulated fleet's breach rates against ICIBI Figure 6, and its ground truth."""
+
+from collections import Counter
+
+from console.domain import DAY
+from console.simulator.fleet import Fleet
+
+START = 1_795_000_000.0  # a fixed moment, so the run is reproducible
+
+
+def run(wearers: int, days: int) -> tuple[Fleet, Counter]:
+    fleet = Fleet(wearers, seed=11, start=START)
+    for minute in range(int(days * 24 * 60)):
+        fleet.advance(START + (minute + 1) * 60)
+    # Leave out day one: it still carries the starting battery levels.
+    raised = Counter(a.type for a in fleet.alerts.values() if a.raised_at > START + DAY)
+    return fleet, raised
+
+
+def test_breaches_run_near_one_per_device_per_month_and_mostly_battery():
+    wearers, days = 150, 8
+    fleet, raised = run(wearers, days)
+    total = sum(raised.values())
+    per_device_month = total / wearers / (days - 1) * 30
+    assert 0.5 <= per_device_month <= 1.8, raised
+    assert 0.5 <= raised["battery"] / total <= 0.9, raised
+    assert raised["absence_15min"] > 0, raised
+    # Every breach has a ground truth, and both causes occur.
+    assert set(fleet.truth) == set(fleet.alerts)
+    assert set(fleet.truth.values()) == {"non_compliance", "equipment_fault"}
+
+
+def test_the_same_seed_gives_the_same_fleet():
+    a, b = Fleet(50, 3, START), Fleet(50, 3, START)
+    assert a.wearers == b.wearers and a.devices == b.devices
+    assert a.advance(START + 3600) == b.advance(START + 3600)
