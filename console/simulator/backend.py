@@ -22,7 +22,7 @@ import orjson
 
 from console.domain import LifecycleError, iso
 from console.protocol.sse import encode_frame
-from console.protocol.wire import decode_alert, encode_alert, encode_status
+from console.protocol.wire import decode_alert, decode_status, encode_alert, encode_status
 from console.simulator.fleet import Fleet
 
 TRAINING_OPERATORS = {"demo": ("demo", {"id": "op-demo", "name": "Demo Operator",
@@ -30,7 +30,7 @@ TRAINING_OPERATORS = {"demo": ("demo", {"id": "op-demo", "name": "Demo Operator"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL, reported BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, truth TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT NULL);
@@ -85,8 +85,9 @@ class Backend:
 
     def _load(self) -> None:
         fleet = self.fleet
-        for idx, state in self.db.execute("SELECT idx, state FROM devices"):
+        for idx, state, reported in self.db.execute("SELECT idx, state, reported FROM devices"):
             fleet.load_device(idx, json.loads(state))
+            fleet.reported[idx] = decode_status(orjson.loads(reported), None)
         fleet.alerts.clear()
         fleet.open_by_cause.clear()
         for body, truth in self.db.execute("SELECT body, truth FROM alerts ORDER BY id"):
@@ -122,8 +123,8 @@ class Backend:
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT INTO events VALUES (?, ?)", new_frames)
-            self.db.executemany("REPLACE INTO devices VALUES (?, ?)", [
-                (i, json.dumps(fleet.dump_device(i)))
+            self.db.executemany("REPLACE INTO devices VALUES (?, ?, ?)", [
+                (i, json.dumps(fleet.dump_device(i)), orjson.dumps(encode_status(fleet.reported[i])))
                 for i in fleet.touched])
             self.db.executemany("REPLACE INTO alerts VALUES (?, ?, ?)", [
                 (a, orjson.dumps(encode_alert(fleet.alerts[a])), fleet.truth[a])
@@ -203,7 +204,7 @@ class Backend:
             "wearers": [{"id": w.id, "ref": w.ref, "curfew": str(w.curfew) if w.curfew else None}
                         for w in fleet.wearers],
             "devices": [{"id": d.id, "wearer_id": d.wearer_id, "kind": d.kind.value,
-                         "status": encode_status(fleet.status(i))}
+                         "status": encode_status(fleet.reported[i])}
                         for i, d in enumerate(fleet.devices)],
             "alerts": [encode_alert(a) for a in fleet.open_alerts()],
         })

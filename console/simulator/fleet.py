@@ -108,6 +108,9 @@ class Fleet:
         self.next_alert = 1
         self.now = start
         self._build(wearers)
+        # What each device last told the backend: a flat device's battery drains
+        # on in the simulation, but nobody hears of it.
+        self.reported: list[DeviceStatus] = [self.status(i) for i in range(wearers)]
         self._heap = [(s.next_report, i) for i, s in enumerate(self.sims)]
         heapq.heapify(self._heap)
 
@@ -309,7 +312,8 @@ class Fleet:
         if sim.no_contact_until and sim.no_contact_until <= at:
             sim.no_contact_until = 0.0
         self._curfew_rules(i, at, events)
-        events.append(("device.status", self.status(i)))
+        self.reported[i] = self.status(i)
+        events.append(("device.status", self.reported[i]))
 
     def _move(self, i: int, at: float, local: datetime) -> None:
         """Home at night and during curfew, out for part of the day, and sometimes

@@ -1,0 +1,242 @@
+"""The sync engine against real backends over loopback HTTP."""
+
+import json
+import random
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+import pytest
+
+from conftest import wait_until
+from console.domain import AlertState
+from console.protocol.client import decode_snapshot
+from console.protocol.sse import encode_frame
+from console.store import Changes, Store
+from console.sync import ChangeFeed, SyncEngine, backoff_delay
+
+
+class Recorder:
+    """Collects what the engine publishes, as a UI would receive it."""
+
+    def __init__(self):
+        self.batches: list[Changes] = []
+        self.base_id = None  # last_event_id of the newest full picture
+
+    def __call__(self, changes: Changes):
+        self.batches.append(changes)
+        if changes.picture is not None:
+            self.base_id = changes.last_event_id
+
+
+def engine_for(url, cache, recorder=None, **kw):
+    engine = SyncEngine(url, "demo", "demo", str(cache), recorder or Recorder(), **kw)
+    engine.start()
+    return engine
+
+
+def assert_cache_equals_backend(cache, snapshot_bytes):
+    snap = decode_snapshot(snapshot_bytes)
+    store = Store(cache)
+    try:
+        picture = store.load()
+        assert store.last_event_id == snap.last_event_id
+        assert picture.statuses == snap.statuses
+        assert picture.alerts == snap.alerts
+        assert [w.id for w in picture.wearers] == [w.id for w in snap.wearers]
+    finally:
+        store.close()
+
+
+def settle(engine, backend):
+    """Wait until the engine has applied everything the (slowed) backend has."""
+    def caught_up():
+        return engine.status.last_event_id == backend.snapshot()["last_event_id"]
+    wait_until(caught_up, timeout=60, interval=0.2)
+
+
+def test_backoff_is_full_jitter_capped_at_sixty_seconds():
+    rng = random.Random(1)
+    delays = [backoff_delay(a, rng) for a in range(12) for _ in range(50)]
+    assert all(0 <= d <= 60 for d in delays)
+    assert max(backoff_delay(0, rng) for _ in range(200)) <= 1.0
+    assert max(backoff_delay(10, rng) for _ in range(200)) > 30
+
+
+def test_change_feed_coalesces_per_device_and_rate_limits():
+    published = []
+    feed = ChangeFeed(published.append, interval=60)
+    from console.domain import DeviceStatus
+    for battery in range(100):
+        feed.add(Changes(statuses={"D1": DeviceStatus("D1", 1e9 + battery, battery, False,
+                                                      None, None, None)}, applied=1))
+        feed.flush()
+    assert len(published) == 1  # the first flush went out; the rest wait for the interval
+    feed.flush(force=True)
+    assert len(published) == 2
+    assert published[1].statuses["D1"].battery == 99 and published[1].applied == 99
+
+
+def test_killing_and_restarting_the_backend_mid_stream_leaves_the_cache_equal(
+        start_backend, tmp_path):
+    backend = start_backend(wearers=300, speed=120, state=True)
+    port = backend.url.rsplit(":", 1)[1]
+    recorder = Recorder()
+    engine = engine_for(backend.url, tmp_path / "cache.db", recorder)
+    rng = random.Random(5)
+    try:
+        for _ in range(3):
+            applied = engine.status.applied
+            wait_until(lambda a=applied: engine.status.applied > a + 300, timeout=30)
+            time.sleep(rng.uniform(0, 1))
+            backend.kill()
+            backend = start_backend(wearers=300, speed=120, state=True, extra=["--port", port])
+        backend.kill()
+        backend = start_backend(wearers=300, speed=0.0001, state=True, extra=["--port", port])
+        settle(engine, backend)
+        assert engine.status.reconnects >= 4
+    finally:
+        engine.stop()
+    snapshot = backend.get("/api/v1/snapshot").content
+    assert_cache_equals_backend(tmp_path / "cache.db", snapshot)
+    # One snapshot, then every event exactly once: the count of applied events is
+    # exactly the distance between the snapshot's id and the last id.
+    assert engine.status.snapshots == 1
+    assert engine.status.applied == engine.status.last_event_id - recorder.base_id
+    assert engine.status.rejected == 0
+
+
+def test_a_backend_with_a_new_stream_identity_triggers_a_fresh_snapshot(start_backend, tmp_path):
+    first = start_backend(wearers=50, speed=60)
+    port = first.url.rsplit(":", 1)[1]
+    engine = engine_for(first.url, tmp_path / "cache.db")
+    try:
+        wait_until(lambda: engine.status.state == "live")
+        first.kill()
+        # A different fleet under a new identity; its ids restart from zero.
+        second = start_backend(wearers=80, speed=0.0001, extra=["--port", port, "--seed", "99"])
+        wait_until(lambda: engine.status.snapshots == 2, timeout=60)
+        settle(engine, second)
+    finally:
+        engine.stop()
+    assert_cache_equals_backend(tmp_path / "cache.db", second.get("/api/v1/snapshot").content)
+
+
+def test_acknowledgements_queued_offline_reach_the_backend_exactly_once(start_backend, tmp_path):
+    backend = start_backend(wearers=400, speed=0.0001, state=True)
+    port = backend.url.rsplit(":", 1)[1]
+    targets = [a["id"] for a in backend.snapshot()["alerts"]
+               if a["state"] == "unacknowledged"][:5]
+    assert targets
+    engine = engine_for(backend.url, tmp_path / "cache.db", read_timeout=16)
+    try:
+        wait_until(lambda: engine.status.state == "live")
+        backend.kill()
+        for alert_id in targets:
+            queued = engine.acknowledge(alert_id, f"note for {alert_id}").result(5)
+            assert queued.actions[next(iter(queued.actions))].state == "pending"
+        assert len(_pending(tmp_path / "cache.db")) == len(targets)  # durable while offline
+        backend = start_backend(wearers=400, speed=0.0001, state=True, extra=["--port", port])
+        wait_until(lambda: not _pending(tmp_path / "cache.db"), timeout=60, interval=0.3)
+        settle(engine, backend)
+    finally:
+        engine.stop()
+    for alert_id in targets:
+        alert = backend.get(f"/api/v1/alerts/{alert_id}").json()
+        acks = [h for h in alert["history"] if h["state"] == "acknowledged"]
+        assert len(acks) == 1 and acks[0]["note"] == f"note for {alert_id}"
+    snapshot = decode_snapshot(backend.get("/api/v1/snapshot").content)
+    for alert_id in targets:
+        assert alert_id not in snapshot.alerts or \
+            snapshot.alerts[alert_id].state is AlertState.ACKNOWLEDGED
+
+
+def _pending(cache):
+    store = Store(cache)
+    try:
+        return store.actions(("pending",))
+    finally:
+        store.close()
+
+
+class HostileBackend(BaseHTTPRequestHandler):
+    """A backend that sends bad events between good ones."""
+
+    frames: bytes = b""
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, body, ctype="application/json", extra=()):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        for k, v in extra:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._send(200, json.dumps({"token": "t", "operator": {"id": "o", "name": "O",
+                                                                "roles": []}}).encode())
+
+    def do_GET(self):
+        path = urlparse(self.path).path
+        if path.endswith("/snapshot"):
+            body = {"stream_id": "hostile", "server_time": "2026-11-18T10:00:00Z",
+                    "last_event_id": 0,
+                    "wearers": [{"id": "W1", "ref": "EM-1", "curfew": "25:00-99:00"},
+                                {"id": "W2", "ref": "EM-2", "curfew": None}],
+                    "devices": [{"id": "D2", "wearer_id": "W2", "kind": "gps", "status": None},
+                                {"id": "D3", "wearer_id": "W3", "kind": "toaster"}],
+                    "alerts": [{"id": "A1"}]}
+            self._send(200, json.dumps(body).encode())
+        elif path.endswith("/events"):
+            self._send(200, self.frames, "text/event-stream",
+                       [("X-Stream-Id", "hostile"), ("Cache-Control", "no-cache")])
+            time.sleep(0.5)
+
+
+def status(device, battery, ts="2026-11-18T10:00:01Z"):
+    return json.dumps({"device_id": device, "ts": ts, "battery": battery, "charging": False,
+                       "strap": "ok", "gps_fix": True, "at_home": True}).encode()
+
+
+def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tmp_path):
+    HostileBackend.frames = b"".join([
+        encode_frame(1, "device.status", status("D2", 10)),
+        encode_frame(2, "device.status", b"{broken json"),
+        encode_frame(3, "device.status", status("D2", 101)),
+        encode_frame(4, "device.status", status("D2", 50, "2100-01-01T00:00:00Z")),
+        encode_frame(5, "device.teleported", b"{}"),
+        encode_frame(6, "device.status", b"\xff\xfe not utf-8"),
+        encode_frame(7, "device.status", status("D2", 42)),
+    ])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileBackend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    engine = engine_for(f"http://127.0.0.1:{server.server_port}", tmp_path / "c.db")
+    try:
+        wait_until(lambda: engine.status.last_event_id == 7)
+    finally:
+        engine.stop()
+        server.shutdown()
+    assert engine.status.applied == 2 and engine.status.rejected == 5
+    assert "event 6" in engine.status.last_rejected
+    store = Store(tmp_path / "c.db")
+    picture = store.load()
+    assert picture.statuses["D2"].battery == 42
+    # The snapshot's unusable items were left out; the usable ones kept.
+    assert [w.id for w in picture.wearers] == ["W2"] and [d.id for d in picture.devices] == ["D2"]
+    store.close()
+
+
+@pytest.mark.parametrize("wait_for", ["reconnecting"])
+def test_an_unreachable_backend_is_retried_while_the_cache_stays_readable(tmp_path, wait_for):
+    engine = engine_for("http://127.0.0.1:9", tmp_path / "c.db")
+    try:
+        wait_until(lambda: engine.status.state == wait_for)
+        assert engine.status.retry_at is not None and engine.status.detail
+    finally:
+        engine.stop()
