@@ -10,7 +10,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -63,7 +62,7 @@ class StatusBoard(QWidget):
         for key, label, tip in (
             ("offline", "&Offline or stale", "Only devices that are late making contact"),
             ("low_battery", "&Low battery", "Only devices below 20% battery"),
-            ("alerts", "Open &alerts", "Only wearers with open alerts"),
+            ("alerts", "Open ale&rts", "Only wearers with open alerts"),
         ):
             button = QPushButton(label, checkable=True, toolTip=tip)
             button.setAccessibleName(label.replace("&", "") + " filter")
@@ -84,7 +83,6 @@ class StatusBoard(QWidget):
         layout.addWidget(self.view)
         for signal in (model.modelReset, model.layoutChanged, model.rowsInserted):
             signal.connect(self._count)
-        QShortcut(QKeySequence.Find, self, activated=self.search.setFocus)
 
     def _count(self) -> None:
         self.count.setText(f"{self.model.rowCount():,} of {self.model.total:,} wearers")

@@ -1,0 +1,49 @@
+# Two commands for a fresh Debian or Ubuntu machine with Python 3.11+:
+#   make run    install everything, start the console on the embedded training backend
+#   make test   install everything, run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# What a real Qt window needs on Linux (the xcb platform plugin and its libraries).
+DEBIAN_PACKAGES := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 \
+	libxkbcommon0 libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 \
+	libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
+	libxcb-randr0 libxcb-xfixes0 libxcb-xkb1
+
+.PHONY: run test system-packages clean
+
+$(VENV)/.installed: pyproject.toml
+	$(MAKE) --no-print-directory system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+system-packages:
+	@command -v dpkg >/dev/null || { echo "Not Debian-like: install Qt's xcb libraries yourself."; exit 0; }; \
+	need="$(DEBIAN_PACKAGES)"; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || need="$$need python3-venv"; \
+	missing=$$(for p in $$need; do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "Installing Debian packages:" $$missing; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+
+run: $(VENV)/.installed
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(BIN)/em-console; \
+	else \
+		echo "No display: running the real window offscreen for 20 s against the training backend."; \
+		$(BIN)/em-console --offscreen-for 20 --screenshot em-console-screenshot.png && \
+		echo "The window as it looked: em-console-screenshot.png"; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
