@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 import pytest
-
 from conftest import wait_until
+
 from console.domain import AlertState
 from console.protocol.client import decode_snapshot
 from console.protocol.sse import encode_frame

@@ -4,10 +4,10 @@ import sys
 import time
 
 import pytest
+from conftest import wait_until
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QLineEdit, QPushButton, QTableView
 
-from conftest import wait_until
 from console.domain import (
     LOW_BATTERY,
     Alert,
