@@ -113,6 +113,7 @@ class Writer(threading.Thread):
         self.cache_path = cache_path
         self.q: queue.SimpleQueue = queue.SimpleQueue()
         self.ready: Future = Future()
+        self._broken = False  # a batch failed: drop frames until the next snapshot
 
     def call(self, fn: Callable[[Store], object]) -> Future:
         """Run fn(store) on the writer thread; its result comes back in the future."""
@@ -165,16 +166,29 @@ class Writer(threading.Thread):
                         carry = nxt
                         break
                     frames.extend(nxt[1])
-                feed.add(self._apply(store, frames))
+                if self._broken:
+                    continue  # applying these after a lost batch would leave a hole
+                try:
+                    feed.add(self._apply(store, frames))
+                except Exception as e:  # e.g. disk full: these events were not applied
+                    log.exception("applying a batch failed; taking a new snapshot")
+                    engine._update(detail=f"cache write failed: {e}")
+                    self._broken = engine.resync_needed = True
             else:
+                # A caller that stopped waiting must not stop the write itself.
+                wanted = fut.set_running_or_notify_cancel()
                 try:
                     result = payload(store)
                     if isinstance(result, Changes):
+                        if result.picture is not None:
+                            self._broken = False
                         feed.add(result)
                         feed.flush(force=True)  # an operator's action shows at once
-                    fut.set_result(result)
+                    if wanted:
+                        fut.set_result(result)
                 except BaseException as e:
-                    fut.set_exception(e)
+                    if wanted:
+                        fut.set_exception(e)
             feed.flush()
 
     def _apply(self, store: Store, frames: list[Frame]) -> Changes:
@@ -213,6 +227,7 @@ class SyncEngine:
         self._outbox_kick: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
         self._attempt = 0  # consecutive failed stream attempts
+        self.resync_needed = False  # set by the writer when a batch could not be applied
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -381,6 +396,9 @@ class SyncEngine:
             self._attempt = 0  # connected: the next failure starts the backoff afresh
             self._update(state="live", since=time.time(), retry_at=None, detail="")
             async for chunk in stream.chunks:
+                if self.resync_needed:
+                    self.resync_needed = False
+                    return last_id, True
                 good: list[Frame] = []
                 for frame in parser.feed(chunk):
                     if frame.event == "reset":
