@@ -55,10 +55,20 @@ def ranges(positions: list[int]) -> list[tuple[int, int]]:
     return out
 
 
+TEXT_ROLES = frozenset({int(Qt.DisplayRole), int(Qt.AccessibleTextRole)})
+ROLES = TEXT_ROLES | {int(Qt.BackgroundRole), int(Qt.TextAlignmentRole), int(Qt.ToolTipRole)}
+RIGHT = int(Qt.AlignRight | Qt.AlignVCenter)
+
+
 class SelfSortingModel(QAbstractTableModel):
-    """Rows live in `_rows`; `_order` lists the visible ones in display order."""
+    """Rows live in `_rows`; `_order` lists the visible ones in display order.
+
+    A view asks data() for every role of every visible cell on each repaint, so a
+    row is rendered once (texts and backgrounds) and kept until it or the clock
+    changes; roles the console does not use are answered before any work."""
 
     HEADERS: tuple[str, ...] = ()
+    RIGHT_ALIGNED: frozenset[int] = frozenset()
 
     def __init__(self, clock: Clock):
         super().__init__()
@@ -66,6 +76,27 @@ class SelfSortingModel(QAbstractTableModel):
         self._rows: list = []
         self._order: list[int] = []
         self._pos: dict[int, int] = {}  # row index -> display position
+        self._rendered: dict[int, tuple[tuple, tuple]] = {}  # row index -> (texts, backgrounds)
+
+    def _render(self, row, now: float) -> tuple[tuple[str, ...], tuple]:
+        raise NotImplementedError
+
+    def _tooltip(self, row, col: int) -> str | None:
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.DisplayRole):
+        if role not in ROLES or not index.isValid():
+            return None
+        col = index.column()
+        if role == Qt.TextAlignmentRole:
+            return RIGHT if col in self.RIGHT_ALIGNED else None
+        r = self._order[index.row()]
+        if role == Qt.ToolTipRole:
+            return self._tooltip(self._rows[r], col)
+        cell = self._rendered.get(r)
+        if cell is None:
+            cell = self._rendered[r] = self._render(self._rows[r], self.clock())
+        return cell[0][col] if role in TEXT_ROLES else cell[1][col]
 
     def rowCount(self, parent=QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._order)
@@ -110,12 +141,15 @@ class SelfSortingModel(QAbstractTableModel):
 
     def _reset(self, rows: list) -> None:
         self.beginResetModel()
+        self._rendered.clear()
         self._rows = rows
         self._order = self._compute_order()
         self._pos = {r: p for p, r in enumerate(self._order)}
         self.endResetModel()
 
     def _rows_changed(self, rows: set[int]) -> None:
+        for r in rows:
+            self._rendered.pop(r, None)
         positions = sorted(self._pos[r] for r in rows if r in self._pos)
         if not positions:
             return
@@ -128,6 +162,7 @@ class SelfSortingModel(QAbstractTableModel):
 
     def refresh_time(self) -> None:
         """Ages and time-derived states moved on; re-judge and repaint them."""
+        self._rendered.clear()
         self._reorder()
         if self._order:
             self.dataChanged.emit(self.index(0, 0),
@@ -145,8 +180,7 @@ class BoardRow:
 class StatusBoardModel(SelfSortingModel):
     HEADERS = ("Reference", "Device", "Connection", "Battery", "Strap", "Curfew",
                "Last contact", "Open alerts")
-    COL_CONNECTION, COL_BATTERY, COL_LAST_CONTACT, COL_ALERTS = 2, 3, 6, 7
-    TIME_COLUMNS = {2, 5, 6}  # connection, curfew and last contact change with the clock alone
+    RIGHT_ALIGNED = frozenset({3, 7})
 
     def __init__(self, clock: Clock):
         super().__init__(clock)
@@ -168,38 +202,31 @@ class StatusBoardModel(SelfSortingModel):
         at_home = row.status.at_home if row.status else None
         return curfew_state(row.wearer.curfew, at_home, now)
 
-    def data(self, index: QModelIndex, role=Qt.DisplayRole):
-        if not index.isValid():
-            return None
-        row = self.row_at(index.row())
-        col = index.column()
-        now = self.clock()
-        if role in (Qt.DisplayRole, Qt.AccessibleTextRole):
-            return self._text(row, col, now)
-        if role == Qt.ToolTipRole and col == 5 and row.wearer.curfew:
+    def _render(self, row: BoardRow, now: float) -> tuple[tuple[str, ...], tuple]:
+        s = row.status
+        conn = self.connection_of(row, now)
+        curfew = self._curfew(row, now)
+        battery_bg = None
+        if s and s.battery < LOW_BATTERY:
+            battery_bg = CAUTION if s.charging else WARN
+        backgrounds = (None, None, {Connection.OFFLINE: WARN, Connection.STALE: CAUTION}.get(conn),
+                       battery_bg, WARN if s and s.strap == "open" else None,
+                       WARN if curfew is CurfewState.OUTSIDE else None, None, None)
+        return tuple(self._text(row, col, now, conn, curfew) for col in range(8)), backgrounds
+
+    def _tooltip(self, row: BoardRow, col: int) -> str | None:
+        if col == 5 and row.wearer.curfew:
             return f"Curfew {row.wearer.curfew} (UK time)"
-        if role == Qt.BackgroundRole:
-            if col == self.COL_CONNECTION:
-                conn = self.connection_of(row, now)
-                return {Connection.OFFLINE: WARN, Connection.STALE: CAUTION}.get(conn)
-            if col == self.COL_BATTERY and row.status and row.status.battery < LOW_BATTERY:
-                return WARN if not row.status.charging else CAUTION
-            if col == 4 and row.status and row.status.strap == "open":
-                return WARN
-            if col == 5 and self._curfew(row, now) is CurfewState.OUTSIDE:
-                return WARN
-        if role == Qt.TextAlignmentRole and col in (self.COL_BATTERY, self.COL_ALERTS):
-            return int(Qt.AlignRight | Qt.AlignVCenter)
         return None
 
-    def _text(self, row: BoardRow, col: int, now: float) -> str:
+    def _text(self, row: BoardRow, col: int, now: float, conn: Connection,
+              curfew: CurfewState) -> str:
         s = row.status
         if col == 0:
             return row.wearer.ref
         if col == 1:
             return row.device.kind.label if row.device else "no device"
         if col == 2:
-            conn = self.connection_of(row, now)
             age = f" {format_age(now - s.ts)}" if s and conn is not Connection.ONLINE else ""
             return CONNECTION_TEXT[conn] + age
         if col == 3:
@@ -212,7 +239,7 @@ class StatusBoardModel(SelfSortingModel):
                 return "–"
             return "✕ open" if s.strap == "open" else "ok"
         if col == 5:
-            return CURFEW_TEXT[self._curfew(row, now)]
+            return CURFEW_TEXT[curfew]
         if col == 6:
             return f"{format_age(now - s.ts)} ago" if s else "never"
         return str(row.open_alerts) if row.open_alerts else ""
@@ -352,23 +379,19 @@ class AlertQueueModel(SelfSortingModel):
     def priority_of(self, alert: Alert) -> Priority:
         return priority(alert, self._last_contact.get(alert.device_id), self.clock())
 
-    def data(self, index: QModelIndex, role=Qt.DisplayRole):
-        if not index.isValid():
-            return None
-        alert: Alert = self.row_at(index.row())
-        col = index.column()
-        if role in (Qt.DisplayRole, Qt.AccessibleTextRole):
-            return self._text(alert, col)
-        if role == Qt.ToolTipRole and col == 5:
-            return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
-                             + (f" by {h.by}" if h.by else "") + (f": {h.note}" if h.note else "")
-                             for h in alert.history)
-        if role == Qt.BackgroundRole and col == 0:
-            p = self.priority_of(alert)
-            return {Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p)
-        return None
+    def _render(self, alert: Alert, now: float) -> tuple[tuple[str, ...], tuple]:
+        p = self.priority_of(alert)
+        texts = tuple(self._text(alert, col, now) for col in range(len(self.HEADERS)))
+        return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * 5
 
-    def _text(self, alert: Alert, col: int) -> str:
+    def _tooltip(self, alert: Alert, col: int) -> str | None:
+        if col != 5:
+            return None
+        return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
+                         + (f" by {h.by}" if h.by else "") + (f": {h.note}" if h.note else "")
+                         for h in alert.history)
+
+    def _text(self, alert: Alert, col: int, now: float) -> str:
         if col == 0:
             return self.priority_of(alert).label
         if col == 1:
@@ -378,7 +401,7 @@ class AlertQueueModel(SelfSortingModel):
         if col == 3:
             return datetime.fromtimestamp(alert.raised_at, LOCAL_TZ).strftime("%d %b %H:%M")
         if col == 4:
-            return format_age(self.clock() - alert.raised_at)
+            return format_age(now - alert.raised_at)
         action = self.actions.get(alert.id)
         if action is not None and not (action.state == "delivered"
                                        and alert.state is not AlertState.UNACKNOWLEDGED):
@@ -432,4 +455,5 @@ class AlertQueueModel(SelfSortingModel):
         """Alerts came or went: rebuild, keeping the selection on the same alerts."""
         old = self._rows
         self._rows, self._index = rows, index
+        self._rendered.clear()
         self._relayout(self._compute_order(), carry=lambda r: index.get(old[r].id))
