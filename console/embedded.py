@@ -19,13 +19,14 @@ def simulator_command(args: list[str]) -> list[str]:
 class EmbeddedSimulator:
     def __init__(self, state: Path | None, wearers: int | None = None,
                  speed: float = TRAINING_SPEED, extra: list[str] = ()):
-        args = ["--port", "0", "--speed", str(speed), *extra]
+        args = ["--port", "0", "--speed", str(speed), "--exit-with-parent", *extra]
         if state is not None:
             args += ["--state", str(state)]
         if wearers is not None:
             args += ["--wearers", str(wearers)]
+        # The child watches this pipe: if we die without stopping it, it exits too.
         self.process = subprocess.Popen(simulator_command(args), stdout=subprocess.PIPE,
-                                        stdin=subprocess.DEVNULL)
+                                        stdin=subprocess.PIPE)
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait(10)
@@ -33,6 +34,7 @@ class EmbeddedSimulator:
         self.url: str = json.loads(line)["url"]
 
     def stop(self) -> None:
+        self.process.stdin.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -153,3 +153,15 @@ def test_a_restarted_backend_continues_the_same_id_sequence(start_backend):
                                until=lambda f, p: len(f) >= 5)
     assert int(frames[0].id) == before["last_event_id"] + 1
     assert orjson.loads(frames[0].data)
+
+
+def test_one_state_file_serves_one_backend(start_backend):
+    start_backend(wearers=20, speed=1, state=True)
+    with pytest.raises(RuntimeError, match="exited"):
+        start_backend(wearers=20, speed=1, state=True)
+
+
+def test_the_embedded_backend_exits_when_its_parent_goes(start_backend):
+    backend = start_backend(wearers=20, speed=1)
+    backend.process.stdin.close()  # what the parent's death does to the pipe
+    backend.process.wait(timeout=10)

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -97,7 +98,13 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     simulator = None
     if training:
         # Training data never mixes with a real cache: its own files.
-        simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers)
+        try:
+            simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers)
+        except RuntimeError as e:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(None, "Training backend", f"The training backend did not start: {e}")
+            return 1
         backend = simulator.url
         cache = args.cache or str(data_dir() / "training-cache.db")
     else:
@@ -118,6 +125,7 @@ def run_window(args: argparse.Namespace, password: str) -> int:
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,
                             training, VERSION)
         stalls = StallMeter(window)
+        _quit_on_signals(app)
         engine.start()
         window.resize(1500, 850)
         window.show()
@@ -129,6 +137,19 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     finally:
         if simulator is not None:
             simulator.stop()
+
+
+def _quit_on_signals(app) -> None:
+    """SIGTERM or Ctrl+C close the window the normal way, so the engine and the
+    training simulator stop cleanly."""
+    from PySide6.QtCore import QTimer
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: app.quit())
+    # Python runs signal handlers only between bytecodes; wake it now and then.
+    timer = QTimer(app, interval=250)
+    timer.timeout.connect(lambda: None)
+    timer.start()
 
 
 def _offscreen(app, window, engine, board, alerts, stalls, args) -> int:

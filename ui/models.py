@@ -360,7 +360,8 @@ ACTION_TEXT = {"pending": "⏳ acknowledging (queued)", "delivered": "✓ acknow
 class AlertQueueModel(SelfSortingModel):
     """Open alerts, most urgent first, then oldest first (ICIBI §5.14)."""
 
-    HEADERS = ("Priority", "Type", "Wearer", "Raised", "Age", "State")
+    HEADERS = ("Priority", "Type", "Wearer", "State", "Age", "Raised")
+    COL_STATE = 3
 
     def __init__(self, clock: Clock):
         super().__init__(clock)
@@ -385,7 +386,7 @@ class AlertQueueModel(SelfSortingModel):
         return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * 5
 
     def _tooltip(self, alert: Alert, col: int) -> str | None:
-        if col != 5:
+        if col != self.COL_STATE:
             return None
         return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
                          + (f" by {h.by}" if h.by else "") + (f": {h.note}" if h.note else "")
@@ -398,17 +399,17 @@ class AlertQueueModel(SelfSortingModel):
             return alert.type_label
         if col == 2:
             return self.wearer_ref(alert.wearer_id)
-        if col == 3:
-            return datetime.fromtimestamp(alert.raised_at, LOCAL_TZ).strftime("%d %b %H:%M")
         if col == 4:
             return format_age(now - alert.raised_at)
+        if col == 5:
+            return datetime.fromtimestamp(alert.raised_at, LOCAL_TZ).strftime("%d %b %H:%M")
         action = self.actions.get(alert.id)
         if action is not None and not (action.state == "delivered"
                                        and alert.state is not AlertState.UNACKNOWLEDGED):
             text = ACTION_TEXT[action.state]
             return f"{text}: {action.detail}" if action.detail and action.state != "pending" else text
         state = alert.state.value
-        return state if alert.active else f"{state}, condition cleared"
+        return state if alert.active else f"{state}, cleared"
 
     def _compute_order(self) -> list[int]:
         now = self.clock()

@@ -105,7 +105,7 @@ class AlertQueue(QWidget):
         bar.addWidget(self.title, 1)
         bar.addWidget(self.ack)
         self.view = table(model, "Alert queue table")
-        for col, width in enumerate((110, 190, 100, 100, 60)):
+        for col, width in enumerate((105, 150, 90, 180, 50)):
             self.view.setColumnWidth(col, width)
         self.view.selectionModel().selectionChanged.connect(self._enable)
         self.view.activated.connect(lambda _: self._request())

@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
 """
 
 
+class StateInUse(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -77,8 +81,16 @@ class Backend:
     def _open(path: str | None) -> sqlite3.Connection | None:
         if path is None:
             return None
-        db = sqlite3.connect(path, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(path, isolation_level=None, timeout=0)
+        # One backend per state file: two would interleave one event log.
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN EXCLUSIVE")
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            db.close()
+            raise StateInUse(f"the state file {path} is in use by another backend ({e})") from None
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
         return db

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
+import threading
 
 import uvicorn
 
 from console.simulator.app import create_app
-from console.simulator.backend import Backend
+from console.simulator.backend import Backend, StateInUse
 
 DEFAULT_WEARERS = 1732  # people subject to EM in March 2022 (ICIBI §1.11)
 
@@ -29,7 +31,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--state", help="file keeping the backend's state and event log across restarts")
     p.add_argument("--replay", type=int, default=200_000, help="events kept for resuming clients")
-    p.add_argument("--heartbeat", type=float, default=10.0, help="seconds between stream heartbeats")
+    p.add_argument("--heartbeat", type=float, default=10.0,
+                   help="seconds between stream heartbeats")
+    p.add_argument("--exit-with-parent", action="store_true",
+                   help="exit when standard input closes (the parent that started us is gone)")
     args = p.parse_args(argv)
     if not 1 <= args.wearers <= 100_000:
         p.error("--wearers must be between 1 and 100000")
@@ -40,9 +45,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _exit_on_eof() -> None:
+    sys.stdin.buffer.read()
+    # Every tick is committed before it is served, so stopping at once loses nothing.
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state)
+    try:
+        backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state)
+    except StateInUse as e:
+        print(f"simulator: {e}", file=sys.stderr)
+        return 3
+    if args.exit_with_parent:
+        threading.Thread(target=_exit_on_eof, daemon=True).start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
