@@ -228,6 +228,7 @@ class SyncEngine:
         self._tasks: list[asyncio.Task] = []
         self._attempt = 0  # consecutive failed stream attempts
         self.resync_needed = False  # set by the writer when a batch could not be applied
+        self._resync_streak, self._last_resync = 0, -1e9
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -352,6 +353,7 @@ class SyncEngine:
                 last_id, resync = await self._follow(stream_id, last_id)
                 if resync:
                     last_id = None
+                    await self._pace_resync()
                     continue
                 raise ProtocolError("the backend closed the stream")
             except asyncio.CancelledError:
@@ -367,6 +369,15 @@ class SyncEngine:
                          retry_at=time.time() + delay, detail=detail,
                          reconnects=self.status.reconnects + 1)
             await asyncio.sleep(delay)
+
+    async def _pace_resync(self) -> None:
+        """The first snapshot after a reset or gap is immediate; a backend that keeps
+        causing them is asked again only after a backoff, not in a tight loop."""
+        now = time.monotonic()
+        self._resync_streak = self._resync_streak + 1 if now - self._last_resync < 60 else 0
+        self._last_resync = now
+        if self._resync_streak:
+            await asyncio.sleep(backoff_delay(self._resync_streak))
 
     def _since(self, state: str) -> float:
         return self.status.since if self.status.state == state else time.time()
