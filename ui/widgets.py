@@ -27,7 +27,7 @@ from console.sync import SyncStatus
 from ui.models import AlertQueueModel, StatusBoardModel
 
 
-def table(model, name: str) -> QTableView:
+def table(model, name: str, widths: tuple[int, ...]) -> QTableView:
     view = QTableView()
     view.setModel(model)
     view.setObjectName(name)
@@ -44,7 +44,17 @@ def table(model, name: str) -> QTableView:
     view.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
     view.horizontalHeader().setStretchLastSection(True)
     view.setTabKeyNavigation(False)  # Tab leaves the table, arrows move inside it
+    for col, width in enumerate(widths):
+        view.setColumnWidth(col, width)
     return view
+
+
+def stack(widget: QWidget, bar: QHBoxLayout, view: QTableView) -> None:
+    """A tool bar above a table, edge to edge."""
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addLayout(bar)
+    layout.addWidget(view)
 
 
 class StatusBoard(QWidget):
@@ -72,15 +82,10 @@ class StatusBoard(QWidget):
         self.count = QLabel()
         self.count.setAccessibleName("Rows shown")
         bar.addWidget(self.count)
-        self.view = table(model, "Status board table")
+        self.view = table(model, "Status board table", (110, 130, 140, 120, 70, 120, 110))
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
-        for col, width in enumerate((110, 130, 140, 120, 70, 120, 110)):
-            self.view.setColumnWidth(col, width)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        layout.addWidget(self.view)
+        stack(self, bar, self.view)
         for signal in (model.modelReset, model.layoutChanged, model.rowsInserted):
             signal.connect(self._count)
 
@@ -104,15 +109,10 @@ class AlertQueue(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.title, 1)
         bar.addWidget(self.ack)
-        self.view = table(model, "Alert queue table")
-        for col, width in enumerate((105, 150, 90, 180, 50)):
-            self.view.setColumnWidth(col, width)
+        self.view = table(model, "Alert queue table", (105, 150, 90, 180, 50))
         self.view.selectionModel().selectionChanged.connect(self._enable)
         self.view.activated.connect(lambda _: self._request())
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        layout.addWidget(self.view)
+        stack(self, bar, self.view)
         for signal in (model.modelReset, model.layoutChanged, model.dataChanged):
             signal.connect(self._refresh)
 
