@@ -40,6 +40,7 @@ WARN = QBrush(QColor("#fde2e1"))
 CAUTION = QBrush(QColor("#fff4ce"))
 CONNECTION_TEXT = {Connection.ONLINE: "● online", Connection.STALE: "◐ stale",
                    Connection.OFFLINE: "○ offline"}
+CONNECTION_RANK = {c: rank for rank, c in enumerate(Connection)}
 CURFEW_TEXT = {CurfewState.INSIDE: "⌂ inside", CurfewState.OUTSIDE: "✕ outside",
                CurfewState.NONE: "– no curfew now", CurfewState.UNKNOWN: "? unknown"}
 
@@ -251,7 +252,7 @@ class StatusBoardModel(SelfSortingModel):
         keys = {
             0: lambda r: r.wearer.ref,
             1: lambda r: r.device.kind.value if r.device else "",
-            2: lambda r: (list(Connection).index(self.connection_of(r, now)),
+            2: lambda r: (CONNECTION_RANK[self.connection_of(r, now)],
                           -(r.status.ts if r.status else never)),
             3: lambda r: r.status.battery if r.status else -1.0,
             4: lambda r: (r.status.strap or "") if r.status else "",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import heapq
 import json
 import secrets
 import sqlite3
@@ -96,22 +95,16 @@ class Backend:
         return db
 
     def _load(self) -> None:
-        fleet = self.fleet
-        for idx, state, reported in self.db.execute("SELECT idx, state, reported FROM devices"):
-            fleet.load_device(idx, json.loads(state))
-            fleet.reported[idx] = decode_status(orjson.loads(reported), None)
-        fleet.alerts.clear()
-        fleet.open_by_cause.clear()
-        for body, truth in self.db.execute("SELECT body, truth FROM alerts ORDER BY id"):
-            alert = decode_alert(orjson.loads(body), None)
-            fleet.truth[alert.id] = truth
-            fleet._store(int(alert.device_id[1:]), alert)
-        meta = dict(self.db.execute("SELECT key, value FROM meta"))
-        fleet.next_alert = int(meta["next_alert"])
-        fleet.timers = [tuple(t) for t in json.loads(meta["timers"])]
-        heapq.heapify(fleet.timers)
-        fleet._heap = [(s.next_report, i) for i, s in enumerate(fleet.sims)]
-        heapq.heapify(fleet._heap)
+        db = self.db
+        meta = dict(db.execute("SELECT key, value FROM meta"))
+        self.fleet.restore(
+            devices=[(idx, json.loads(state), decode_status(orjson.loads(reported), None))
+                     for idx, state, reported in db.execute("SELECT * FROM devices")],
+            alerts=[(decode_alert(orjson.loads(body), None), truth)
+                    for body, truth in db.execute("SELECT body, truth FROM alerts ORDER BY id")],
+            next_alert=int(meta["next_alert"]),
+            timers=[tuple(t) for t in json.loads(meta["timers"])],
+        )
         rows = self.db.execute(
             "SELECT id, frame FROM events WHERE id > ? ORDER BY id", (self.last_id - self.replay,)
         ).fetchall()

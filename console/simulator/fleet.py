@@ -111,6 +111,10 @@ class Fleet:
         # What each device last told the backend: a flat device's battery drains
         # on in the simulation, but nobody hears of it.
         self.reported: list[DeviceStatus] = [self.status(i) for i in range(wearers)]
+        self._index = {d.id: i for i, d in enumerate(self.devices)}
+        self._schedule()
+
+    def _schedule(self) -> None:
         self._heap = [(s.next_report, i) for i, s in enumerate(self.sims)]
         heapq.heapify(self._heap)
 
@@ -199,7 +203,7 @@ class Fleet:
     def acknowledge(self, alert_id: str, by: str, note: str) -> tuple[str, Alert]:
         """Raises KeyError for an unknown id and LifecycleError for a closed one."""
         alert = acknowledge(self.alerts[alert_id], self.now, by, note)
-        self._store(int(alert.device_id[1:]), alert)
+        self._store(self._index[alert.device_id], alert)
         return ("alert.cleared" if not alert.is_open else "alert.updated", alert)
 
     def open_alerts(self) -> list[Alert]:
@@ -363,5 +367,19 @@ class Fleet:
     def dump_device(self, i: int) -> dict:
         return asdict(self.sims[i])
 
-    def load_device(self, i: int, state: dict) -> None:
-        self.sims[i] = DeviceSim(**state)
+    def restore(self, devices: list[tuple[int, dict, DeviceStatus]],
+                alerts: list[tuple[Alert, str]], next_alert: int,
+                timers: list[tuple[float, int, str]]) -> None:
+        """Take up the state a backend saved, so that a restart carries on from it."""
+        for i, state, reported in devices:
+            self.sims[i] = DeviceSim(**state)
+            self.reported[i] = reported
+        self.alerts.clear()
+        self.open_by_cause.clear()
+        for alert, cause in alerts:
+            self.truth[alert.id] = cause
+            self._store(self._index[alert.device_id], alert)
+        self.next_alert = next_alert
+        self.timers = timers
+        heapq.heapify(self.timers)
+        self._schedule()
