@@ -7,11 +7,12 @@ the operator's queued actions (the outbox) and the sync position.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -31,7 +32,7 @@ from console.protocol.wire import Event
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class CacheUnusable(Exception):
@@ -72,7 +73,17 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     db["outbox"].create_index(["key"], unique=True)
 
 
-MIGRATIONS = {1: _migrate_1}
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    # Who did what, when: written in the same transaction as the action itself.
+    db["outbox"].add_column("operator", str)
+    db["audit"].create(
+        {"seq": int, "at": float, "operator": str, "event": str, "action": str,
+         "alert_id": str, "key": str, "detail": str},
+        pk="seq", not_null={"at", "event", "action", "alert_id", "key"},
+    )
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2}
 
 
 @dataclass
@@ -130,6 +141,7 @@ class Action:
     attempts: int = 0
     detail: str | None = None
     seq: int = 0
+    operator: str | None = None
 
 
 class Store:
@@ -215,9 +227,18 @@ class Store:
 
     def actions(self, states: tuple[str, ...] = ("pending", "conflict", "rejected")) -> list[Action]:
         marks = ",".join("?" * len(states))
-        return [Action(*r[1:], seq=r[0]) for r in self.conn.execute(
-            f"SELECT seq, key, action, alert_id, note, created_at, state, attempts, detail "
-            f"FROM outbox WHERE state IN ({marks}) ORDER BY seq", states)]
+        return [self._action(r) for r in self.conn.execute(
+            f"SELECT {ACTION_COLUMNS} FROM outbox WHERE state IN ({marks}) ORDER BY seq", states)]
+
+    def audit(self) -> list[tuple]:
+        return self.conn.execute(
+            "SELECT at, operator, event, action, alert_id, key, detail FROM audit ORDER BY seq"
+        ).fetchall()
+
+    @staticmethod
+    def _action(r: tuple) -> Action:
+        seq, *fields, operator = r
+        return Action(*fields, seq=seq, operator=operator)
 
     # -- writing --------------------------------------------------------------
 
@@ -279,36 +300,51 @@ class Store:
         changes.last_event_id = last
         return changes
 
-    def enqueue(self, action: Action) -> Changes:
-        """Write an operator's action durably (synchronous=FULL) before it is shown as done."""
+    @contextlib.contextmanager
+    def _durable(self):
+        """A transaction that is on disk when it returns (synchronous=FULL), for
+        operators' actions and their audit trail; the cache itself runs NORMAL."""
         c = self.conn
         c.execute("PRAGMA synchronous=FULL")
         try:
             with c:
                 c.execute("BEGIN")
-                cur = c.execute(
-                    "INSERT INTO outbox (key, action, alert_id, note, created_at, state, attempts) "
-                    "VALUES (?, ?, ?, ?, ?, 'pending', 0)",
-                    (action.key, action.action, action.alert_id, action.note, action.created_at))
+                yield c
         finally:
             c.execute("PRAGMA synchronous=NORMAL")
-        queued = Action(**{**action.__dict__, "state": "pending", "seq": cur.lastrowid})
+
+    def _audit(self, c: sqlite3.Connection, action: Action, event: str, detail: str | None) -> None:
+        c.execute("INSERT INTO audit (at, operator, event, action, alert_id, key, detail) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                  (time.time(), action.operator, event, action.action, action.alert_id,
+                   action.key, detail))
+
+    def enqueue(self, action: Action) -> Changes:
+        """Queue an operator's action and audit it in one durable transaction,
+        before the UI may show it as done."""
+        with self._durable() as c:
+            cur = c.execute(
+                "INSERT INTO outbox (key, action, alert_id, note, created_at, state, attempts, "
+                "operator) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)",
+                (action.key, action.action, action.alert_id, action.note, action.created_at,
+                 action.operator))
+            self._audit(c, action, "queued", action.note)
+        queued = replace(action, state="pending", seq=cur.lastrowid)
         return Changes(actions={action.key: queued})
 
     def settle(self, key: str, state: str, detail: str | None, attempts: int) -> Changes:
-        c = self.conn
-        c.execute("PRAGMA synchronous=FULL")
-        try:
-            with c:
-                c.execute("BEGIN")
-                c.execute("UPDATE outbox SET state=?, detail=?, attempts=? WHERE key=?",
-                          (state, detail, attempts, key))
-        finally:
-            c.execute("PRAGMA synchronous=NORMAL")
-        row = self.conn.execute(
-            "SELECT seq, key, action, alert_id, note, created_at, state, attempts, detail "
-            "FROM outbox WHERE key=?", (key,)).fetchone()
-        return Changes(actions={key: Action(*row[1:], seq=row[0])})
+        """Record the backend's answer to an action (or, while pending, the last error)."""
+        with self._durable() as c:
+            c.execute("UPDATE outbox SET state=?, detail=?, attempts=? WHERE key=?",
+                      (state, detail, attempts, key))
+            row = c.execute(f"SELECT {ACTION_COLUMNS} FROM outbox WHERE key=?", (key,)).fetchone()
+            action = self._action(row)
+            if state != "pending":
+                self._audit(c, action, state, detail)
+        return Changes(actions={key: action})
+
+
+ACTION_COLUMNS = "seq, key, action, alert_id, note, created_at, state, attempts, detail, operator"
 
 
 def _opt_bool(v: int | None) -> bool | None:

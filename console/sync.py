@@ -281,7 +281,8 @@ class SyncEngine:
         """Queue an acknowledgement. The future resolves once it is durable in the
         outbox; only then may the UI show it as done."""
         action = Action(key=str(uuid.uuid4()), action="acknowledge", alert_id=alert_id,
-                        note=note, created_at=time.time(), state="pending")
+                        note=note, created_at=time.time(), state="pending",
+                        operator=self.status.operator or self._client.username)
         fut = self._writer.call(lambda store: store.enqueue(action))
         fut.add_done_callback(lambda f: f.exception() or self._kick_outbox())
         return fut

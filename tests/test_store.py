@@ -116,3 +116,29 @@ def test_an_unusable_cache_is_moved_aside_and_a_fresh_one_built(tmp_path, spoil)
     store.replace_all(picture(), 3)
     assert len(store.load().wearers) == 3
     store.close()
+
+
+def test_every_action_is_audited_with_its_operator_in_the_same_write(store):
+    store.enqueue(Action("k9", "acknowledge", "A1", "called", T, "pending", operator="Ann"))
+    store.settle("k9", "pending", "ConnectError", 1)  # a retry is not an outcome
+    store.settle("k9", "delivered", None, 2)
+    trail = [(op, event, alert, key) for _, op, event, _, alert, key, _ in store.audit()]
+    assert trail == [("Ann", "queued", "A1", "k9"), ("Ann", "delivered", "A1", "k9")]
+
+
+def test_a_version_1_cache_is_migrated_without_losing_queued_actions(tmp_path):
+    import sqlite_utils
+
+    from console.store import _migrate_1
+
+    conn = connect(tmp_path / "old.db")
+    _migrate_1(sqlite_utils.Database(conn))
+    conn.execute("PRAGMA user_version=1")
+    conn.execute("INSERT INTO outbox (key, action, alert_id, note, created_at, state, attempts) "
+                 "VALUES ('k1', 'acknowledge', 'A1', 'n', 1, 'pending', 0)")
+    conn.close()
+    store = Store(tmp_path / "old.db")
+    assert store.notice is None
+    assert [a.key for a in store.actions(("pending",))] == ["k1"]
+    assert store.audit() == []
+    store.close()

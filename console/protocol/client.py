@@ -76,7 +76,7 @@ class Client:
             timeout=httpx.Timeout(10.0, read=read_timeout),
             limits=httpx.Limits(max_connections=4),
         )
-        self._username = username
+        self.username = username
         self._password = password
         self.token: str | None = None
         self.operator: dict | None = None
@@ -86,7 +86,7 @@ class Client:
 
     async def sign_in(self) -> dict:
         resp = await self._http.post(f"{API}/session",
-                                     json={"username": self._username, "password": self._password})
+                                     json={"username": self.username, "password": self._password})
         if resp.status_code == 401:
             raise AuthError(_problem(resp).get("title", "sign-in refused"))
         if resp.status_code != 200:
