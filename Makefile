@@ -1,6 +1,7 @@
 # Two commands for a fresh Debian or Ubuntu machine with Python 3.11+:
 #   make run    install everything, start the console on the embedded training backend
 #   make test   install everything, run the whole test suite
+# and for measurements: make faults, make bench (see docs/).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ DEBIAN_PACKAGES := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
 	libxcb-randr0 libxcb-xfixes0 libxcb-xkb1
 
-.PHONY: run test system-packages clean
+.PHONY: run test faults system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) --no-print-directory system-packages
@@ -35,6 +36,10 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+
+# The long fault-injection run (200 kills of each process); writes docs/reliability.md.
+faults: $(VENV)/.installed
+	$(BIN)/python tests/fault_suite.py --kills 200 --acks 1000 --freezes 3 --report docs/reliability.md
 
 run: $(VENV)/.installed
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \

@@ -257,7 +257,8 @@ class Store:
                           [_status_row(s, last_event_id) for s in picture.statuses.values()])
             c.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [_alert_row(a, last_event_id) for a in picture.alerts.values()])
-            self._set_meta(last_event_id=last_event_id, snapshot_at=time.time(), **meta)
+            self._set_meta(last_event_id=last_event_id, snapshot_at=time.time(),
+                           snapshot_event_id=last_event_id, applied_since_snapshot=0, **meta)
         return Changes(picture=picture, last_event_id=last_event_id)
 
     def apply(self, events: list[Event]) -> Changes:
@@ -296,6 +297,10 @@ class Store:
             c.executemany("REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           [_alert_row(a, last) for a in changes.alerts.values()])
             c.executemany("DELETE FROM alerts WHERE id = ?", [(i,) for i in changes.closed])
+            # A running count, so anyone can check that no event was applied twice:
+            # last_event_id - snapshot_event_id == applied_since_snapshot + rejected ones.
+            c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? "
+                      "WHERE key = 'applied_since_snapshot'", (changes.applied,))
             self._set_meta(last_event_id=last)
         changes.last_event_id = last
         return changes

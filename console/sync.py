@@ -295,25 +295,23 @@ class SyncEngine:
         return await asyncio.wrap_future(self._writer.call(fn))
 
     async def _run_outbox(self) -> None:
-        attempt = 0
+        """Deliver queued actions oldest first; stop at the first that cannot be
+        delivered now, so that actions on one alert never overtake each other."""
+        failures = 0  # consecutive rounds that delivered nothing
         while True:
             pending: list[Action] = await self._writer_call(lambda s: s.actions(("pending",)))
             self._update(pending_actions=len(pending))
-            failed = False
+            delivered, blocked = 0, False
             for action in pending:
                 state, detail = await self._deliver(action)
-                if state == "pending":
-                    failed = True
-                    await self._writer_call(
-                        lambda s, a=action, d=detail: s.settle(a.key, "pending", d, a.attempts + 1))
-                    break
                 await self._writer_call(
                     lambda s, a=action, st=state, d=detail: s.settle(a.key, st, d, a.attempts + 1))
-            if failed:
-                delay = backoff_delay(attempt)
-                attempt += 1
-            else:
-                attempt, delay = 0, None
+                if state == "pending":
+                    blocked = True
+                    break
+                delivered += 1
+            failures = 0 if delivered or not blocked else failures + 1
+            delay = backoff_delay(failures) if blocked else None
             self._outbox_kick.clear()
             try:
                 await asyncio.wait_for(self._outbox_kick.wait(), delay)

@@ -51,6 +51,8 @@ def test_a_batch_applied_twice_changes_nothing_the_second_time(store):
     second = store.apply(events)
     assert first.applied == 3 and second.applied == 0
     assert store.last_event_id == 13
+    meta = store.meta()
+    assert int(meta["applied_since_snapshot"]) == 13 - int(meta["snapshot_event_id"]) == 3
     assert store.load().statuses["D1"].battery == 39.0  # coalesced to the latest
     assert list(store.load().alerts) == ["A1"]
 
