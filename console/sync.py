@@ -27,7 +27,7 @@ import httpx
 
 from console.protocol.client import ApiError, AuthError, Client, ProtocolError, Snapshot
 from console.protocol.sse import Frame, SSEParser
-from console.protocol.wire import BadEvent, decode_event
+from console.protocol.wire import BadEvent, Event, decode_event
 from console.store import Action, Changes, Picture, Store
 
 log = logging.getLogger(__name__)
@@ -193,21 +193,52 @@ class Writer(threading.Thread):
 
     def _apply(self, store: Store, frames: list[Frame]) -> Changes:
         engine = self.engine
-        now = engine.clock.now()
-        events, rejected, last_reason = [], 0, ""
-        for f in frames:
-            try:
-                events.append(decode_event(f.id, f.event, f.data, now))
-            except BadEvent as e:
-                rejected += 1
-                last_reason = f"event {f.id}: {e}"
-                log.warning("rejected event %s (%s): %s", f.id, f.event[:40], e)
+        events, rejected = decode_frames(frames, engine.clock.now())
         changes = store.apply(events)
         engine._update(applied=engine.status.applied + changes.applied,
-                       rejected=engine.status.rejected + rejected,
+                       rejected=engine.status.rejected + len(rejected),
                        last_event_id=changes.last_event_id,
-                       **({"last_rejected": last_reason} if rejected else {}))
+                       **({"last_rejected": rejected[-1]} if rejected else {}))
         return changes
+
+
+def decode_frames(frames: list[Frame], now: float) -> tuple[list[Event], list[str]]:
+    """Decode what can be applied; log and return a reason, naming the event id,
+    for each frame that cannot."""
+    events, rejected = [], []
+    for f in frames:
+        try:
+            events.append(decode_event(f.id, f.event, f.data, now))
+        except BadEvent as e:
+            rejected.append(f"event {str(f.id)[:40]}: {e}")
+            log.warning("rejected event %r (%s): %s", f.id, f.event[:40], e)
+    return events, rejected
+
+
+class Cursor:
+    """Follows the ids of one stream. Ids are consecutive (docs/protocol.md): an id
+    already seen is dropped, and a jump or a reset means a snapshot is needed."""
+
+    def __init__(self, last_id: int):
+        self.last_id = last_id
+
+    def accept(self, frames: list[Frame]) -> tuple[list[Frame], bool]:
+        """The frames to apply, in order, and whether to stop for a new snapshot."""
+        good: list[Frame] = []
+        for frame in frames:
+            if frame.event == "reset":
+                log.warning("backend reset the stream: new snapshot")
+                return good, True
+            if frame.id is not None and frame.id.isdigit():
+                n = int(frame.id)
+                if n <= self.last_id:
+                    continue
+                if n != self.last_id + 1:
+                    log.warning("gap in event ids (%d after %d): new snapshot", n, self.last_id)
+                    return good, True
+                self.last_id = n
+            good.append(frame)  # a frame without a usable id is rejected by decode_frames
+        return good, False
 
 
 class SyncEngine:
@@ -405,28 +436,15 @@ class SyncEngine:
                 self.clock.set(stream.server_time)
             self._attempt = 0  # connected: the next failure starts the backoff afresh
             self._update(state="live", since=time.time(), retry_at=None, detail="")
+            cursor = Cursor(last_id)
             async for chunk in stream.chunks:
                 if self.resync_needed:
                     self.resync_needed = False
-                    return last_id, True
-                good: list[Frame] = []
-                for frame in parser.feed(chunk):
-                    if frame.event == "reset":
-                        log.warning("backend reset the stream: new snapshot")
-                        self._writer.frames(good)
-                        return last_id, True
-                    if frame.id is not None and frame.id.isdigit():
-                        n = int(frame.id)
-                        if n <= last_id:
-                            continue  # already have it
-                        if n != last_id + 1:
-                            log.warning("gap in event ids (%d after %d): new snapshot",
-                                        n, last_id)
-                            self._writer.frames(good)
-                            return last_id, True
-                        last_id = n
-                    good.append(frame)
+                    return cursor.last_id, True
+                good, resync = cursor.accept(parser.feed(chunk))
                 if good:
                     self._writer.frames(good)
                     self._update(last_event_at=time.time())
-        return last_id, False
+                if resync:
+                    return cursor.last_id, True
+        return cursor.last_id, False

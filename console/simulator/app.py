@@ -104,7 +104,8 @@ class Problem(BaseModel):
     detail: str
 
 
-PROBLEMS = {code: {"model": Problem, "content": {PROBLEM: {}}} for code in (401, 404, 409, 422)}
+PROBLEMS = {code: {"model": Problem, "content": {PROBLEM: {}}}
+            for code in (400, 401, 404, 409, 422)}
 
 
 def answer(a: Answer) -> Response:
