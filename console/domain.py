@@ -7,6 +7,7 @@ the simulator.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
@@ -109,7 +110,10 @@ class Curfew:
     end: time
 
     def applies(self, now: float) -> bool:
-        t = datetime.fromtimestamp(now, LOCAL_TZ).time()
+        return self.covers(local_time(now))
+
+    def covers(self, t: time) -> bool:
+        """Whether the local wall-clock time t falls in the curfew."""
         if self.start <= self.end:
             return self.start <= t < self.end
         return t >= self.start or t < self.end
@@ -123,14 +127,18 @@ class Curfew:
 
     @classmethod
     def parse(cls, text: str | None) -> Curfew | None:
-        """'19:00-07:00' or None."""
-        if not text:
-            return None
-        start, end = text.split("-")
-        return cls(time.fromisoformat(start), time.fromisoformat(end))
+        """'19:00-07:00' or None. Equal curfews come back as one shared object: a
+        fleet has a handful of distinct curfews, and the board judges each once."""
+        return _parse_curfew(text) if text else None
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_curfew(text: str) -> Curfew:
+    start, end = text.split("-")
+    return Curfew(time.fromisoformat(start), time.fromisoformat(end))
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +235,13 @@ def connection(kind: DeviceKind, last_contact: float | None, now: float) -> Conn
     return Connection.ONLINE
 
 
-def curfew_state(curfew: Curfew | None, at_home: bool | None, now: float) -> CurfewState:
-    if curfew is None or not curfew.applies(now):
+def local_time(now: float) -> time:
+    return datetime.fromtimestamp(now, LOCAL_TZ).time()
+
+
+def curfew_state(curfew: Curfew | None, at_home: bool | None, local: time) -> CurfewState:
+    """`local` is the UK wall-clock time (local_time(now)), computed once per pass."""
+    if curfew is None or not curfew.covers(local):
         return CurfewState.NONE
     if at_home is None:
         return CurfewState.UNKNOWN

@@ -58,6 +58,10 @@ class ServerClock:
         t, mono, rate = self._anchor
         return t + (time.monotonic() - mono) * rate
 
+    @property
+    def rate(self) -> float:
+        return self._anchor[2]
+
 
 @dataclass(frozen=True)
 class SyncStatus:
@@ -436,6 +440,7 @@ class SyncEngine:
                 self.clock.set(stream.server_time)
             self._attempt = 0  # connected: the next failure starts the backoff afresh
             self._update(state="live", since=time.time(), retry_at=None, detail="")
+            self._outbox_kick.set()  # the backend is back: queued actions need not wait
             cursor = Cursor(last_id)
             async for chunk in stream.chunks:
                 if self.resync_needed:

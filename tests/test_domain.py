@@ -20,6 +20,7 @@ from console.domain import (
     connection,
     curfew_state,
     format_age,
+    local_time,
     priority,
     queue_key,
     return_to_normal,
@@ -104,12 +105,13 @@ def test_curfew_spanning_midnight_uses_uk_local_time_in_summer_and_winter():
 
 
 def test_curfew_state():
-    night = datetime(2026, 11, 21, 23, 0, tzinfo=LOCAL_TZ).timestamp()
+    night = local_time(datetime(2026, 11, 21, 23, 0, tzinfo=LOCAL_TZ).timestamp())
+    noon = local_time(T0)
     curfew = Curfew.parse("19:00-07:00")
     assert curfew_state(curfew, True, night) is CurfewState.INSIDE
     assert curfew_state(curfew, False, night) is CurfewState.OUTSIDE
     assert curfew_state(curfew, None, night) is CurfewState.UNKNOWN
-    assert curfew_state(curfew, False, T0) is CurfewState.NONE
+    assert curfew_state(curfew, False, noon) is CurfewState.NONE
     assert curfew_state(None, False, night) is CurfewState.NONE
 
 

@@ -87,9 +87,9 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     from ui.bridge import GuiBridge
     from ui.dialogs import SignInDialog
     from ui.main_window import MainWindow
+    from ui.metrics import LagMeter, StallMeter
     from ui.models import AlertQueueModel, StatusBoardModel
     from ui.resources import resource
-    from ui.stall import StallMeter
 
     training = args.backend is None
     app = QApplication(sys.argv[:1])
@@ -126,12 +126,14 @@ def run_window(args: argparse.Namespace, password: str) -> int:
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,
                             training, VERSION)
         stalls = StallMeter(window)
+        lags = LagMeter(engine.clock.now, lambda: engine.clock.rate)
+        bridge.changes.connect(lags.changes_applied)  # after the window's models
         _quit_on_signals(app)
         engine.start()
         window.resize(1500, 850)
         window.show()
         if args.offscreen_for:
-            return _offscreen(app, window, engine, board, alerts, stalls, args)
+            return _offscreen(app, window, engine, board, alerts, (stalls, lags), args)
         code = app.exec()
         engine.stop()
         return code
@@ -153,7 +155,7 @@ def _quit_on_signals(app) -> None:
     timer.start()
 
 
-def _offscreen(app, window, engine, board, alerts, stalls, args) -> int:
+def _offscreen(app, window, engine, board, alerts, meters, args) -> int:
     from PySide6.QtCore import QTimer
 
     QTimer.singleShot(int(args.offscreen_for * 1000), app.quit)
@@ -164,7 +166,8 @@ def _offscreen(app, window, engine, board, alerts, stalls, args) -> int:
     engine.stop()
     print(json.dumps({"wearers": board.total, "events_applied": status.applied,
                       "open_alerts": alerts.rowCount(), "state": status.state,
-                      "rejected": status.rejected, **stalls.summary(),
+                      "rejected": status.rejected, "last_event_id": status.last_event_id,
+                      **meters[0].summary(), **meters[1].summary(),
                       "at": time.strftime("%Y-%m-%dT%H:%M:%S")}), flush=True)
     return 0
 

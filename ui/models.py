@@ -15,8 +15,10 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from console.domain import (
+    EXPECTED_INTERVAL,
     LOCAL_TZ,
     LOW_BATTERY,
+    STALE_AFTER_INTERVALS,
     Alert,
     AlertState,
     Connection,
@@ -28,6 +30,7 @@ from console.domain import (
     connection,
     curfew_state,
     format_age,
+    local_time,
     priority,
     queue_key,
 )
@@ -40,7 +43,6 @@ WARN = QBrush(QColor("#fde2e1"))
 CAUTION = QBrush(QColor("#fff4ce"))
 CONNECTION_TEXT = {Connection.ONLINE: "● online", Connection.STALE: "◐ stale",
                    Connection.OFFLINE: "○ offline"}
-CONNECTION_RANK = {c: rank for rank, c in enumerate(Connection)}
 CURFEW_TEXT = {CurfewState.INSIDE: "⌂ inside", CurfewState.OUTSIDE: "✕ outside",
                CurfewState.NONE: "– no curfew now", CurfewState.UNKNOWN: "? unknown"}
 
@@ -201,7 +203,7 @@ class StatusBoardModel(SelfSortingModel):
 
     def _curfew(self, row: BoardRow, now: float) -> CurfewState:
         at_home = row.status.at_home if row.status else None
-        return curfew_state(row.wearer.curfew, at_home, now)
+        return curfew_state(row.wearer.curfew, at_home, local_time(now))
 
     def _render(self, row: BoardRow, now: float) -> tuple[tuple[str, ...], tuple]:
         s = row.status
@@ -249,14 +251,29 @@ class StatusBoardModel(SelfSortingModel):
 
     def _sort_key(self, col: int, now: float) -> Callable[[BoardRow], object]:
         never = float("-inf")
+        local = local_time(now)
+        covering: dict = {}  # a fleet has a handful of distinct curfews: judge each once
+
+        def curfew_rank(r: BoardRow) -> int:
+            """Outside first, then unknown, inside, and no curfew now."""
+            key = id(r.wearer.curfew)  # Curfew.parse shares equal curfews: few distinct ids
+            if key not in covering:
+                covering[key] = r.wearer.curfew is not None and r.wearer.curfew.covers(local)
+            if not covering[key]:
+                return 3
+            at_home = r.status.at_home if r.status else None
+            return 1 if at_home is None else (2 if at_home else 0)
+
         keys = {
             0: lambda r: r.wearer.ref,
             1: lambda r: r.device.kind.value if r.device else "",
-            2: lambda r: (CONNECTION_RANK[self.connection_of(r, now)],
-                          -(r.status.ts if r.status else never)),
+            # Lateness against the kind's reporting interval orders the connection
+            # states (online < stale < offline) and, within each, the most overdue last.
+            2: lambda r: (now - r.status.ts) / EXPECTED_INTERVAL[r.device.kind]
+            if r.status and r.device else float("inf"),
             3: lambda r: r.status.battery if r.status else -1.0,
             4: lambda r: (r.status.strap or "") if r.status else "",
-            5: lambda r: self._curfew(r, now).value,
+            5: curfew_rank,
             6: lambda r: r.status.ts if r.status else never,
             7: lambda r: r.open_alerts,
         }
@@ -267,7 +284,8 @@ class StatusBoardModel(SelfSortingModel):
             return False
         if self.only_low_battery and not (row.status and row.status.battery < LOW_BATTERY):
             return False
-        if self.only_offline and self.connection_of(row, now) is Connection.ONLINE:
+        if self.only_offline and row.status and row.device and (
+                now - row.status.ts < STALE_AFTER_INTERVALS * EXPECTED_INTERVAL[row.device.kind]):
             return False
         if self.search:
             hay = f"{row.wearer.ref} {row.wearer.id} {row.device.id if row.device else ''}"
@@ -277,10 +295,14 @@ class StatusBoardModel(SelfSortingModel):
     def _compute_order(self) -> list[int]:
         now = self.clock()
         rows = self._rows
-        visible = [i for i, r in enumerate(rows) if self._accepts(r, now)]
+        filtering = self.search or self.only_offline or self.only_low_battery or self.only_alerts
+        visible = ([i for i, r in enumerate(rows) if self._accepts(r, now)] if filtering
+                   else range(len(rows)))
         key = self._sort_key(self.sort_column, now)
-        visible.sort(key=lambda i: key(rows[i]), reverse=self.sort_order == Qt.DescendingOrder)
-        return visible
+        keys = [key(rows[i]) for i in visible]
+        order = sorted(range(len(keys)), key=keys.__getitem__,
+                       reverse=self.sort_order == Qt.DescendingOrder)
+        return [visible[k] for k in order]
 
     def sort(self, column: int, order=Qt.AscendingOrder) -> None:
         self.sort_column, self.sort_order = column, order
