@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
 
 from console.domain import (
@@ -38,6 +38,7 @@ from console.store import Action, Changes
 
 Clock = Callable[[], float]
 MAX_RANGES = 32  # beyond this many separate ranges, one spanning range is cheaper
+REORDER_MS = 1000
 
 WARN = QBrush(QColor("#fde2e1"))
 CAUTION = QBrush(QColor("#fff4ce"))
@@ -80,6 +81,8 @@ class SelfSortingModel(QAbstractTableModel):
         self._order: list[int] = []
         self._pos: dict[int, int] = {}  # row index -> display position
         self._rendered: dict[int, tuple[tuple, tuple]] = {}  # row index -> (texts, backgrounds)
+        self._reorder_timer = QTimer(self, singleShot=True, interval=REORDER_MS)
+        self._reorder_timer.timeout.connect(self._reorder)
 
     def _render(self, row, now: float) -> tuple[tuple[str, ...], tuple]:
         raise NotImplementedError
@@ -163,10 +166,21 @@ class SelfSortingModel(QAbstractTableModel):
         for first, last in runs:
             self.dataChanged.emit(self.index(first, 0), self.index(last, last_col))
 
+    def _order_depends_on_time(self) -> bool:
+        return True
+
+    def _reorder_soon(self) -> None:
+        """Re-sort at most once a second while data churns; rows change in place
+        meanwhile. A national board re-sorted ten times a second would starve the
+        GUI thread."""
+        if not self._reorder_timer.isActive():
+            self._reorder_timer.start()
+
     def refresh_time(self) -> None:
         """Ages and time-derived states moved on; re-judge and repaint them."""
         self._rendered.clear()
-        self._reorder()
+        if self._order_depends_on_time():
+            self._reorder()
         if self._order:
             self.dataChanged.emit(self.index(0, 0),
                                   self.index(len(self._order) - 1, self.columnCount() - 1))
@@ -341,10 +355,14 @@ class StatusBoardModel(SelfSortingModel):
             touched |= self._count_alert(alert.id, alert.wearer_id)
         if not touched:
             return
-        filtering = self.search or self.only_offline or self.only_low_battery or self.only_alerts
+        filtering = self.only_offline or self.only_low_battery or self.only_alerts
         if filtering or self.sort_column in (2, 3, 6, 7):
-            self._reorder()
+            self._reorder_soon()
         self._rows_changed(touched)
+
+    def _order_depends_on_time(self) -> bool:
+        # Connection and curfew states change with the clock alone; the rest do not.
+        return self.sort_column in (2, 5) or self.only_offline
 
     def _count_alert(self, alert_id: str, wearer_id: str | None) -> set[int]:
         """Move one open alert's count to its wearer (None: it closed)."""
