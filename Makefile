@@ -11,7 +11,7 @@ DEBIAN_PACKAGES := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
 	libxcb-randr0 libxcb-xfixes0 libxcb-xkb1
 
-.PHONY: run test faults system-packages clean
+.PHONY: run test faults bench system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) --no-print-directory system-packages
@@ -40,6 +40,11 @@ test: $(VENV)/.installed
 # The long fault-injection run (200 kills of each process); writes docs/reliability.md.
 faults: $(VENV)/.installed
 	$(BIN)/python tests/fault_suite.py --kills 200 --acks 1000 --freezes 3 --report docs/reliability.md
+
+# Benchmarks P1-P6 (about 45 minutes: three runs, each with a 10-minute sustained
+# ingest); writes the table into docs/perf.md.
+bench: $(VENV)/.installed
+	$(BIN)/python tests/bench_suite.py --minutes 10 --runs 3 --report docs/perf.md
 
 run: $(VENV)/.installed
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \

@@ -127,6 +127,17 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.picture or self.statuses or self.alerts or self.closed or self.actions)
 
+    def split(self, size: int) -> list[Changes]:
+        """The same changes in slices of at most `size` statuses, to be applied in
+        order: the first carries everything else, so later slices only add statuses."""
+        items = list(self.statuses.items())
+        if len(items) <= size:
+            return [self]
+        first = Changes(self.picture, dict(items[:size]), self.alerts, self.closed,
+                        self.actions, self.last_event_id, self.applied)
+        return [first] + [Changes(statuses=dict(items[i:i + size]))
+                          for i in range(size, len(items), size)]
+
 
 @dataclass(frozen=True)
 class Action:

@@ -161,7 +161,7 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
         extra = ["--replay", str(outage_events * 2)]
         # Build the outage fast: a busy backend while the console is away...
         sim = EmbeddedSimulator(state, wearers, speed_for(wearers, 15_000), extra)
-        offscreen(sim.url, cache, 3)  # the console's last look before the outage
+        offscreen(sim.url, cache, 10)  # the console's last look before the outage
         left_at = int(Store(cache).meta()["last_event_id"])
         while backend_last_id(sim.url) < left_at + outage_events:
             time.sleep(1)
@@ -172,25 +172,33 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
         sim = EmbeddedSimulator(state, wearers, speed_for(wearers, live_rate),
                                 [*extra, "--port", port])
         try:
-            backlog = backend_last_id(sim.url) - left_at
-            started = time.time()
-            summary = offscreen(sim.url, cache, 90)
-            # The catch-up ends when the lag behind the backend is back under a second.
-            drained_in = _drain_seconds(cache, started)
+            target = backend_last_id(sim.url)
+            started = time.monotonic()
+            window = subprocess.Popen(
+                [sys.executable, "-m", "ui.app", "--backend", sim.url, "--cache", str(cache),
+                 "--offscreen-for", "120", "--warm-up", "5"],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+            drained_in = None
+            while window.poll() is None:
+                if drained_in is None and _last_id(cache) >= target:
+                    drained_in = time.monotonic() - started
+                time.sleep(0.25)
+            summary = json.loads(window.stdout.read().strip().splitlines()[-1])
         finally:
             sim.stop()
-    return {"backlog": backlog, "drained_in_s": drained_in, **summary}
+    return {"backlog": target - left_at, "drained_in_s": drained_in, **summary}
 
 
-def _drain_seconds(cache: Path, started: float) -> float | None:
-    """From the cache's own timeline: when its newest status came within a second of
-    real time. The simulator runs at clock rate 1 here, so device time is wall time."""
-    conn = sqlite3.connect(cache)
+def _last_id(cache: Path) -> int:
+    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
     try:
-        newest = conn.execute("SELECT max(ts) FROM device_status").fetchone()[0]
+        row = conn.execute("SELECT value FROM meta WHERE key = 'last_event_id'").fetchone()
+        return int(row[0]) if row else 0
+    except sqlite3.OperationalError:
+        return 0
     finally:
         conn.close()
-    return None if newest is None else newest - started
 
 
 def cold_start(wearers: int) -> dict:
@@ -265,7 +273,9 @@ def summarise(results: dict, args) -> str:
          f"({median([r['raw_rows_per_s'] for r in p1]):,.0f} rows/s)"),
         ("P2", "GUI-thread stalls during P1", "p99 ≤ 50 ms, max ≤ 200 ms",
          f"p99 {median([r['gui_stall_p99_ms'] for r in p1])} ms, "
-         f"max {median([r['gui_stall_max_ms'] for r in p1])} ms"),
+         f"max {median([r['gui_stall_max_ms'] for r in p1])} ms after the first "
+         f"{WARM_UP} s ({median([r['gui_stall_max_with_warm_up_ms'] for r in p1])} ms "
+         f"with start-up)"),
         ("P3", "board of 100,000 wearers: slowest sort or filter; RSS",
          "≤ 100 ms; ≤ 1 GB",
          f"{median(worst_sort):.0f} ms; {median([r['rss_bytes'] for r in p3]) / 2**20:,.0f} MiB"),
@@ -273,7 +283,9 @@ def summarise(results: dict, args) -> str:
          f"{median([r['backlog'] for r in p4]):,.0f} drained in "
          f"{median([r['drained_in_s'] for r in p4]):.0f} s; stalls p99 "
          f"{median([r['gui_stall_p99_ms'] for r in p4])} ms, max "
-         f"{median([r['gui_stall_max_ms'] for r in p4])} ms"),
+         f"{median([r['gui_stall_max_ms'] for r in p4])} ms after the first 5 s "
+         f"({median([r['gui_stall_max_with_warm_up_ms'] for r in p4])} ms with the cached "
+         f"picture's load)"),
         ("P5", "cold start, 100,000 wearers cached, to an interactive window", "≤ 2 s",
          f"{median([r['ready_s'] for r in p5]):.2f} s"),
         ("P6", "event arrival to visible row, during P1", "p99 ≤ 1 s",

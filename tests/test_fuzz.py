@@ -18,7 +18,7 @@ from console.sync import Cursor, decode_frames
 NOW = 1_795_000_000.0
 DEVICES = [f"D{i}" for i in range(5)]
 EXAMPLES = 260
-EVENTS_PER_EXAMPLE = 40  # on average; 260 x 40 > 10,000
+EVENTS_PER_EXAMPLE = 40  # at least; 260 x 40 > 10,000
 
 
 GOOD_STATUS = st.fixed_dictionaries({
@@ -62,7 +62,7 @@ NOISE = st.sampled_from([b": heartbeat\n\n", b"retry: soon\n\n", b"bogus line\n\
 
 @st.composite
 def streams(draw):
-    items = draw(st.lists(ITEM, min_size=EVENTS_PER_EXAMPLE // 2, max_size=2 * EVENTS_PER_EXAMPLE))
+    items = draw(st.lists(ITEM, min_size=EVENTS_PER_EXAMPLE, max_size=2 * EVENTS_PER_EXAMPLE))
     body, expected_bad, good = [], [], []
     for n, (kind, event_type, data) in enumerate(items, start=1):
         if draw(st.booleans()) and draw(st.booleans()):

@@ -89,6 +89,25 @@ def test_one_data_changed_per_contiguous_range(qtbot):
     assert ranges == [(0, 2), (10, 10)]
 
 
+def test_the_bridge_hands_big_batches_on_in_order_in_slices(qtbot):
+    from ui.bridge import SLICE
+
+    bridge = GuiBridge()
+    board = StatusBoardModel(clock)
+    big = picture(n=2 * SLICE + 10)
+    bridge.changes.connect(board.apply)
+    board.apply(Changes(picture=big))
+    received = []
+    bridge.changes.connect(received.append)
+    newer = {d: DeviceStatus(d, NOW + 5, 1, False, "ok", True, True) for d in big.statuses}
+    bridge.publish(Changes(statuses=dict(big.statuses), closed={"A0"}))
+    bridge.publish(Changes(statuses=newer))  # must win over the first batch's slices
+    wait_until(lambda: sum(len(c.statuses) for c in received) == 2 * len(newer), qtbot=qtbot)
+    assert [len(c.statuses) for c in received] == [SLICE, SLICE, 10] * 2
+    assert received[0].closed == {"A0"} and not received[1].closed
+    assert all(board.row_at(p).status.battery == 1 for p in range(board.rowCount()))
+
+
 def test_board_filters_and_sorts_inside_the_model():
     model = StatusBoardModel(clock)
     model.apply(Changes(picture=picture()))
