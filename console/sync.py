@@ -248,7 +248,6 @@ class Cursor:
 class SyncEngine:
     def __init__(self, backend_url: str, username: str, password: str, cache_path: str,
                  publish: Callable[[Changes], None], read_timeout: float = 30.0):
-        self.backend_url = backend_url
         self.clock = ServerClock()
         self.feed = ChangeFeed(publish)
         self.status = SyncStatus(state="starting", since=time.time())
