@@ -186,6 +186,14 @@ def compare(cache: Path, backend: Backend) -> list[str]:
     return problems
 
 
+def conclude(result: Result, backend: Backend, console: Console, first: int = 0) -> None:
+    """Quiet the backend, let the console catch up, stop it, and compare."""
+    settle(backend, console.cache)
+    console.stop()
+    result.problems = compare(console.cache, backend)
+    result.events = cache_last_id(console.cache) - first
+
+
 @dataclass
 class Result:
     scenario: str
@@ -211,10 +219,7 @@ def backend_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
             time.sleep(rng.uniform(0.05, 1.0))
             backend.kill()
             backend.start(BUSY)
-        settle(backend, console.cache)
-        console.stop()
-        result.problems = compare(console.cache, backend)
-        result.events = cache_last_id(console.cache) - first
+        conclude(result, backend, console, first)
         result.notes = f"console reconnected {console.status().get('reconnects', '?')} times"
     finally:
         console.stop()
@@ -235,10 +240,7 @@ def console_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
             console.kill()
         first = int(cache_meta(console.cache)["snapshot_event_id"])
         console.start()
-        settle(backend, console.cache)
-        console.stop()
-        result.problems = compare(console.cache, backend)
-        result.events = cache_last_id(console.cache) - first
+        conclude(result, backend, console, first)
     finally:
         console.stop()
         backend.stop()
@@ -258,10 +260,7 @@ def freezes(workdir: Path, count: int, rng: random.Random) -> Result:
             backend.signal(signal.SIGCONT)
             wait(lambda b=before: int(console.status().get("reconnects", 0)) > b, 30,
                  "the read timeout to notice the frozen backend")
-        settle(backend, console.cache)
-        console.stop()
-        result.problems = compare(console.cache, backend)
-        result.events = cache_last_id(console.cache)
+        conclude(result, backend, console)
         result.notes = f"read timeout {READ_TIMEOUT:g} s, heartbeat {HEARTBEAT} s"
     finally:
         console.stop()
@@ -430,10 +429,7 @@ def replay_reset(workdir: Path, rounds: int, rng: random.Random) -> Result:
         console.start()
         wait(lambda: int(cache_meta(console.cache).get("snapshot_event_id", 0)) > left_at + 600,
              60, "a fresh snapshot after the reset")
-        settle(backend, console.cache)
-        console.stop()
-        result.problems = compare(console.cache, backend)
-        result.events = cache_last_id(console.cache)
+        conclude(result, backend, console)
     finally:
         console.stop()
         backend.stop()
