@@ -125,8 +125,8 @@ class Curfew:
         end = self.end.hour * 3600 + self.end.minute * 60
         return (end - start) % DAY
 
-    @classmethod
-    def parse(cls, text: str | None) -> Curfew | None:
+    @staticmethod
+    def parse(text: str | None) -> Curfew | None:
         """'19:00-07:00' or None. Equal curfews come back as one shared object: a
         fleet has a handful of distinct curfews, and the board judges each once."""
         return _parse_curfew(text) if text else None

@@ -21,7 +21,14 @@ import orjson
 
 from console.domain import LifecycleError, iso
 from console.protocol.sse import encode_frame
-from console.protocol.wire import decode_alert, decode_status, encode_alert, encode_status
+from console.protocol.wire import (
+    decode_alert,
+    decode_status,
+    encode_alert,
+    encode_device,
+    encode_status,
+    encode_wearer,
+)
 from console.simulator.fleet import Fleet
 
 TRAINING_OPERATORS = {"demo": ("demo", {"id": "op-demo", "name": "Demo Operator",
@@ -206,10 +213,8 @@ class Backend:
             "server_time": iso(self.sim_now()),
             "clock_rate": self.speed,
             "last_event_id": self.last_id,
-            "wearers": [{"id": w.id, "ref": w.ref, "curfew": str(w.curfew) if w.curfew else None}
-                        for w in fleet.wearers],
-            "devices": [{"id": d.id, "wearer_id": d.wearer_id, "kind": d.kind.value,
-                         "status": encode_status(fleet.reported[i])}
+            "wearers": [encode_wearer(w) for w in fleet.wearers],
+            "devices": [{**encode_device(d), "status": encode_status(fleet.reported[i])}
                         for i, d in enumerate(fleet.devices)],
             "alerts": [encode_alert(a) for a in fleet.open_alerts()],
         })
