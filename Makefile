@@ -9,7 +9,10 @@ BIN := $(VENV)/bin
 DEBIAN_PACKAGES := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libxkbcommon0 libxkbcommon-x11-0 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 \
 	libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
-	libxcb-randr0 libxcb-xfixes0 libxcb-xkb1
+	libxcb-randr0 libxcb-xfixes0 libxcb-xkb1 \
+	libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 \
+	libgbm1 libxcb-dri3-0
+# ...and the last two lines for QtWebEngine, which the maps use.
 
 .PHONY: run test faults bench system-packages clean
 

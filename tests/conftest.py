@@ -14,6 +14,11 @@ from console.protocol.wire import API
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+# QtWebEngine must be imported before pytest-qt creates the QApplication.
+from maps.web import sandbox_off_reason  # noqa: E402
+
+sandbox_off_reason()
+
 
 class Backend(EmbeddedSimulator):
     """A simulator process plus the calls tests make on it directly over HTTP."""

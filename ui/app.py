@@ -4,6 +4,7 @@
     em-console --backend URL            the console on a real backend
     em-console --headless --backend URL --cache PATH
     em-console --offscreen-for 20 --screenshot board.png
+    em-console --self-test              check an installed console works (one line of JSON)
     em-console simulator [...]          the reference backend (see --help there)
 """
 
@@ -49,6 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "lag figures (start-up is measured on its own)")
     p.add_argument("--wearers", type=int, help="training simulator fleet size")
     p.add_argument("--version", action="version", version=f"em-console {VERSION}")
+    p.add_argument("--self-test", action="store_true",
+                   help="check offscreen that this installation works; prints one line of JSON")
+    p.add_argument("--self-test-webengine", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.headless and not args.backend:
         p.error("--headless needs --backend")
@@ -72,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulator(argv[1:])
     args = parse_args(argv)
+    if args.self_test or args.self_test_webengine:
+        from ui import self_test
+
+        return self_test.run(VERSION) if args.self_test else self_test.run_webengine()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     password = os.environ.get("EM_CONSOLE_PASSWORD", "demo")
     if args.headless:
@@ -85,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 def run_window(args: argparse.Namespace, password: str) -> int:
     if args.offscreen_for:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from maps.web import sandbox_off_reason  # imports QtWebEngine before the QApplication
+
+    sandbox_off = sandbox_off_reason()
+    if sandbox_off:
+        logging.warning("QtWebEngine's sandbox is off: %s", sandbox_off)
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication, QDialog
 
     from console.sync import SyncEngine
@@ -100,6 +114,7 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     app.setApplicationName("EM Console")
     app.setApplicationVersion(VERSION)
     app.setStyleSheet(resource("style.qss").read_text())
+    app.setWindowIcon(QIcon(str(resource("icons/em-console.png"))))
     simulator = None
     if training:
         # Training data never mixes with a real cache: its own files.

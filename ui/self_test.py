@@ -1,0 +1,202 @@
+"""`em-console --self-test`: proves an installed console works, offscreen, in seconds.
+
+Prints one line of JSON and exits 0, or exits 1 with the failed checks named in it.
+It runs the same code a console runs: the embedded simulator, the sync engine on a
+temporary cache, and a QtWebEngine page like the maps. The page runs in a child
+process, because QtWebEngine aborts the whole process on some faults (a missing
+helper process, an unusable sandbox) and the report must still be printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+WEARERS = 100
+LIVE_EVENTS = 20  # live events the stream must deliver after its snapshot
+TIMEOUT = 60.0  # per check; a healthy machine needs a few seconds
+SWATCH = "#1f8a3b"  # the colour the test page is asked to paint
+OUR_RESOURCES = ("style.qss", "icons/em-console.png", "web/self-test.html")
+
+
+class Failed(Exception):
+    pass
+
+
+def run(version: str) -> int:
+    from maps.web import sandbox_off_reason
+
+    sandbox = sandbox_off_reason()  # the child inherits the decision
+    report = {"ok": True, "version": version, "frozen": bool(getattr(sys, "frozen", False)),
+              "failed": [], "checks": {}}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="em-console-self-test-") as tmp:
+        simulator = []
+        checks: list[tuple[str, Callable[[], dict]]] = [
+            ("resources", lambda: check_resources(version)),
+            ("sandbox", lambda: check_sandbox(sandbox)),
+            ("simulator", lambda: check_simulator(Path(tmp), simulator)),
+            ("stream", lambda: check_stream(simulator, Path(tmp))),
+            ("webengine", check_webengine),
+        ]
+        try:
+            for name, check in checks:
+                t = time.monotonic()
+                try:
+                    result = {"ok": True, **check()}
+                except Exception as e:  # a self-test reports every failure, whatever it is
+                    result = {"ok": False, "error": str(e) or type(e).__name__}
+                    report["failed"].append(f"{name}: {result['error']}")
+                result["seconds"] = round(time.monotonic() - t, 2)
+                report["checks"][name] = result
+        finally:
+            for s in simulator:
+                s.stop()
+    report["ok"] = not report["failed"]
+    report["seconds"] = round(time.monotonic() - started, 2)
+    print(json.dumps(report), flush=True)
+    return 0 if report["ok"] else 1
+
+
+def check_resources(version: str) -> dict:
+    """Our files, and the files QtWebEngine looks for beside Qt: a bundle that lacks
+    one of them fails at its first launch."""
+    from PySide6.QtCore import QLibraryInfo
+
+    from ui.resources import resource
+
+    exe = "QtWebEngineProcess.exe" if sys.platform == "win32" else "QtWebEngineProcess"
+    qt = [Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.LibraryExecutablesPath)) / exe,
+          Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.DataPath)) / "resources"
+          / "qtwebengine_resources.pak",
+          Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath))
+          / "qtwebengine_locales" / "en-US.pak"]
+    missing = [name for name in OUR_RESOURCES if not resource(name).is_file()]
+    missing += [str(p) for p in qt if not p.is_file()]
+    if version == "unknown":
+        missing.append("the version stamp (package metadata)")
+    if missing:
+        raise Failed("missing " + ", ".join(missing))
+    return {"files": len(OUR_RESOURCES) + len(qt)}
+
+
+def check_sandbox(off_reason: str | None) -> dict:
+    # Only root may turn it off: Chromium refuses to run as root with it on.
+    if off_reason is None:
+        return {"sandbox": "on"}
+    if off_reason == "running as root":
+        return {"sandbox": f"off ({off_reason})"}
+    raise Failed(f"Chromium's sandbox is off: {off_reason}")
+
+
+def check_simulator(tmp: Path, started: list) -> dict:
+    from console.embedded import EmbeddedSimulator
+
+    simulator = EmbeddedSimulator(tmp / "backend.db", WEARERS)
+    started.append(simulator)
+    return {"url": simulator.url}
+
+
+def check_stream(simulator: list, tmp: Path) -> dict:
+    """A snapshot and live events applied to a fresh cache, read back from disk."""
+    from console.store import Store
+    from console.sync import SyncEngine
+
+    if not simulator:
+        raise Failed("not run: the simulator did not start")
+    cache = tmp / "cache.db"
+    engine = SyncEngine(simulator[0].url, "demo", "demo", str(cache), lambda changes: None)
+    engine.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (engine.status.state == "live" and engine.status.applied >= LIVE_EVENTS):
+            if time.monotonic() > deadline:
+                s = engine.status
+                raise Failed(f"no live stream in {TIMEOUT:.0f} s: {s.state}, {s.applied} events "
+                             f"applied, {s.detail or 'no detail'}")
+            time.sleep(0.05)
+    finally:
+        engine.stop()
+    store = Store(cache)
+    try:
+        meta, wearers = store.meta(), len(store.load().wearers)
+    finally:
+        store.close()
+    applied = int(meta["applied_since_snapshot"])
+    if wearers != WEARERS or applied < LIVE_EVENTS:
+        raise Failed(f"the cache holds {wearers} wearers and {applied} live events; "
+                     f"expected {WEARERS} and at least {LIVE_EVENTS}")
+    return {"wearers": wearers, "events_applied": applied}
+
+
+def check_webengine() -> dict:
+    done = subprocess.run(own_command(["--self-test-webengine"]), capture_output=True,
+                          text=True, timeout=TIMEOUT + 30)
+    try:
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        code = done.returncode
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
+        last = " / ".join(line.strip() for line in done.stderr.strip().splitlines()[-4:])
+        raise Failed(f"QtWebEngine's process ended with {how}: {last}") from None
+    if not result.pop("ok"):
+        raise Failed(result["error"])
+    return result
+
+
+def own_command(args: list[str]) -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "ui.app", *args]
+
+
+def run_webengine() -> int:
+    """`--self-test-webengine`, the child: a local page loads, runs a script we call,
+    and draws what the script painted. Prints one line of JSON."""
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from maps.web import LocalPage, sandbox_off_reason  # imports QtWebEngine first
+
+    sandbox_off_reason()
+    from PySide6.QtCore import QEvent, QEventLoop
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QApplication
+
+    from ui.resources import resource
+
+    app = QApplication(sys.argv[:1])
+    page = LocalPage(resource("web/self-test.html"))
+    page.resize(400, 300)
+    page.show()
+    answers = []
+    page.call(f"paint({SWATCH!r})", answers.append)
+
+    def wait(until: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while not until():
+            if page.failed:
+                raise Failed("the local page did not load")
+            if time.monotonic() > deadline:
+                raise Failed(f"{what} in {TIMEOUT:.0f} s")
+            app.processEvents(QEventLoop.AllEvents, 50)
+            time.sleep(0.01)
+
+    try:
+        wait(lambda: answers, "no answer from the page's script")
+        if answers[0] != SWATCH:
+            raise Failed(f"the page's script answered {answers[0]!r}, not {SWATCH!r}")
+        drawn = QColor(SWATCH).rgb()
+        wait(lambda: page.grab().toImage().pixel(200, 150) == drawn, "the page did not draw")
+        result = {"ok": True, "script": True, "drawn": True}
+    except Failed as e:
+        result = {"ok": False, "error": str(e)}
+    print(json.dumps(result), flush=True)
+    # Deleted before the QApplication: QtWebEngine warns if its profile outlives a page.
+    page.deleteLater()
+    app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    return 0 if result["ok"] else 1
