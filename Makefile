@@ -1,7 +1,8 @@
 # Two commands for a fresh Debian or Ubuntu machine with Python 3.11+:
 #   make run    install everything, start the console on the embedded training backend
 #   make test   install everything, run the whole test suite
-# and for measurements: make faults, make bench (see docs/).
+# and for measurements: make faults, make bench (see docs/);
+# for an installable bundle: make bundle, make bundle-check (packaging/README.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,8 +14,11 @@ DEBIAN_PACKAGES := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 \
 	libgbm1 libxcb-dri3-0
 # ...and the last two lines for QtWebEngine, which the maps use.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+BUNDLE_VENV := build/bundle-venv
+BUNDLE_NAME := em-console-$(VERSION)-linux-$(shell uname -m)
 
-.PHONY: run test faults bench system-packages clean
+.PHONY: run test faults bench bundle bundle-check system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) --no-print-directory system-packages
@@ -48,6 +52,32 @@ faults: $(VENV)/.installed
 # ingest); writes the table into docs/perf.md.
 bench: $(VENV)/.installed
 	$(BIN)/python tests/bench_suite.py --minutes 10 --runs 3 --report docs/perf.md
+
+# dist/em-console/ from a clean virtual environment, with its SBOM and a tar.gz
+# (about 3 minutes).
+bundle:
+	@$(MAKE) --no-print-directory system-packages
+	@start=$$(date +%s); set -e; \
+	rm -rf $(BUNDLE_VENV) build/pyinstaller dist/em-console dist/$(BUNDLE_NAME).*; \
+	$(PYTHON) -m venv $(BUNDLE_VENV); \
+	$(BUNDLE_VENV)/bin/pip install --quiet --upgrade pip; \
+	$(BUNDLE_VENV)/bin/pip install --quiet . -r packaging/build-requirements.txt; \
+	$(BUNDLE_VENV)/bin/pyinstaller build.spec --noconfirm --clean --log-level ERROR \
+		--distpath dist --workpath build/pyinstaller; \
+	$(BUNDLE_VENV)/bin/python packaging/sbom.py build/pyinstaller/build/bundled-distributions.json \
+		dist/$(BUNDLE_NAME).cdx.json; \
+	mkdir dist/em-console/share; \
+	cp packaging/linux/em-console.desktop resources/icons/em-console.png \
+		resources/icons/em-console.svg dist/em-console/share/; \
+	cp packaging/linux/install.sh dist/em-console/; \
+	tar -C dist -czf dist/$(BUNDLE_NAME).tar.gz em-console; \
+	echo "Bundle $(VERSION): dist/em-console/ $$(du -sh dist/em-console | cut -f1)," \
+		"dist/$(BUNDLE_NAME).tar.gz $$(du -sh dist/$(BUNDLE_NAME).tar.gz | cut -f1)," \
+		"SBOM dist/$(BUNDLE_NAME).cdx.json; built in $$(( $$(date +%s) - start )) s"
+
+# CI's second step: the bundle built from scratch, then its self-test.
+bundle-check: bundle
+	$(PYTHON) packaging/check_bundle.py dist/em-console
 
 run: $(VENV)/.installed
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
