@@ -12,7 +12,10 @@ TRAINING_SPEED = 60  # a simulated day passes in 24 minutes: enough happens to t
 
 def simulator_command(args: list[str]) -> list[str]:
     if getattr(sys, "frozen", False):  # a PyInstaller bundle runs its own executable
-        return [sys.executable, "simulator", *args]
+        # On Windows the windowed executable may have no stdout to report its
+        # address on; its console twin has (build.spec).
+        cli = Path(sys.executable).with_name("em-console-cli.exe")
+        return [str(cli) if cli.exists() else sys.executable, "simulator", *args]
     return [sys.executable, "-m", "console.simulator", *args]
 
 
@@ -26,7 +29,9 @@ class EmbeddedSimulator:
             args += ["--wearers", str(wearers)]
         # The child watches this pipe: if we die without stopping it, it exits too.
         self.process = subprocess.Popen(simulator_command(args), stdout=subprocess.PIPE,
-                                        stdin=subprocess.PIPE)
+                                        stdin=subprocess.PIPE,
+                                        # no console window flashing up on Windows
+                                        creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
         line = self.process.stdout.readline()
         if not line:
             code = self.process.wait(10)
