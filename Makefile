@@ -77,7 +77,7 @@ bundle:
 
 # CI's second step: the bundle built from scratch, then its self-test.
 bundle-check: bundle
-	$(PYTHON) packaging/check_bundle.py dist/em-console
+	$(PYTHON) packaging/check_bundle.py dist/em-console dist/$(BUNDLE_NAME).cdx.json
 
 run: $(VENV)/.installed
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \

@@ -1,18 +1,20 @@
 """`make bundle-check`: runs a built bundle's --self-test the way a workstation would.
 
-    python3 packaging/check_bundle.py dist/em-console
+    python3 packaging/check_bundle.py dist/em-console dist/em-console-VERSION-linux-ARCH.cdx.json
 
-The bundle is copied to a fresh directory first, so a path baked in at build time
-fails here, and it runs without the system's time-zone database, as on Windows.
-Its report must be ok and carry pyproject.toml's version. Run as root, it runs the
-self-test again as an unprivileged user, where Chromium's sandbox must be on: that
-shows nothing in the build turns the sandbox off."""
+It first checks what the bundle holds: QtWebEngine's helper, none of the Qt
+translations, QML or locales build.spec leaves out, no broken links, and an SBOM
+of this version that names Qt. It then copies the bundle to a fresh directory, so
+that a path baked in at build time fails, and runs the self-test there without the
+system's time-zone database, as on Windows. The report must be ok and carry
+pyproject.toml's version. Run as root, it runs the self-test again as an
+unprivileged user, where Chromium's sandbox must be on: that shows nothing in the
+build turns the sandbox off."""
 
 from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -44,8 +46,31 @@ def self_test(executable: Path, *prefix: str, env: dict) -> dict:
     return report
 
 
-def main(bundle: str) -> None:
+def check_contents(bundle: Path, sbom: Path, version: str) -> None:
+    files = list(bundle.rglob("*"))
+    problems = [f"broken link {p}" for p in files if p.is_symlink() and not p.exists()]
+    if not any(p.name.startswith("QtWebEngineProcess") for p in files):
+        problems.append("no QtWebEngineProcess")
+    problems += [f"unshipped translation {p.name}" for p in files if p.suffix == ".qm"]
+    problems += [f"unshipped locale {p.name}" for p in files
+                 if p.parent.name == "qtwebengine_locales" and p.name != "en-US.pak"]
+    problems += [f"unshipped QML {p}" for p in files if p.name == "qml" and p.is_dir()]
+    bom = json.loads(sbom.read_text())
+    names = {c["name"].lower() for c in bom["components"]}
+    if bom["metadata"]["component"]["version"] != version:
+        problems.append(f"the SBOM is of version {bom['metadata']['component']['version']}")
+    problems += [f"the SBOM lacks {n}" for n in ("pyside6_addons", "cpython", "pyinstaller")
+                 if n not in names]
+    if problems:
+        sys.exit("the bundle is not as build.spec means it: " + "; ".join(problems))
+    size = sum(p.stat().st_size for p in files if p.is_file() and not p.is_symlink())
+    print(f"contents ok: {len(files)} files, {size / 2**20:.0f} MiB, "
+          f"{len(bom['components'])} components in the SBOM")
+
+
+def main(bundle: str, sbom: str) -> None:
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    check_contents(Path(bundle), Path(sbom), version)
     with tempfile.TemporaryDirectory(prefix="em-console-bundle-") as tmp:
         os.chmod(tmp, 0o755)  # readable by the unprivileged user below
         copy = Path(tmp) / "em-console"
@@ -56,6 +81,8 @@ def main(bundle: str) -> None:
             sys.exit(f"the bundle says version {report['version']} (frozen: {report['frozen']}); "
                      f"pyproject.toml says {version}")
         if hasattr(os, "geteuid") and os.geteuid() == 0:
+            import pwd  # POSIX only, like the root check
+
             user = pwd.getpwnam(UNPRIVILEGED)
             home = Path(tmp) / "home"
             home.mkdir()
