@@ -333,20 +333,26 @@ class SyncEngine:
         delivered now, so that actions on one alert never overtake each other."""
         failures = 0  # consecutive rounds that delivered nothing
         while True:
-            pending: list[Action] = await self._writer_call(lambda s: s.actions(("pending",)))
-            self._update(pending_actions=len(pending))
+            # Cleared before reading, not after the round: an action queued while
+            # this round is sending sets it again and gets a round of its own.
+            self._outbox_kick.clear()
             delivered, blocked = 0, False
-            for action in pending:
-                state, detail = await self._deliver(action)
-                await self._writer_call(
-                    lambda s, a=action, st=state, d=detail: s.settle(a.key, st, d, a.attempts + 1))
-                if state == "pending":
-                    blocked = True
-                    break
-                delivered += 1
+            try:
+                pending: list[Action] = await self._writer_call(lambda s: s.actions(("pending",)))
+                self._update(pending_actions=len(pending))
+                for action in pending:
+                    state, detail = await self._deliver(action)
+                    await self._writer_call(lambda s, a=action, st=state, d=detail:
+                                            s.settle(a.key, st, d, a.attempts + 1))
+                    if state == "pending":
+                        blocked = True
+                        break
+                    delivered += 1
+            except Exception:  # e.g. a full disk: the actions stay queued; try again later
+                log.exception("the outbox could not be sent")
+                blocked = True
             failures = 0 if delivered or not blocked else failures + 1
             delay = backoff_delay(failures) if blocked else None
-            self._outbox_kick.clear()
             try:
                 await asyncio.wait_for(self._outbox_kick.wait(), delay)
             except TimeoutError:

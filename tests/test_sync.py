@@ -151,6 +151,27 @@ def test_acknowledgements_queued_offline_reach_the_backend_exactly_once(start_ba
             snapshot.alerts[alert_id].state is AlertState.ACKNOWLEDGED
 
 
+def test_acknowledgements_made_while_others_are_being_sent_are_sent_too(start_backend, tmp_path):
+    # Once, a wake-up that arrived while the sender was busy was cleared after its
+    # round: the acknowledgements behind it stayed pending until something else
+    # woke the sender.
+    backend = start_backend(wearers=3000, speed=0.0001)
+    targets = [a["id"] for a in backend.snapshot()["alerts"]
+               if a["state"] == "unacknowledged"][:40]
+    assert len(targets) == 40
+    engine = engine_for(backend.url, tmp_path / "cache.db")
+    try:
+        wait_until(lambda: engine.status.state == "live")
+        for alert_id in targets:  # an operator working down the queue, fast
+            engine.acknowledge(alert_id, f"note for {alert_id}").result(5)
+        wait_until(lambda: not _pending(tmp_path / "cache.db"), timeout=20, interval=0.2)
+    finally:
+        engine.stop()
+    for alert_id in targets:
+        history = backend.get(f"/api/v1/alerts/{alert_id}").json()["history"]
+        assert [h["note"] for h in history if h["state"] == "acknowledged"] == [f"note for {alert_id}"]
+
+
 def _pending(cache):
     store = Store(cache)
     try:
@@ -229,6 +250,24 @@ def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tm
     # The snapshot's unusable items were left out; the usable ones kept.
     assert [w.id for w in picture.wearers] == ["W2"] and [d.id for d in picture.devices] == ["D2"]
     store.close()
+
+
+def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_going(tmp_path):
+    # HostileBackend answers every POST, acknowledgements too, with a session.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileBackend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    engine = engine_for(f"http://127.0.0.1:{server.server_port}", tmp_path / "cache.db")
+    try:
+        engine.acknowledge("A1", "first").result(5)
+        wait_until(lambda: _pending(tmp_path / "cache.db")[0].attempts >= 1)
+        engine.acknowledge("A1", "second").result(5)
+        wait_until(lambda: _pending(tmp_path / "cache.db")[0].attempts >= 2)  # still sending
+    finally:
+        engine.stop()
+        server.shutdown()
+    pending = _pending(tmp_path / "cache.db")
+    assert [a.note for a in pending] == ["first", "second"]  # kept, in order
+    assert "not an alert: missing id" in pending[0].detail
 
 
 def test_a_gap_in_event_ids_means_a_new_snapshot_and_is_not_hammered(tmp_path):

@@ -119,14 +119,20 @@ class Client:
         resp = await self._request("GET", f"{API}/alerts/{alert_id}")
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
-        return decode_alert(orjson.loads(resp.content), None)
+        try:
+            return decode_alert(orjson.loads(resp.content), None)
+        except ValueError as e:  # bad JSON or not an alert
+            raise ProtocolError(f"the answer to an acknowledgement is not an alert: {e}") from e
 
     async def acknowledge(self, alert_id: str, note: str, key: str) -> Alert:
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/acknowledge",
                                    json={"note": note}, headers={"Idempotency-Key": key})
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
-        return decode_alert(orjson.loads(resp.content), None)
+        try:
+            return decode_alert(orjson.loads(resp.content), None)
+        except ValueError as e:  # bad JSON or not an alert
+            raise ProtocolError(f"the answer to an acknowledgement is not an alert: {e}") from e
 
     @contextlib.asynccontextmanager
     async def events(self, last_event_id: int | None) -> AsyncIterator[Stream]:
