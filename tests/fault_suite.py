@@ -299,7 +299,9 @@ class DroppingProxy:
 
         async def client_to_backend():
             while data := await reader.read(65536):
-                last_request[0] = data[:8]
+                # A request's body may come in a read of its own: keep its method.
+                if data.split(b" ", 1)[0] in (b"GET", b"POST"):
+                    last_request[0] = data[:8]
                 up_writer.write(data)
                 await up_writer.drain()
             up_writer.close()
