@@ -54,7 +54,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python tests/bench_suite.py --minutes 10 --runs 3 --report docs/perf.md
 
 # dist/em-console/ from a clean virtual environment, with its SBOM and a tar.gz
-# (about 3 minutes).
+# (about 2 minutes).
 bundle:
 	@$(MAKE) --no-print-directory system-packages
 	@start=$$(date +%s); set -e; \
