@@ -115,15 +115,6 @@ class Client:
             raise ApiError(resp.status_code, _problem(resp))
         return decode_snapshot(resp.content)
 
-    async def alert(self, alert_id: str) -> Alert:
-        resp = await self._request("GET", f"{API}/alerts/{alert_id}")
-        if resp.status_code != 200:
-            raise ApiError(resp.status_code, _problem(resp))
-        try:
-            return decode_alert(orjson.loads(resp.content), None)
-        except ValueError as e:  # bad JSON or not an alert
-            raise ProtocolError(f"the answer to an acknowledgement is not an alert: {e}") from e
-
     async def acknowledge(self, alert_id: str, note: str, key: str) -> Alert:
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/acknowledge",
                                    json={"note": note}, headers={"Idempotency-Key": key})
