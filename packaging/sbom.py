@@ -50,27 +50,36 @@ def runtime_components() -> list[dict]:
     ]
 
 
-def debian_owner(path: str) -> str | None:
-    real = str(Path(path).resolve())
-    # With merged /usr, dpkg may know a file by its /lib or its /usr/lib name.
-    for candidate in dict.fromkeys([path, real, *(p.replace("/usr/lib/", "/lib/", 1) for p in (path, real)),
-                                    *(p.replace("/lib/", "/usr/lib/", 1) for p in (path, real))]):
-        found = subprocess.run(["dpkg-query", "-S", candidate], capture_output=True, text=True)
-        if found.returncode == 0:
-            return found.stdout.split(":", 1)[0]
-    return None
+def debian_owners(paths: list[str]) -> dict[str, str | None]:
+    """Each path's Debian package, from one dpkg-query for all of them."""
+    names = {}
+    for path in paths:
+        # With merged /usr, dpkg may know a file by its /lib or /usr/lib name, and
+        # by the link or the file it points to.
+        ends = (path, str(Path(path).resolve()))
+        names[path] = dict.fromkeys([n for p in ends for n in (
+            p, p.replace("/usr/lib/", "/lib/", 1), p.replace("/lib/", "/usr/lib/", 1))])
+    # It exits 1 when some names are unknown, and lists the known ones all the same.
+    listing = subprocess.run(["dpkg-query", "-S", *{n for ns in names.values() for n in ns}],
+                             capture_output=True, text=True).stdout
+    owner = {}
+    for line in listing.splitlines():  # "libfoo1:amd64, libfoo-dev: /usr/lib/..."
+        packages, sep, name = line.partition(": ")
+        if sep and not line.startswith("diversion"):
+            owner[name] = packages.split(",")[0].split(":")[0]
+    return {p: next((owner[n] for n in ns if n in owner), None) for p, ns in names.items()}
 
 
 def system_components(binaries: list[str]) -> list[dict]:
     """The Debian packages whose shared libraries the bundle carries."""
     if shutil.which("dpkg-query") is None:
         return []
+    system = [f for f in binaries if "site-packages" not in Path(f).parts]
     packages: dict[str, list[str]] = {}
-    for f in binaries:
-        package = debian_owner(f) if "site-packages" not in Path(f).parts else None
+    for f, package in debian_owners(system).items():
         if package:
             packages.setdefault(package, []).append(Path(f).name)
-        elif not (Path(f).is_relative_to(sys.base_prefix) or "site-packages" in Path(f).parts):
+        elif not Path(f).is_relative_to(sys.base_prefix):  # the Python runtime's own
             raise SystemExit(f"nothing known ships {f}: the SBOM would be incomplete")
     components = []
     for package, names in sorted(packages.items()):
