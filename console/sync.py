@@ -13,6 +13,7 @@ the `publish` callback, on the writer thread; the UI moves them to its own threa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import random
@@ -25,9 +26,17 @@ from dataclasses import dataclass, replace
 
 import httpx
 
-from console.protocol.client import ApiError, AuthError, Client, ProtocolError, Snapshot
+from console.protocol.client import (
+    MAX_HEARTBEAT,
+    MAX_SNAPSHOT_BYTES,
+    ApiError,
+    AuthError,
+    Client,
+    ProtocolError,
+    Snapshot,
+)
 from console.protocol.sse import Frame, SSEParser
-from console.protocol.wire import BadEvent, Event, decode_event
+from console.protocol.wire import BadEvent, Event, decode_event, event_id_of
 from console.store import Action, Changes, Picture, Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +44,7 @@ log = logging.getLogger(__name__)
 PUBLISH_INTERVAL = 0.1
 BACKOFF_BASE, BACKOFF_CAP = 1.0, 60.0
 MAX_BATCH = 20_000  # frames per transaction
+SHUTDOWN_SECONDS = 1.0  # stop() returns within about this, whatever the backend does
 _rng = random.Random()
 
 
@@ -45,14 +55,24 @@ def backoff_delay(attempt: int, rng: random.Random = _rng) -> float:
 
 class ServerClock:
     """The backend's time, extrapolated. A simulator may run faster than real time,
-    and a workstation's clock may be wrong: ages and future-timestamp checks use this."""
+    and a workstation's clock may be wrong: ages and future-timestamp checks use this.
+
+    It also remembers the server time at which the backend last spoke to us
+    (`last_heard`): while the link is down, that is as far as anyone knows what the
+    devices did."""
 
     def __init__(self) -> None:
         self._anchor = (time.time(), time.monotonic(), 1.0)
+        self.last_heard: float | None = None
 
     def set(self, server_time: float, rate: float | None = None) -> None:
         rate = self._anchor[2] if rate is None else rate
         self._anchor = (server_time, time.monotonic(), rate)
+        self.heard()
+
+    def heard(self, at: float | None = None) -> None:
+        """The backend spoke just now (or, from the cache, at server time `at`)."""
+        self.last_heard = self.now() if at is None else at
 
     def now(self) -> float:
         t, mono, rate = self._anchor
@@ -73,7 +93,7 @@ class SyncStatus:
     synced_at: float | None = None  # wall time of the snapshot the cache started from
     last_event_id: int = 0
     applied: int = 0
-    rejected: int = 0
+    rejected: int = 0  # events and stream frames that could not be applied
     last_rejected: str = ""
     snapshots: int = 0
     reconnects: int = 0
@@ -136,7 +156,9 @@ class Writer(threading.Thread):
         try:
             store = Store(self.cache_path)
             picture = store.load()
-            self.ready.set_result((store.meta(), store.notice, len(store.actions(("pending",)))))
+            newest = max((s.ts for s in picture.statuses.values()), default=None)
+            self.ready.set_result((store.meta(), store.notice, len(store.actions(("pending",))),
+                                   newest))
         except BaseException as e:  # the engine reports it; nothing else can run without a store
             self.ready.set_exception(e)
             return
@@ -144,65 +166,74 @@ class Writer(threading.Thread):
         feed.add(Changes(picture=picture, last_event_id=store.last_event_id,
                          actions={a.key: a for a in store.actions()}))
         feed.flush(force=True)
-        carry = None
+        self._carry = None
         while True:
-            item = carry
-            carry = None
-            if item is None:
+            try:
+                if self._step(store, feed):
+                    return
+            except Exception:  # a bug must not end the only thread that writes the cache
+                log.exception("the store writer failed a step; carrying on")
+                engine._update(detail="internal error in the cache writer (logged)")
+
+    def _step(self, store: Store, feed: ChangeFeed) -> bool:
+        """Handle one queued command; True when told to stop."""
+        item, self._carry = self._carry, None
+        if item is None:
+            try:
+                item = self.q.get(timeout=feed.due_in())
+            except queue.Empty:
+                feed.flush()
+                return False
+        kind, payload, fut = item
+        if kind == "stop":
+            feed.flush(force=True)
+            store.close()
+            return True
+        self._handle(store, feed, kind, payload, fut)
+        feed.flush()
+        return False
+
+    def _handle(self, store: Store, feed: ChangeFeed, kind: str, payload, fut) -> None:
+        if kind == "frames":
+            frames = list(payload)
+            while len(frames) < MAX_BATCH:
                 try:
-                    item = self.q.get(timeout=feed.due_in())
+                    nxt = self.q.get_nowait()
                 except queue.Empty:
-                    feed.flush()
-                    continue
-            kind, payload, fut = item
-            if kind == "stop":
-                feed.flush(force=True)
-                store.close()
-                return
-            if kind == "frames":
-                frames = list(payload)
-                while len(frames) < MAX_BATCH:
-                    try:
-                        nxt = self.q.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt[0] != "frames":
-                        carry = nxt
-                        break
-                    frames.extend(nxt[1])
-                if self._broken:
-                    continue  # applying these after a lost batch would leave a hole
-                try:
-                    feed.add(self._apply(store, frames))
-                except Exception as e:  # e.g. disk full: these events were not applied
-                    log.exception("applying a batch failed; taking a new snapshot")
-                    engine._update(detail=f"cache write failed: {e}")
-                    self._broken = engine.resync_needed = True
-            else:
-                # A caller that stopped waiting must not stop the write itself.
-                wanted = fut.set_running_or_notify_cancel()
-                try:
-                    result = payload(store)
-                    if isinstance(result, Changes):
-                        if result.picture is not None:
-                            self._broken = False
-                        feed.add(result)
-                        feed.flush(force=True)  # an operator's action shows at once
-                    if wanted:
-                        fut.set_result(result)
-                except BaseException as e:
-                    if wanted:
-                        fut.set_exception(e)
-            feed.flush()
+                    break
+                if nxt[0] != "frames":
+                    self._carry = nxt
+                    break
+                frames.extend(nxt[1])
+            if self._broken:
+                return  # applying these after a lost batch would leave a hole
+            try:
+                feed.add(self._apply(store, frames))
+            except Exception as e:  # e.g. disk full: these events were not applied
+                log.exception("applying a batch failed; taking a new snapshot")
+                self.engine._update(detail=f"cache write failed: {e}")
+                self._broken = self.engine.resync_needed = True
+            return
+        # A caller that stopped waiting must not stop the write itself.
+        wanted = fut.set_running_or_notify_cancel()
+        try:
+            result = payload(store)
+            if isinstance(result, Changes):
+                if result.picture is not None:
+                    self._broken = False
+                feed.add(result)
+                feed.flush(force=True)  # an operator's action shows at once
+            if wanted:
+                fut.set_result(result)
+        except BaseException as e:
+            if wanted:
+                fut.set_exception(e)
 
     def _apply(self, store: Store, frames: list[Frame]) -> Changes:
         engine = self.engine
         events, rejected = decode_frames(frames, engine.clock.now())
         changes = store.apply(events)
-        engine._update(applied=engine.status.applied + changes.applied,
-                       rejected=engine.status.rejected + len(rejected),
-                       last_event_id=changes.last_event_id,
-                       **({"last_rejected": rejected[-1]} if rejected else {}))
+        engine._tally(changes.applied, rejected, last_event_id=changes.last_event_id)
         return changes
 
 
@@ -233,8 +264,8 @@ class Cursor:
             if frame.event == "reset":
                 log.warning("backend reset the stream: new snapshot")
                 return good, True
-            if frame.id is not None and frame.id.isdigit():
-                n = int(frame.id)
+            n = event_id_of(frame.id)
+            if n is not None:
                 if n <= self.last_id:
                     continue
                 if n != self.last_id + 1:
@@ -247,12 +278,14 @@ class Cursor:
 
 class SyncEngine:
     def __init__(self, backend_url: str, username: str, password: str, cache_path: str,
-                 publish: Callable[[Changes], None], read_timeout: float = 30.0):
+                 publish: Callable[[Changes], None], read_timeout: float = 30.0,
+                 max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES):
         self.clock = ServerClock()
         self.feed = ChangeFeed(publish)
         self.status = SyncStatus(state="starting", since=time.time())
         self._status_lock = threading.Lock()
         self._client = Client(backend_url, username, password, read_timeout)
+        self._max_snapshot = max_snapshot_bytes
         self._writer = Writer(self, cache_path)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sync-net",
@@ -260,7 +293,7 @@ class SyncEngine:
         self._stopping = False
         self._outbox_kick: asyncio.Event | None = None
         self._tasks: list[asyncio.Task] = []
-        self._attempt = 0  # consecutive failed stream attempts
+        self._attempt = 0  # consecutive stream attempts that brought nothing useful
         self.resync_needed = False  # set by the writer when a batch could not be applied
         self._resync_streak, self._last_resync = 0, -1e9
 
@@ -270,10 +303,13 @@ class SyncEngine:
         """Opens the cache (publishing the cached picture) and starts syncing.
         Raises if the cache cannot be opened at all."""
         self._writer.start()
-        meta, notice, pending = self._writer.ready.result()
+        meta, notice, pending, newest_status = self._writer.ready.result()
         self._meta = meta
         if "server_time" in meta:
             self.clock.set(float(meta["server_time"]), float(meta.get("clock_rate", 1.0)))
+        if newest_status is not None:
+            # Until the backend speaks, the cached picture is as of its newest report.
+            self.clock.heard(max(newest_status, self.clock.last_heard or newest_status))
         synced = meta.get("snapshot_at")
         self._update(state="cached", since=time.time(), cache_notice=notice,
                      synced_at=float(synced) if synced else None,
@@ -283,10 +319,33 @@ class SyncEngine:
 
     async def _start_tasks(self) -> None:
         self._outbox_kick = asyncio.Event()
-        self._tasks = [asyncio.create_task(self._run_stream()),
-                       asyncio.create_task(self._run_outbox())]
+        self._tasks = [asyncio.create_task(self._supervise("stream", self._run_stream)),
+                       asyncio.create_task(self._supervise("outbox", self._run_outbox))]
+
+    async def _supervise(self, name: str, run: Callable[[], object]) -> None:
+        """Run a task that should never end; if it does, say so and start it again,
+        with backoff, for as long as the engine runs."""
+        failures = 0
+        while True:
+            try:
+                await run()
+                reason = "it returned"
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                reason = f"{type(e).__name__}: {e}"
+                log.exception("the %s task failed", name)
+            else:
+                log.error("the %s task ended unexpectedly; restarting it", name)
+            delay = backoff_delay(failures)
+            failures += 1
+            self._update(detail=f"internal error in the {name} task ({reason[:200]}); "
+                                f"restarting it in {delay:.0f} s")
+            await asyncio.sleep(delay)
 
     def stop(self) -> None:
+        """Stop syncing and close the cache; returns within about a second whatever
+        the backend does. Queued actions stay in the outbox for the next start."""
         if self._stopping:
             return
         self._stopping = True
@@ -294,20 +353,45 @@ class SyncEngine:
         async def shutdown():
             for t in self._tasks:
                 t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._client.aclose()
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_SECONDS / 2)
+            try:
+                async with asyncio.timeout(SHUTDOWN_SECONDS / 4):
+                    await self._client.aclose()
+            except TimeoutError:
+                log.warning("the HTTP client did not close in time")
 
         if self._thread.is_alive():
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+            try:
+                asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(SHUTDOWN_SECONDS)
+            except TimeoutError:
+                log.warning("the network tasks did not stop in time")
             self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+            self._thread.join(SHUTDOWN_SECONDS)
         self._writer.stop()
-        self._writer.join(10)
+        self._writer.join(10)  # a batch in progress is finished, not cut: it is one transaction
         self._update(state="stopped", since=time.time())
 
     def _update(self, **fields) -> None:
         with self._status_lock:
             self.status = replace(self.status, **fields)
+
+    def _tally(self, applied: int, rejected: list[str], **fields) -> None:
+        """Add to the counters; called from both threads, so read and write under the lock."""
+        with self._status_lock:
+            s = self.status
+            if rejected:
+                fields["last_rejected"] = rejected[-1]
+            self.status = replace(s, applied=s.applied + applied,
+                                  rejected=s.rejected + len(rejected), **fields)
+
+    def picture_time(self) -> float:
+        """The server time the picture is judged at. Live, it is now; with the link
+        down it stays at the last moment the backend spoke, so the console's own
+        silence never makes devices look silent."""
+        now = self.clock.now()
+        if self.status.state == "live" or self.clock.last_heard is None:
+            return now
+        return min(now, self.clock.last_heard)
 
     # -- operator actions -----------------------------------------------------
 
@@ -348,15 +432,19 @@ class SyncEngine:
                         blocked = True
                         break
                     delivered += 1
+                    self._update(pending_actions=len(pending) - delivered)
             except Exception:  # e.g. a full disk: the actions stay queued; try again later
                 log.exception("the outbox could not be sent")
                 blocked = True
             failures = 0 if delivered or not blocked else failures + 1
-            delay = backoff_delay(failures) if blocked else None
-            try:
-                await asyncio.wait_for(self._outbox_kick.wait(), delay)
-            except TimeoutError:
-                pass
+            if not blocked:
+                await self._outbox_kick.wait()
+                continue
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+            # cancellation that arrives as the wait ends, and stop() would hang.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff_delay(failures)):
+                    await self._outbox_kick.wait()
 
     async def _deliver(self, action: Action) -> tuple[str, str | None]:
         """Send one action. A repeated key is answered as the first time, so a
@@ -376,6 +464,8 @@ class SyncEngine:
     # -- the stream -----------------------------------------------------------
 
     async def _run_stream(self) -> None:
+        """Sign in, snapshot, follow the stream; on any failure say why and try
+        again after a backoff, for ever. The cache keeps its last good picture."""
         meta = self._meta
         stream_id = meta.get("stream_id")
         last_id: int | None = int(meta["last_event_id"]) if stream_id else None
@@ -386,7 +476,7 @@ class SyncEngine:
                     op = await self._client.sign_in()
                     self._update(operator=op.get("name"))
                 if last_id is None:
-                    snap = await self._client.snapshot()
+                    snap = await self._client.snapshot(self._max_snapshot)
                     await self._take_snapshot(snap)
                     stream_id, last_id = snap.stream_id, snap.last_event_id
                 last_id, resync = await self._follow(stream_id, last_id)
@@ -399,13 +489,16 @@ class SyncEngine:
                 raise
             except AuthError as e:
                 detail = f"sign-in refused: {e}"
-            except (httpx.HTTPError, ProtocolError, OSError, ValueError) as e:
+            except (httpx.HTTPError, ProtocolError, OSError) as e:
                 detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            except Exception as e:  # a bug or a store failure: never end silently
+                log.exception("syncing failed unexpectedly")
+                detail = f"unexpected {type(e).__name__}: {e}"
             delay = backoff_delay(self._attempt)
             self._attempt += 1
             log.info("stream interrupted (%s); retrying in %.1f s", detail, delay)
             self._update(state="reconnecting", since=self._since("reconnecting"),
-                         retry_at=time.time() + delay, detail=detail,
+                         retry_at=time.time() + delay, detail=detail[:500],
                          reconnects=self.status.reconnects + 1)
             await asyncio.sleep(delay)
 
@@ -443,18 +536,30 @@ class SyncEngine:
                 return last_id, True
             if stream.server_time is not None:
                 self.clock.set(stream.server_time)
-            self._attempt = 0  # connected: the next failure starts the backoff afresh
             self._update(state="live", since=time.time(), retry_at=None, detail="")
             self._outbox_kick.set()  # the backend is back: queued actions need not wait
             cursor = Cursor(last_id)
+            opened = time.monotonic()
             async for chunk in stream.chunks:
+                self.clock.heard()
                 if self.resync_needed:
                     self.resync_needed = False
                     return cursor.last_id, True
+                before = cursor.last_id
                 good, resync = cursor.accept(parser.feed(chunk))
+                problems = parser.take_problems()
+                if problems:
+                    for reason in problems:
+                        log.warning("stream framing error: %s", reason)
+                    self._tally(0, problems)
                 if good:
                     self._writer.frames(good)
                     self._update(last_event_at=time.time())
+                # Only a stream that brings new events, or stays up past a heartbeat,
+                # resets the backoff: one that connects and then fails at once must
+                # not be retried twice a second for ever.
+                if cursor.last_id > before or time.monotonic() - opened > MAX_HEARTBEAT:
+                    self._attempt = 0
                 if resync:
                     return cursor.last_id, True
         return cursor.last_id, False

@@ -58,6 +58,22 @@ def start_backend(tmp_path):
         b.stop()
 
 
+@pytest.fixture
+def hostile():
+    """Start backends that misbehave as told (tests/hostile.py); closed afterwards."""
+    from hostile import Hostile
+
+    made: list[Hostile] = []
+
+    def make(*args, **kw) -> Hostile:
+        made.append(Hostile(*args, **kw))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, qtbot=None) -> None:
     """Poll until predicate() is true; fail with the predicate's name otherwise."""
     deadline = time.monotonic() + timeout

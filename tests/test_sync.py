@@ -1,13 +1,10 @@
 """The sync engine against real backends over loopback HTTP."""
 
-import json
 import random
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
 
 from conftest import wait_until
+from hostile import status
 
 from console.domain import AlertState
 from console.protocol.client import decode_snapshot
@@ -180,52 +177,8 @@ def _pending(cache):
         store.close()
 
 
-class HostileBackend(BaseHTTPRequestHandler):
-    """A backend that sends bad events between good ones."""
-
-    frames: bytes = b""
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, code, body, ctype="application/json", extra=()):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        for k, v in extra:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self._send(200, json.dumps({"token": "t", "operator": {"id": "o", "name": "O",
-                                                                "roles": []}}).encode())
-
-    def do_GET(self):
-        path = urlparse(self.path).path
-        if path.endswith("/snapshot"):
-            body = {"stream_id": "hostile", "server_time": "2026-11-18T10:00:00Z",
-                    "last_event_id": 0,
-                    "wearers": [{"id": "W1", "ref": "EM-1", "curfew": "25:00-99:00"},
-                                {"id": "W2", "ref": "EM-2", "curfew": None}],
-                    "devices": [{"id": "D2", "wearer_id": "W2", "kind": "gps", "status": None},
-                                {"id": "D3", "wearer_id": "W3", "kind": "toaster"}],
-                    "alerts": [{"id": "A1"}]}
-            self._send(200, json.dumps(body).encode())
-        elif path.endswith("/events"):
-            self._send(200, self.frames, "text/event-stream",
-                       [("X-Stream-Id", "hostile"), ("Cache-Control", "no-cache")])
-            time.sleep(0.5)
-
-
-def status(device, battery, ts="2026-11-18T10:00:01Z"):
-    return json.dumps({"device_id": device, "ts": ts, "battery": battery, "charging": False,
-                       "strap": "ok", "gps_fix": True, "at_home": True}).encode()
-
-
-def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tmp_path):
-    HostileBackend.frames = b"".join([
+def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tmp_path, hostile):
+    backend = hostile(b"".join([
         encode_frame(1, "device.status", status("D2", 10)),
         encode_frame(2, "device.status", b"{broken json"),
         encode_frame(3, "device.status", status("D2", 101)),
@@ -233,15 +186,12 @@ def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tm
         encode_frame(5, "device.teleported", b"{}"),
         encode_frame(6, "device.status", b"\xff\xfe not utf-8"),
         encode_frame(7, "device.status", status("D2", 42)),
-    ])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileBackend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    engine = engine_for(f"http://127.0.0.1:{server.server_port}", tmp_path / "c.db")
+    ]))
+    engine = engine_for(backend.url, tmp_path / "c.db")
     try:
         wait_until(lambda: engine.status.last_event_id == 7)
     finally:
         engine.stop()
-        server.shutdown()
     assert engine.status.applied == 2 and engine.status.rejected == 5
     assert "event 6" in engine.status.last_rejected
     store = Store(tmp_path / "c.db")
@@ -252,11 +202,10 @@ def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tm
     store.close()
 
 
-def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_going(tmp_path):
-    # HostileBackend answers every POST, acknowledgements too, with a session.
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileBackend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    engine = engine_for(f"http://127.0.0.1:{server.server_port}", tmp_path / "cache.db")
+def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_going(
+        tmp_path, hostile):
+    # The hostile backend answers every POST, acknowledgements too, with a session.
+    engine = engine_for(hostile().url, tmp_path / "cache.db")
     try:
         engine.acknowledge("A1", "first").result(5)
         wait_until(lambda: _pending(tmp_path / "cache.db")[0].attempts >= 1)
@@ -264,21 +213,18 @@ def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_
         wait_until(lambda: _pending(tmp_path / "cache.db")[0].attempts >= 2)  # still sending
     finally:
         engine.stop()
-        server.shutdown()
     pending = _pending(tmp_path / "cache.db")
     assert [a.note for a in pending] == ["first", "second"]  # kept, in order
     assert "not an alert: missing id" in pending[0].detail
 
 
-def test_a_gap_in_event_ids_means_a_new_snapshot_and_is_not_hammered(tmp_path):
-    HostileBackend.frames = b"".join([
+def test_a_gap_in_event_ids_means_a_new_snapshot_and_is_not_hammered(tmp_path, hostile):
+    backend = hostile(b"".join([
         encode_frame(1, "device.status", status("D2", 10)),
         encode_frame(2, "device.status", status("D2", 20)),
         encode_frame(5, "device.status", status("D2", 50)),  # 3 and 4 are missing
-    ])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileBackend)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    engine = engine_for(f"http://127.0.0.1:{server.server_port}", tmp_path / "c.db")
+    ]))
+    engine = engine_for(backend.url, tmp_path / "c.db")
     try:
         wait_until(lambda: engine.status.snapshots >= 2)
         time.sleep(3)
@@ -286,7 +232,6 @@ def test_a_gap_in_event_ids_means_a_new_snapshot_and_is_not_hammered(tmp_path):
         assert engine.status.snapshots <= 6
     finally:
         engine.stop()
-        server.shutdown()
     store = Store(tmp_path / "c.db")
     assert store.load().statuses["D2"].battery in (10, 20)  # never the event after the gap
     store.close()

@@ -21,6 +21,10 @@ from console.protocol.wire import (
 )
 
 MAX_HEARTBEAT = 15.0  # the protocol promises a heartbeat at least this often
+# A 100,000-wearer snapshot with its open alerts is about 40 MB; a backend that
+# sends far more is broken or hostile, and must not exhaust the workstation's memory.
+MAX_SNAPSHOT_BYTES = 256 << 20
+MAX_CLOCK_RATE = 10_000.0
 
 
 class ProtocolError(Exception):
@@ -91,8 +95,14 @@ class Client:
             raise AuthError(_problem(resp).get("title", "sign-in refused"))
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
-        body = orjson.loads(resp.content)
-        self.token, self.operator = body["token"], body["operator"]
+        try:
+            body = orjson.loads(resp.content)
+            token, operator = body["token"], body["operator"]
+            if not isinstance(token, str) or not token or not isinstance(operator, dict):
+                raise TypeError("token or operator of the wrong type")
+        except (ValueError, KeyError, TypeError) as e:
+            raise ProtocolError(f"the answer to sign-in is not a session: {e}") from None
+        self.token, self.operator = token, operator
         return self.operator
 
     def _headers(self, extra: dict | None = None) -> dict:
@@ -109,11 +119,30 @@ class Client:
             resp = await self._http.request(method, path, headers=self._headers(headers), **kw)
         return resp
 
-    async def snapshot(self) -> Snapshot:
-        resp = await self._request("GET", f"{API}/snapshot")
-        if resp.status_code != 200:
-            raise ApiError(resp.status_code, _problem(resp))
-        return decode_snapshot(resp.content)
+    async def snapshot(self, max_bytes: int = MAX_SNAPSHOT_BYTES) -> Snapshot:
+        """The whole picture, read in chunks so that an oversized answer is refused
+        once it passes max_bytes, before it is all in memory."""
+        for attempt in range(2):
+            async with self._http.stream("GET", f"{API}/snapshot",
+                                         headers=self._headers()) as resp:
+                if resp.status_code == 401 and attempt == 0:
+                    await self.sign_in()
+                    continue
+                if resp.status_code != 200:
+                    await resp.aread()
+                    raise ApiError(resp.status_code, _problem(resp))
+                declared = resp.headers.get("Content-Length", "")
+                if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+                    raise ProtocolError(f"snapshot of {int(declared):,} bytes refused: the limit "
+                                        f"is {max_bytes:,}")
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise ProtocolError(f"snapshot refused: larger than the limit of "
+                                            f"{max_bytes:,} bytes")
+                return decode_snapshot(bytes(body))
+        raise AuthError("the backend refused the new session")
 
     async def acknowledge(self, alert_id: str, note: str, key: str) -> Alert:
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/acknowledge",
@@ -151,37 +180,69 @@ class Client:
 
 
 def decode_snapshot(content: bytes) -> Snapshot:
-    """Decode a snapshot; an item that cannot be used is left out and its reason kept."""
-    body = orjson.loads(content)
+    """Decode a snapshot. An item that cannot be used is left out and its reason
+    kept; a snapshot whose shape is wrong (a list that is not a list, an id listed
+    twice) raises ProtocolError and is refused whole, so the cache keeps its last
+    good picture."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError(f"snapshot is not JSON: {e}") from None
     if not isinstance(body, dict):
         raise ProtocolError("snapshot is not a JSON object")
     try:
         last_id = body["last_event_id"]
-        if not isinstance(last_id, int) or last_id < 0:
+        if not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 0:
             raise ProtocolError(f"snapshot last_event_id is not an id: {last_id!r:.40}")
-        head = (str(body["stream_id"]), parse_ts(body["server_time"], None),
-                float(body.get("clock_rate", 1.0)), last_id)
-    except (KeyError, TypeError, ValueError) as e:
+        stream_id = body["stream_id"]
+        if not isinstance(stream_id, str) or not 0 < len(stream_id) <= 200:
+            raise ProtocolError(f"snapshot stream_id is not a name: {stream_id!r:.40}")
+        rate = body.get("clock_rate", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not (
+                0 < rate <= MAX_CLOCK_RATE):
+            raise ProtocolError(f"snapshot clock_rate outside 0-{MAX_CLOCK_RATE:g}: {rate!r:.40}")
+        head = (stream_id, parse_ts(body["server_time"], None), float(rate), last_id)
+    except (KeyError, BadEvent) as e:
         raise ProtocolError(f"snapshot header unusable: {e}") from None
+    lists = {}
+    for name in ("wearers", "devices", "alerts"):
+        lists[name] = body.get(name)
+        if not isinstance(lists[name], list):
+            raise ProtocolError(f"snapshot {name} is not a list: {lists[name]!r:.40}")
     rejected: list[str] = []
 
     def each(items, decode):
-        for item in items if isinstance(items, list) else []:
+        for item in items:
             try:
                 yield decode(item)
             except BadEvent as e:
                 rejected.append(str(e))
 
-    wearers = list(each(body.get("wearers"), decode_wearer))
+    wearers = _unique("wearer", each(lists["wearers"], decode_wearer))
     devices, statuses = [], {}
-    for item in body.get("devices") or []:
+    for item in lists["devices"]:
         try:
             dev = decode_device(item)
             status = item.get("status")
             if status is not None:
                 statuses[dev.id] = decode_status(status, head[1])
             devices.append(dev)
-        except (BadEvent, AttributeError) as e:
+        except BadEvent as e:
             rejected.append(str(e))
-    alerts = {a.id: a for a in each(body.get("alerts"), lambda d: decode_alert(d, head[1]))}
+    devices = _unique("device", devices)
+    alerts = {a.id: a for a in _unique(
+        "alert", each(lists["alerts"], lambda d: decode_alert(d, head[1])))}
     return Snapshot(*head, wearers, devices, statuses, alerts, rejected)
+
+
+def _unique(what: str, items) -> list:
+    """The items, refusing the snapshot if two share an id: which one is right is
+    unknowable, and the cache's primary keys would refuse it anyway."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.id in seen:
+            raise ProtocolError(f"snapshot lists {what} {item.id[:40]} twice")
+        seen.add(item.id)
+        out.append(item)
+    return out

@@ -7,9 +7,11 @@ thousands of events is split in a few bytes operations.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 MAX_FRAME = 1 << 20
+_ID_LINE = re.compile(rb"(?:^|\n)id: ?([^\n]{0,40})")
 
 
 @dataclass(slots=True)
@@ -24,6 +26,9 @@ class SSEParser:
     retry_ms: int | None = None
     heartbeats: int = 0
     framing_errors: int = 0
+    # Why each framing error happened, naming the event id where there is one; the
+    # sync engine takes these (take_problems) to count, log and show them.
+    problems: list[str] = field(default_factory=list)
     _buf: bytes = b""
     _discarding: bool = False
     _pending: list[Frame] = field(default_factory=list)
@@ -43,7 +48,9 @@ class SSEParser:
             self._discarding = False
         *blocks, self._buf = buf.split(b"\n\n")
         if len(self._buf) > MAX_FRAME:
-            self.framing_errors += 1
+            found = _ID_LINE.search(self._buf, 0, 4096)
+            name = found[1].decode("utf-8", "replace") if found else "without an id"
+            self._problem(f"event {name}: larger than {MAX_FRAME >> 20} MiB, dropped")
             self._buf = b""
             self._discarding = True
         frames = []
@@ -73,17 +80,26 @@ class SSEParser:
             elif name == b"event":
                 event = value.decode("utf-8", "replace")
             elif name == b"retry":
-                if value.isdigit():
+                if value.isascii() and value.isdigit():
                     self.retry_ms = int(value)
                 else:
-                    self.framing_errors += 1
+                    self._problem(f"retry is not a number: {value[:40]!r}")
             else:
-                self.framing_errors += 1
+                self._problem(f"unknown field {name[:40]!r}")
         if not data:
             if event_id is not None or event != "message":
-                self.framing_errors += 1  # an event with no data cannot be dispatched
+                # an event with no data cannot be dispatched
+                self._problem(f"event {str(event_id)[:40]}: no data")
             return None
         return Frame(event_id, event, b"\n".join(data))
+
+    def _problem(self, reason: str) -> None:
+        self.framing_errors += 1
+        self.problems.append(reason)
+
+    def take_problems(self) -> list[str]:
+        out, self.problems = self.problems, []
+        return out
 
 
 def encode_frame(event_id: int, event: str, data: bytes) -> bytes:

@@ -168,6 +168,8 @@ def encode_wearer(w: Wearer) -> dict:
 
 
 def decode_device(d: dict) -> Device:
+    if not isinstance(d, dict):
+        raise BadEvent(f"expected an object, got {type(d).__name__}")
     try:
         kind = DeviceKind(d.get("kind"))
     except ValueError:
@@ -179,11 +181,20 @@ def encode_device(dev: Device) -> dict:
     return {"id": dev.id, "wearer_id": dev.wearer_id, "kind": dev.kind.value}
 
 
+def event_id_of(text: str | None) -> int | None:
+    """An event id as the protocol writes it (1 to 18 ASCII digits), else None.
+    str.isdigit() alone also accepts "²", which int() then refuses."""
+    if text is None or not 0 < len(text) <= 18 or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
 def decode_event(event_id: str | None, event_type: str, data: bytes, now: float | None) -> Event:
     """One SSE frame to an Event; raises BadEvent for anything that cannot be applied."""
     if event_id is None:
         raise BadEvent("event without an id")
-    if not event_id.isdigit() or len(event_id) > 18:
+    number = event_id_of(event_id)
+    if number is None:
         raise BadEvent(f"event id is not a positive integer: {event_id!r:.40}")
     if event_type not in EVENT_TYPES:
         raise BadEvent(f"unknown event type {event_type!r:.40}")
@@ -199,4 +210,4 @@ def decode_event(event_id: str | None, event_type: str, data: bytes, now: float 
         payload = decode_alert(body, now)
         if (event_type == "alert.cleared") != (payload.state is AlertState.CLOSED):
             raise BadEvent(f"{event_type} with state {payload.state.value}")
-    return Event(int(event_id), event_type, payload)
+    return Event(number, event_type, payload)
