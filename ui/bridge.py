@@ -24,6 +24,7 @@ SLICE = 5_000  # statuses per turn of the event loop: a few milliseconds of mode
 class GuiBridge(QObject):
     changes = Signal(object)  # Changes, on the GUI thread
     action_failed = Signal(str)  # an action that could not even be queued
+    notice = Signal(str)  # something the operator should know, from any thread
     _arrived = Signal(object)  # from the writer thread
 
     def __init__(self):

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
 
     def _refresh_status(self) -> None:
         s = self._status()
+        self.board_model.set_live(s.state == "live")
         self.connection.refresh()
         self.stale.refresh()
         problems = len(self.alert_model.problems)

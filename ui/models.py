@@ -199,14 +199,39 @@ class StatusBoardModel(SelfSortingModel):
                "Last contact", "Open alerts")
     RIGHT_ALIGNED = frozenset({3, 7})
 
+    AS_OF = (2, 6)  # the columns judged by the clock, which holds while the link is down
+
     def __init__(self, clock: Clock):
+        """`clock` is the engine's picture time: it stops at the last server time
+        heard while the link is down, so devices are not blamed for that silence."""
         super().__init__(clock)
+        self.held = False  # the link is down and the clock holds
         self._by_device: dict[str, int] = {}
         self._by_wearer: dict[str, int] = {}
         self._alert_wearer: dict[str, str] = {}  # open alert id -> wearer id
         self.sort_column, self.sort_order = 0, Qt.AscendingOrder
         self.search = ""
         self.only_offline = self.only_low_battery = self.only_alerts = False
+
+    def set_live(self, live: bool) -> None:
+        """Told once a second by the window: while not live the clock-judged
+        columns say as of when, and that nothing is known since."""
+        if live != self.held:
+            return
+        self.held = not live
+        self.headerDataChanged.emit(Qt.Horizontal, min(self.AS_OF), max(self.AS_OF))
+        self.refresh_time()
+
+    def headerData(self, section, orientation, role=Qt.DisplayRole):
+        if not (self.held and orientation == Qt.Horizontal and section in self.AS_OF):
+            return super().headerData(section, orientation, role)
+        at = f"{datetime.fromtimestamp(self.clock(), LOCAL_TZ):%H:%M}"
+        if role in (Qt.DisplayRole, Qt.AccessibleTextRole):
+            return f"{self.HEADERS[section]} as of {at}"
+        if role == Qt.ToolTipRole:
+            return (f"The link to the backend was lost at {at} (UK time). Each device is shown "
+                    "as it was then; whether it has made contact since is unknown.")
+        return None
 
     # -- what a row says ------------------------------------------------------
 
@@ -404,8 +429,11 @@ class AlertQueueModel(SelfSortingModel):
     HEADERS = ("Priority", "Type", "Wearer", "State", "Age", "Raised")
     COL_STATE = 3
 
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, device_clock: Clock | None = None):
+        """Ages run on `clock`; the out-of-contact rule of priority runs on
+        `device_clock` (the engine's picture time), which holds while the link is down."""
         super().__init__(clock)
+        self.device_clock = device_clock or clock
         self._index: dict[str, int] = {}
         self._refs: dict[str, str] = {}
         self._last_contact: dict[str, float] = {}
@@ -419,7 +447,7 @@ class AlertQueueModel(SelfSortingModel):
         return self._refs.get(wearer_id, wearer_id)
 
     def priority_of(self, alert: Alert) -> Priority:
-        return priority(alert, self._last_contact.get(alert.device_id), self.clock())
+        return priority(alert, self._last_contact.get(alert.device_id), self.device_clock())
 
     def _render(self, alert: Alert, now: float) -> tuple[tuple[str, ...], tuple]:
         p = self.priority_of(alert)
@@ -453,7 +481,7 @@ class AlertQueueModel(SelfSortingModel):
         return state if alert.active else f"{state}, cleared"
 
     def _compute_order(self) -> list[int]:
-        now = self.clock()
+        now = self.device_clock()
         rows = self._rows
         return sorted(range(len(rows)),
                       key=lambda i: queue_key(rows[i], self._last_contact.get(rows[i].device_id), now))

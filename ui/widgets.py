@@ -182,7 +182,8 @@ class StaleNotice(QLabel):
             self.hide()
             return
         age = f", {format_age(time.time() - synced)} old" if synced else ""
-        self.setText(f"⚠ STALE — not live{age}. Figures may be out of date.")
+        self.setText(f"⚠ STALE — not live{age}. Devices are shown as they were when the link "
+                     "was lost; whether they have made contact since is unknown.")
         self.show()
 
 
