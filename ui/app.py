@@ -119,7 +119,8 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     if training:
         # Training data never mixes with a real cache: its own files.
         try:
-            simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers)
+            simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers,
+                                          keep_alive=True)
         except RuntimeError as e:
             from PySide6.QtWidgets import QMessageBox
 
@@ -140,13 +141,16 @@ def run_window(args: argparse.Namespace, password: str) -> int:
 
         bridge = GuiBridge()
         engine = SyncEngine(backend, user, password, cache, bridge.publish, args.read_timeout)
-        board = StatusBoardModel(engine.clock.now)
-        alerts = AlertQueueModel(engine.clock.now)
+        board = StatusBoardModel(engine.picture_time)
+        alerts = AlertQueueModel(engine.clock.now, engine.picture_time)
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,
                             training, VERSION)
         stalls = StallMeter(window, args.warm_up)
         lags = LagMeter(engine.clock.now, lambda: engine.clock.rate, args.warm_up)
         bridge.changes.connect(lags.changes_applied)  # after the window's models
+        bridge.notice.connect(lambda text: window.statusBar().showMessage(text, 300_000))
+        if simulator is not None:
+            simulator.on_restart = bridge.notice.emit
         # A full picture is hundreds of thousands of long-lived objects; left in the
         # collector's oldest generation, each full collection stalled the GUI thread
         # for 200-250 ms at 100,000 wearers. Refcounting still frees them when replaced.
