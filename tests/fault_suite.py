@@ -480,9 +480,12 @@ def main() -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = run_all(args.kills, args.acks, args.freezes, args.seed)
     if args.report:
-        Path(args.report).write_text(REPORT.format(
+        report = Path(args.report)
+        # The measured part is rewritten; what the hand-written sections below it say stays.
+        kept = report.read_text().partition(MEASURED_END)[2] if report.exists() else ""
+        report.write_text(REPORT.format(
             started=started, command=" ".join(["python tests/fault_suite.py", *sys.argv[1:]]),
-            table="\n".join([HEADER, *map(row, results)])))
+            table="\n".join([HEADER, *map(row, results)])) + MEASURED_END + kept)
     return 0 if all(r.ok for r in results) else 1
 
 
@@ -503,6 +506,7 @@ with the note queued first, and every later one for the same alert a conflict.
 Machine: 2 vCPU, the same one that runs CI. `make test` runs the same scenarios
 with a few faults each (`tests/test_faults.py`).
 """
+MEASURED_END = "<!-- make faults rewrites everything above this line -->\n"
 
 
 if __name__ == "__main__":

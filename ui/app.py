@@ -24,6 +24,7 @@ from pathlib import Path
 import platformdirs
 
 from console.embedded import EmbeddedSimulator
+from console.protocol.client import MAX_SNAPSHOT_BYTES
 
 try:
     VERSION = version("em-console")
@@ -42,6 +43,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--read-timeout", type=float, default=30.0,
                    help="seconds of stream silence before reconnecting; keep it above the "
                         "backend's heartbeat interval (at most 15 s by the protocol)")
+    p.add_argument("--max-snapshot-mb", type=int, default=MAX_SNAPSHOT_BYTES >> 20,
+                   help="refuse a snapshot larger than this (default %(default)s MB; "
+                        "100,000 wearers take about 26)")
     p.add_argument("--offscreen-for", type=float, metavar="SECONDS",
                    help="run the real window offscreen this long, then print a JSON summary")
     p.add_argument("--screenshot", help="with --offscreen-for: write the window to this PNG")
@@ -60,6 +64,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--screenshot goes with --offscreen-for")
     if not 0 < args.read_timeout <= 600:
         p.error("--read-timeout must be between 0 and 600 seconds")
+    if not 1 <= args.max_snapshot_mb <= 16_384:
+        p.error("--max-snapshot-mb must be between 1 and 16384")
     return args
 
 
@@ -86,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         from console.headless import run
 
         cache = args.cache or str(data_dir() / "cache.db")
-        return run(args.backend, args.user, password, cache, args.status_interval, args.read_timeout)
+        return run(args.backend, args.user, password, cache, args.status_interval, args.read_timeout,
+                   args.max_snapshot_mb << 20)
     return run_window(args, password)
 
 
@@ -140,7 +147,8 @@ def run_window(args: argparse.Namespace, password: str) -> int:
             user, password = dialog.username.text(), dialog.password.text()
 
         bridge = GuiBridge()
-        engine = SyncEngine(backend, user, password, cache, bridge.publish, args.read_timeout)
+        engine = SyncEngine(backend, user, password, cache, bridge.publish, args.read_timeout,
+                            args.max_snapshot_mb << 20)
         board = StatusBoardModel(engine.picture_time)
         alerts = AlertQueueModel(engine.clock.now, engine.picture_time)
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,

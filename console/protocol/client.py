@@ -21,7 +21,7 @@ from console.protocol.wire import (
 )
 
 MAX_HEARTBEAT = 15.0  # the protocol promises a heartbeat at least this often
-# A 100,000-wearer snapshot with its open alerts is about 40 MB; a backend that
+# A 100,000-wearer snapshot with its open alerts is about 26 MB; a backend that
 # sends far more is broken or hostile, and must not exhaust the workstation's memory.
 MAX_SNAPSHOT_BYTES = 256 << 20
 MAX_CLOCK_RATE = 10_000.0
