@@ -45,3 +45,18 @@ def test_no_500_and_every_answer_matches_the_schema(backend):
             assert mode is GenerationMode.NEGATIVE
     assert len(calls) > 100
     assert {r.status_code for r in calls} >= {200, 404, 422}  # it reached past validation
+
+
+def test_every_answer_the_gate_gives_is_documented_as_a_problem(backend):
+    url, _ = backend
+    doc = httpx.get(f"{url}/openapi.json").json()
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            codes = {"401", "413"} | ({"400"} if method == "post" else set())
+            for code in codes:
+                problem = op["responses"][code]["content"]
+                assert list(problem) == ["application/problem+json"], (method, path, code)
+                assert problem["application/problem+json"]["schema"]["required"] == [
+                    "type", "title", "status", "detail"]
+            signs_in = path == f"{API}/session"
+            assert ("security" in op) != signs_in, (method, path)

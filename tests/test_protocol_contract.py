@@ -1,0 +1,137 @@
+"""The protocol holds its own contract, over real HTTP: a stranger is refused before
+the backend reads anything, bodies are bounded, 400 and 422 mean what
+docs/protocol.md says, nothing is loaded from a CDN, idempotency keys belong to one
+operator, and the console never guesses a password or sends one in clear."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from console.protocol.wire import API
+
+PROBLEM = "application/problem+json"
+MAX_BODY = 64 << 10  # docs/protocol.md
+HUNDRED_MB = 100 << 20
+
+
+@pytest.fixture
+def backend(start_backend):
+    return start_backend(wearers=200, speed=60)
+
+
+def ack_path(backend, nth: int = 0) -> str:
+    alerts = [a for a in backend.snapshot()["alerts"] if a["state"] == "unacknowledged"]
+    return f"{API}/alerts/{alerts[nth]['id']}/acknowledge"
+
+
+def head_only(url: str, head: str, timeout: float = 5.0) -> bytes:
+    """Send a request's head but none of its body, and read the answer's head: only
+    a backend that decides without the body answers at all."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as s:
+        s.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+# -- 13: the token before the body, and bodies bounded --------------------------
+
+
+@pytest.mark.parametrize("body", [b"{", b'{"note": 5}', b"not json", b""])
+def test_without_a_token_the_answer_is_401_whatever_the_body(backend, body):
+    resp = httpx.post(f"{backend.url}{ack_path(backend)}", content=body,
+                      headers={"Idempotency-Key": "k" * 10, "Content-Type": "application/json"})
+    assert resp.status_code == 401, resp.text
+    assert resp.headers["content-type"] == PROBLEM and resp.headers["www-authenticate"] == "Bearer"
+    assert resp.json()["status"] == 401
+
+
+def test_a_body_the_backend_will_refuse_is_refused_before_it_is_sent(backend):
+    stranger = head_only(backend.url, f"POST {ack_path(backend)} HTTP/1.1\nHost: x\n"
+                                      f"Content-Type: application/json\n"
+                                      f"Content-Length: {HUNDRED_MB}\n")
+    assert stranger.startswith(b"HTTP/1.1 401 ")
+    too_big = head_only(backend.url, f"POST {ack_path(backend)} HTTP/1.1\nHost: x\n"
+                                     f"Authorization: Bearer {backend.token}\n"
+                                     f"Idempotency-Key: {uuid.uuid4()}\n"
+                                     f"Content-Type: application/json\n"
+                                     f"Content-Length: {MAX_BODY + 1}\n")
+    assert too_big.startswith(b"HTTP/1.1 413 ") and PROBLEM.encode() in too_big
+    sign_in_too_big = head_only(backend.url, f"POST {API}/session HTTP/1.1\nHost: x\n"
+                                             f"Content-Type: application/json\n"
+                                             f"Content-Length: {HUNDRED_MB}\n")
+    assert sign_in_too_big.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_strangers_100_MB_body_does_not_grow_the_backend(backend):
+    path = ack_path(backend)
+    before = peak_rss_mb(backend.process.pid)
+
+    def body():  # chunked: no Content-Length to refuse it by
+        for _ in range(HUNDRED_MB >> 20):
+            yield b" " * (1 << 20)
+
+    resp = httpx.post(f"{backend.url}{path}", content=body(), timeout=60,
+                      headers={"Idempotency-Key": "k" * 10, "Content-Type": "application/json"})
+    assert peak_rss_mb(backend.process.pid) - before < 20
+    assert resp.status_code == 401
+
+
+def test_a_body_over_the_limit_is_413_even_without_a_length(backend):
+    path = ack_path(backend)
+    headers = {"Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}
+
+    def body():
+        yield b'{"note": "'
+        for _ in range(MAX_BODY // 1000 + 1):
+            yield b"x" * 1000
+        yield b'"}'
+
+    for content in (body(), b"".join(body())):  # chunked, then with a Content-Length
+        resp = backend.post(path, content=content, headers=headers)
+        assert resp.status_code == 413, resp.text
+        assert resp.headers["content-type"] == PROBLEM and resp.json()["status"] == 413
+    # The largest valid note, every character escaped as a surrogate pair, still fits.
+    longest = '{"note": "' + "\\ud83d\\ude00" * 2000 + '"}'
+    resp = backend.post(path, content=longest.encode(), headers=headers)
+    assert resp.status_code == 200, resp.text
+
+
+# -- 14: 400 for what is not JSON, 422 for JSON that is not valid ------------------
+
+
+@pytest.mark.parametrize("content_type, body, status", [
+    ("application/json", b"{", 400),
+    ("application/json", b"\xff\xfe", 400),
+    ("application/json", b"", 400),
+    ("text/plain", b'{"note": "x"}', 400),
+    (None, b'{"note": "x"}', 400),
+    ("application/json", b'{"note": 5}', 422),
+    ("application/json", b'"a note"', 422),
+    ("application/json", b"{}", 422),
+])
+def test_a_body_that_is_not_json_is_400_and_invalid_json_is_422(backend, content_type, body, status):
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    if content_type:
+        headers["Content-Type"] = content_type
+    resp = backend.post(ack_path(backend), content=body, headers=headers)
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"] == PROBLEM and resp.json()["status"] == status
+    session = httpx.post(f"{backend.url}{API}/session", content=body,
+                         headers={"Content-Type": content_type} if content_type else {})
+    assert session.status_code == status, session.text
