@@ -5,6 +5,7 @@ operator, and the console never guesses a password or sends one in clear."""
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
 from urllib.parse import urlsplit
@@ -135,3 +136,16 @@ def test_a_body_that_is_not_json_is_400_and_invalid_json_is_422(backend, content
     session = httpx.post(f"{backend.url}{API}/session", content=body,
                          headers={"Content-Type": content_type} if content_type else {})
     assert session.status_code == status, session.text
+
+
+# -- 15: no interactive docs, nothing from a CDN ---------------------------------
+
+
+def test_no_interactive_docs_and_no_page_loads_anything_from_elsewhere(backend):
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert backend.get(path).status_code == 404, path
+    pages = [httpx.get(f"{backend.url}/openapi.json")] + [
+        backend.get(path) for path in ("/", "/docs", "/redoc", "/docs/oauth2-redirect")]
+    assert pages[0].status_code == 200  # the machine-readable contract needs no sign-in
+    for page in pages:
+        assert not re.search(r"https?://", page.text), (page.url, page.text[:200])

@@ -211,7 +211,10 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
         yield
         task.cancel()
 
-    app = FastAPI(title="EM monitoring backend (simulator)", version="1.0.0", lifespan=lifespan)
+    # No /docs or /redoc: their pages load Swagger UI and ReDoc from a CDN, which a
+    # closed network does not reach. /openapi.json is the machine-readable contract.
+    app = FastAPI(title="EM monitoring backend (simulator)", version="1.0.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.add_middleware(Gate, sessions=backend.sessions)
 
     @app.exception_handler(HTTPException)
