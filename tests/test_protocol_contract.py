@@ -5,8 +5,10 @@ operator, and the console never guesses a password or sends one in clear."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import sqlite3
 import uuid
 from urllib.parse import urlsplit
 
@@ -28,6 +30,11 @@ def backend(start_backend):
 def ack_path(backend, nth: int = 0) -> str:
     alerts = [a for a in backend.snapshot()["alerts"] if a["state"] == "unacknowledged"]
     return f"{API}/alerts/{alerts[nth]['id']}/acknowledge"
+
+
+def sign_in(url: str, user: str) -> dict:
+    token = httpx.post(f"{url}{API}/session", json={"username": user, "password": user}).json()["token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def head_only(url: str, head: str, timeout: float = 5.0) -> bytes:
@@ -149,3 +156,52 @@ def test_no_interactive_docs_and_no_page_loads_anything_from_elsewhere(backend):
     assert pages[0].status_code == 200  # the machine-readable contract needs no sign-in
     for page in pages:
         assert not re.search(r"https?://", page.text), (page.url, page.text[:200])
+
+
+# -- 17: idempotency keys belong to one operator ---------------------------------
+
+
+def test_an_idempotency_key_belongs_to_the_operator_who_sent_it(start_backend):
+    first = start_backend(wearers=200, speed=60, state=True)
+    demo, demo2 = sign_in(first.url, "demo"), sign_in(first.url, "demo2")
+    paths = [ack_path(first, n) for n in range(3)]
+    key, other_key = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def ack(url, who, path, k):
+        return httpx.post(f"{url}{path}", json={"note": "called"},
+                          headers={**who, "Idempotency-Key": k})
+
+    mine = ack(first.url, demo, paths[0], key)
+    assert mine.status_code == 200 and mine.json()["history"][-1]["by"] == "Demo Operator"
+    # Another operator's identical request is new, not a replay of demo's answer.
+    theirs = ack(first.url, demo2, paths[0], key)
+    assert theirs.status_code == 409, theirs.text
+    # Nor is another operator's key taken as reused for a different request.
+    assert ack(first.url, demo, paths[1], other_key).status_code == 200
+    theirs_too = ack(first.url, demo2, paths[2], other_key)
+    assert theirs_too.status_code == 200, theirs_too.text
+    assert theirs_too.json()["history"][-1]["by"] == "Second Operator"
+
+    first.kill()
+    second = start_backend(wearers=200, speed=60, state=True)
+    assert ack(second.url, demo, paths[0], key).content == mine.content
+    assert ack(second.url, demo2, paths[0], key).content == theirs.content
+    assert ack(second.url, demo2, paths[2], other_key).content == theirs_too.content
+
+
+def test_keys_in_a_state_file_from_before_they_were_scoped_still_answer(start_backend, tmp_path):
+    first = start_backend(wearers=50, speed=60, state=True)
+    path, key = ack_path(first), str(uuid.uuid4())
+    mine = first.post(path, json={"note": "called"}, headers={"Idempotency-Key": key})
+    assert mine.status_code == 200
+    first.kill()
+    with contextlib.closing(sqlite3.connect(tmp_path / "backend.db")) as db:  # the table as it was
+        db.executescript("""
+            CREATE TABLE old (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL,
+                              status INTEGER NOT NULL, body BLOB NOT NULL);
+            INSERT INTO old SELECT key, fingerprint, status, body FROM idempotency;
+            DROP TABLE idempotency;
+            ALTER TABLE old RENAME TO idempotency;""")
+    second = start_backend(wearers=50, speed=60, state=True)
+    again = second.post(path, json={"note": "called"}, headers={"Idempotency-Key": key})
+    assert again.status_code == 200 and again.content == mine.content

@@ -31,17 +31,34 @@ from console.protocol.wire import (
 )
 from console.simulator.fleet import Fleet
 
-TRAINING_OPERATORS = {"demo": ("demo", {"id": "op-demo", "name": "Demo Operator",
-                                        "roles": ["operator"]})}
+# username: (password, operator). A second operator, to see what one does to another.
+TRAINING_OPERATORS = {
+    "demo": ("demo", {"id": "op-demo", "name": "Demo Operator", "roles": ["operator"]}),
+    "demo2": ("demo2", {"id": "op-demo2", "name": "Second Operator", "roles": ["operator"]}),
+}
 
+# An idempotency key is its operator's own: another operator's same key is another request.
+IDEMPOTENCY = """
+CREATE TABLE IF NOT EXISTS idempotency (
+    operator TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (operator, key));
+"""
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL, reported BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, truth TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body BLOB NOT NULL);
+""" + IDEMPOTENCY
+# Keys were once shared by all operators; a state file from then gets the operator
+# column. Its keys were all the demo operator's, the only one there was.
+SCOPE_OLD_KEYS = f"""
+BEGIN;
+ALTER TABLE idempotency RENAME TO unscoped_keys;
+{IDEMPOTENCY}
+INSERT INTO idempotency SELECT 'op-demo', key, fingerprint, status, body FROM unscoped_keys;
+DROP TABLE unscoped_keys;
+COMMIT;
 """
 
 
@@ -70,7 +87,7 @@ class Backend:
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
         self.sessions: dict[str, dict] = {}
-        self._idempotency: dict[str, tuple[str, Answer]] = {}
+        self._idempotency: dict[tuple[str, str], tuple[str, Answer]] = {}  # (operator id, key)
         self._changed_alerts: set[str] = set()
         self._new_events = asyncio.Event()
         self._clock = (time.monotonic(), self.fleet.now)
@@ -99,6 +116,9 @@ class Backend:
             raise StateInUse(f"the state file {path} is in use by another backend ({e})") from None
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(idempotency)")]
+        if "operator" not in columns:
+            db.executescript(SCOPE_OLD_KEYS)
         return db
 
     def _load(self) -> None:
@@ -119,8 +139,8 @@ class Backend:
         self.first_id = rows[0][0] if rows else self.last_id + 1
         for token, operator in self.db.execute("SELECT token, operator FROM sessions"):
             self.sessions[token] = json.loads(operator)
-        for key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
-            self._idempotency[key] = (fp, Answer(status, body))
+        for operator, key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
+            self._idempotency[operator, key] = (fp, Answer(status, body))
 
     def _commit(self, new_frames: list[tuple[int, bytes]], extra_meta: dict | None = None,
                 extra_sql: list[tuple[str, tuple]] = ()) -> None:
@@ -221,7 +241,8 @@ class Backend:
 
     def acknowledge(self, alert_id: str, note: str, operator: dict, key: str) -> Answer:
         fingerprint = hashlib.sha256(f"ack\0{alert_id}\0{note}".encode()).hexdigest()
-        seen = self._idempotency.get(key)
+        scoped = (operator["id"], key)  # each operator has keys of their own
+        seen = self._idempotency.get(scoped)
         if seen is not None:
             if seen[0] != fingerprint:
                 return problem(422, "Idempotency-Key reused",
@@ -234,24 +255,24 @@ class Backend:
             event = self.fleet.acknowledge(alert_id, operator["name"], note)
         except LifecycleError as e:
             answer = problem(409, "Alert not acknowledgeable", str(e))
-            self._remember(key, fingerprint, answer)
+            self._remember(scoped, fingerprint, answer)
             return answer
         answer = Answer(200, orjson.dumps(encode_alert(event[1])))
-        self._idempotency[key] = (fingerprint, answer)
+        self._idempotency[scoped] = (fingerprint, answer)
         # The effect, its event and the key's answer are committed together.
-        self._publish([event], extra_sql=[self._key_sql(key, fingerprint, answer)])
+        self._publish([event], extra_sql=[self._key_sql(scoped, fingerprint, answer)])
         return answer
 
-    def _remember(self, key: str, fingerprint: str, answer: Answer) -> None:
+    def _remember(self, key: tuple[str, str], fingerprint: str, answer: Answer) -> None:
         self._idempotency[key] = (fingerprint, answer)
         if self.db is not None:
             with self.db:
                 self.db.execute(*self._key_sql(key, fingerprint, answer))
 
     @staticmethod
-    def _key_sql(key: str, fingerprint: str, answer: Answer) -> tuple[str, tuple]:
-        return ("INSERT INTO idempotency VALUES (?, ?, ?, ?)",
-                (key, fingerprint, answer.status, answer.body))
+    def _key_sql(key: tuple[str, str], fingerprint: str, answer: Answer) -> tuple[str, tuple]:
+        return ("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                (*key, fingerprint, answer.status, answer.body))
 
 
 def problem(status: int, title: str, detail: str) -> Answer:
