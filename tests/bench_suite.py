@@ -35,6 +35,9 @@ GPS_SHARE = 0.8  # of the simulated fleet (console/simulator/fleet.py)
 # Start-up (a 100,000-wearer snapshot, the first model load) is P5's business; the
 # sustained figures start this many seconds in. Start-up's worst stall is reported too.
 WARM_UP = 15
+# The simulator is a real backend to the console, which guesses no password for one.
+CONSOLE_ENV = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+               "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"}
 
 
 def speed_for(wearers: int, events_per_s: float) -> float:
@@ -47,8 +50,7 @@ def offscreen(backend: str, cache: Path, seconds: float, warm_up: float = 0.0) -
     out = subprocess.run(
         [sys.executable, "-m", "ui.app", "--backend", backend, "--cache", str(cache),
          "--offscreen-for", str(seconds), "--warm-up", str(warm_up)],
-        cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300,
-        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300, env=CONSOLE_ENV)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -178,7 +180,7 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
                 [sys.executable, "-m", "ui.app", "--backend", sim.url, "--cache", str(cache),
                  "--offscreen-for", "120", "--warm-up", "5"],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+                env=CONSOLE_ENV)
             drained_in = None
             while window.poll() is None:
                 if drained_in is None and _last_id(cache) >= target:

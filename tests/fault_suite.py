@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import socket
@@ -41,6 +42,8 @@ from console.sync import SyncEngine  # noqa: E402
 
 HEARTBEAT = "0.5"
 READ_TIMEOUT = 3.0
+# The simulator is a real backend to the console, which guesses no password for one.
+CONSOLE_ENV = {**os.environ, "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"}
 BUSY, QUIET = 120, 0.0001  # simulator speeds: a busy stream, and one that has stopped
 
 
@@ -116,7 +119,7 @@ class Console:
             [sys.executable, "-m", "ui.app", "--headless", "--backend", self.url,
              "--cache", str(self.cache), "--status-interval", "0.5",
              "--read-timeout", str(READ_TIMEOUT)],
-            cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.DEVNULL)
+            cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.DEVNULL, env=CONSOLE_ENV)
         return self
 
     def kill(self) -> None:

@@ -33,7 +33,8 @@ def test_headless_keeps_a_cache_in_sync_and_prints_status_lines(start_backend, t
     proc = subprocess.Popen(
         [sys.executable, "-m", "ui.app", "--headless", "--backend", backend.url,
          "--cache", str(tmp_path / "c.db"), "--status-interval", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env(tmp_path))
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"})
     time.sleep(4)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)

@@ -5,17 +5,27 @@ operator, and the console never guesses a password or sends one in clear."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
+import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
+import time
 import uuid
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from console.embedded import EmbeddedSimulator
+from console.protocol.client import Client
 from console.protocol.wire import API
+from ui.app import parse_args
 
 PROBLEM = "application/problem+json"
 MAX_BODY = 64 << 10  # docs/protocol.md
@@ -205,3 +215,124 @@ def test_keys_in_a_state_file_from_before_they_were_scoped_still_answer(start_ba
     second = start_backend(wearers=50, speed=60, state=True)
     again = second.post(path, json={"note": "called"}, headers={"Idempotency-Key": key})
     assert again.status_code == 200 and again.content == mine.content
+
+
+# -- 16: the console's credentials ----------------------------------------------
+
+
+def cli_env(tmp_path, **extra) -> dict:
+    keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "PYTHONPATH") if k in os.environ}
+    return {**keep, "XDG_DATA_HOME": str(tmp_path / "data"), "QT_QPA_PLATFORM": "offscreen", **extra}
+
+
+def headless(backend_url: str, tmp_path, *options, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ui.app", "--headless", "--backend", backend_url,
+         "--cache", str(tmp_path / "c.db"), "--status-interval", "0.5", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_headless_on_a_real_backend_without_a_password_says_so_and_exits(backend, tmp_path):
+    proc = headless(backend.url, tmp_path, env=cli_env(tmp_path, EM_CONSOLE_USER="demo"))
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2 and "EM_CONSOLE_PASSWORD" in err, err
+
+
+@pytest.mark.parametrize("url, refused", [
+    ("http://monitoring.example.internal", True),
+    ("http://192.0.2.1:8765", True),
+    ("http://127.0.0.1:8765", False),
+    ("http://127.3.2.1:8765", False),
+    ("http://[::1]:8765", False),
+    ("http://localhost:8765/", False),
+    ("https://monitoring.example.internal", False),
+])
+def test_plain_http_is_refused_beyond_this_machine(url, refused, capsys):
+    if refused:
+        with pytest.raises(SystemExit) as exit:
+            parse_args(["--backend", url])
+        assert exit.value.code == 2
+        assert "--allow-insecure-http" in capsys.readouterr().err
+    else:
+        assert parse_args(["--backend", url]).backend == url
+    assert parse_args(["--backend", url, "--allow-insecure-http"]).allow_insecure_http
+
+
+@pytest.mark.parametrize("url", ["ftp://monitoring.example.internal", "monitoring.example.internal"])
+def test_a_backend_that_is_not_an_http_url_is_refused(url, capsys):
+    with pytest.raises(SystemExit) as exit:
+        parse_args(["--backend", url])
+    assert exit.value.code == 2 and "https://" in capsys.readouterr().err
+
+
+def test_plain_http_in_clear_is_refused_or_allowed_with_a_warning(tmp_path):
+    env = cli_env(tmp_path, EM_CONSOLE_USER="demo", EM_CONSOLE_PASSWORD="demo")
+    refused = headless("http://192.0.2.1:9", tmp_path, env=env)
+    _, err = refused.communicate(timeout=30)
+    assert refused.returncode == 2 and "--allow-insecure-http" in err, err
+    allowed = headless("http://192.0.2.1:9", tmp_path, "--allow-insecure-http", env=env)
+    try:
+        assert allowed.stdout.readline()  # the first status line: it runs
+    finally:
+        allowed.send_signal(signal.SIGTERM)
+        _, err = allowed.communicate(timeout=30)
+    assert allowed.returncode == 0
+    assert "WARNING root: the password and token travel in clear to http://192.0.2.1:9" in err, err
+
+
+@pytest.fixture
+def tls_backend(tmp_path):
+    """The simulator on https with a certificate from a CA of our own, as a centre's
+    closed network has: (url, path of the CA's certificate)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make certificates")
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Test CA",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "server.key", "-out", "server.csr")
+    (tmp_path / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.pem")
+    sim = EmbeddedSimulator(None, 50, 60, ["--tls-cert", str(tmp_path / "server.pem"),
+                                           "--tls-key", str(tmp_path / "server.key")])
+    yield sim.url, str(tmp_path / "ca.pem")
+    sim.stop()
+
+
+def test_the_client_trusts_the_ca_bundle_it_is_given(tls_backend, monkeypatch):
+    url, ca = tls_backend
+    assert url.startswith("https://")
+
+    async def sign_in_with(**kw):
+        client = Client(url, "demo", "demo", **kw)
+        try:
+            return await client.sign_in()
+        finally:
+            await client.aclose()
+
+    monkeypatch.delenv("EM_CONSOLE_CA_BUNDLE", raising=False)
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        asyncio.run(sign_in_with())
+    assert asyncio.run(sign_in_with(ca_bundle=ca))["name"] == "Demo Operator"
+    monkeypatch.setenv("EM_CONSOLE_CA_BUNDLE", ca)
+    assert asyncio.run(sign_in_with())["name"] == "Demo Operator"
+
+
+def test_headless_syncs_over_https_with_ca_bundle(tls_backend, tmp_path):
+    url, ca = tls_backend
+    env = cli_env(tmp_path, EM_CONSOLE_USER="demo", EM_CONSOLE_PASSWORD="demo")
+    proc = headless(url, tmp_path, "--ca-bundle", ca, env=env)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and " live " in out, err[-2000:]
+    missing = headless(url, tmp_path, "--ca-bundle", str(tmp_path / "nope.pem"), env=env)
+    _, err = missing.communicate(timeout=30)
+    assert missing.returncode == 2 and "--ca-bundle" in err, err

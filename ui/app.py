@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import json
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -35,8 +38,15 @@ except PackageNotFoundError:  # a bundle without metadata
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="em-console", description="Electronic-monitoring centre console.")
     p.add_argument("--backend", help="backend URL; without it the training simulator is started")
-    p.add_argument("--user", default=os.environ.get("EM_CONSOLE_USER", "demo"),
-                   help="operator name (headless and offscreen; the window asks)")
+    p.add_argument("--user", default=os.environ.get("EM_CONSOLE_USER"),
+                   help="operator name for --headless and --offscreen-for, whose password is "
+                        "$EM_CONSOLE_PASSWORD (default $EM_CONSOLE_USER; the window asks)")
+    p.add_argument("--allow-insecure-http", action="store_true",
+                   help="allow a plain http:// backend beyond this machine, though the password "
+                        "and token then cross the network in clear")
+    p.add_argument("--ca-bundle", default=os.environ.get("EM_CONSOLE_CA_BUNDLE"), metavar="PATH",
+                   help="PEM file of the CAs to trust for an https:// backend, such as the "
+                        "centre's own (default $EM_CONSOLE_CA_BUNDLE, else the public CAs)")
     p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
     p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
     p.add_argument("--status-interval", type=float, default=5.0, help="headless status line period")
@@ -66,7 +76,41 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--read-timeout must be between 0 and 600 seconds")
     if not 1 <= args.max_snapshot_mb <= 16_384:
         p.error("--max-snapshot-mb must be between 1 and 16384")
+    if args.backend is None:
+        args.user = args.user or "demo"  # the training backend's operator
+    else:
+        url = urlsplit(args.backend)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            p.error(f"--backend {args.backend}: give an https:// URL, "
+                    "e.g. https://monitoring.example.internal")
+        if in_clear(args.backend) and not args.allow_insecure_http:
+            p.error(f"--backend {args.backend}: plain http:// beyond this machine sends the "
+                    "password and token in clear; use https://, or --allow-insecure-http on a "
+                    "network you trust")
+        # Only the training backend's password may be guessed; with no window to ask in,
+        # a real backend's must be given.
+        if (args.headless or args.offscreen_for) and not (
+                args.user and os.environ.get("EM_CONSOLE_PASSWORD")):
+            p.error("a real --backend with no window to ask in needs EM_CONSOLE_USER (or --user) "
+                    "and EM_CONSOLE_PASSWORD in the environment")
+    if args.ca_bundle:
+        try:
+            ssl.create_default_context(cafile=args.ca_bundle)
+        except (OSError, ssl.SSLError) as e:
+            p.error(f"--ca-bundle {args.ca_bundle}: not a readable PEM file of CA certificates ({e})")
     return args
+
+
+def in_clear(url: str) -> bool:
+    """Whether url is plain http to anything but this machine (127.0.0.0/8, ::1,
+    localhost), so that a password sent there crosses a network unencrypted."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return True
 
 
 def data_dir() -> Path:
@@ -87,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return self_test.run(VERSION) if args.self_test else self_test.run_webengine()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    password = os.environ.get("EM_CONSOLE_PASSWORD", "demo")
+    if args.backend and in_clear(args.backend):  # parse_args allowed it: --allow-insecure-http
+        logging.warning("the password and token travel in clear to %s", args.backend)
+    if args.ca_bundle:
+        # Where the sync engine's Client looks for it (console/protocol/client.py).
+        os.environ["EM_CONSOLE_CA_BUNDLE"] = args.ca_bundle
+    # parse_args made sure a real backend with no window to ask in has a password.
+    password = os.environ.get("EM_CONSOLE_PASSWORD") or ("demo" if args.backend is None else "")
     if args.headless:
         from console.headless import run
 

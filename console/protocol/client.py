@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -72,13 +74,18 @@ def _problem(resp: httpx.Response) -> dict:
 
 class Client:
     def __init__(self, base_url: str, username: str, password: str,
-                 read_timeout: float = 2 * MAX_HEARTBEAT):
+                 read_timeout: float = 2 * MAX_HEARTBEAT, ca_bundle: str | None = None):
+        # A centre's backend may have a certificate from its own CA: trust the PEM
+        # bundle given, else $EM_CONSOLE_CA_BUNDLE (em-console --ca-bundle sets it),
+        # else the usual public CAs.
+        ca_bundle = ca_bundle or os.environ.get("EM_CONSOLE_CA_BUNDLE")
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             # The read timeout is the heartbeat watchdog: a frozen backend that
             # keeps the socket open is noticed after it.
             timeout=httpx.Timeout(10.0, read=read_timeout),
             limits=httpx.Limits(max_connections=4),
+            verify=ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True,
         )
         self.username = username
         self._password = password

@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--replay", type=int, default=200_000, help="events kept for resuming clients")
     p.add_argument("--heartbeat", type=float, default=10.0,
                    help="seconds between stream heartbeats")
+    p.add_argument("--tls-cert", help="PEM certificate (chain) to serve https with; needs --tls-key")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--exit-with-parent", action="store_true",
                    help="exit when standard input closes (the parent that started us is gone)")
     args = p.parse_args(argv)
@@ -42,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--speed must be above 0 and at most 10000")
     if not 0.1 <= args.heartbeat <= 15:
         p.error("--heartbeat must be between 0.1 and 15 seconds")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     return args
 
 
@@ -65,10 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     sock.bind((args.host, args.port))
     sock.listen(128)  # connections queue from now on, before uvicorn's loop runs
     host, port = sock.getsockname()[:2]
-    print(json.dumps({"url": f"http://{host}:{port}", "wearers": len(backend.fleet.wearers),
-                      "last_event_id": backend.last_id}), flush=True)
+    scheme = "https" if args.tls_cert else "http"
     config = uvicorn.Config(create_app(backend, args.heartbeat), log_level="warning",
-                            timeout_graceful_shutdown=1)
+                            timeout_graceful_shutdown=1,
+                            ssl_certfile=args.tls_cert, ssl_keyfile=args.tls_key)
+    config.load()  # an unusable certificate fails here, before we say where we listen
+    print(json.dumps({"url": f"{scheme}://{host}:{port}", "wearers": len(backend.fleet.wearers),
+                      "last_event_id": backend.last_id}), flush=True)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 
