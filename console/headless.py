@@ -7,7 +7,6 @@ import threading
 import time
 
 from console.domain import iso
-from console.protocol.client import MAX_SNAPSHOT_BYTES
 from console.store import Changes
 from console.sync import SyncEngine
 
@@ -38,10 +37,9 @@ def status_line(engine: SyncEngine, tally: Tally) -> str:
 
 
 def run(backend: str, username: str, password: str, cache: str, interval: float = 5.0,
-        read_timeout: float = 30.0, max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES) -> int:
+        **engine_options) -> int:
     tally = Tally()
-    engine = SyncEngine(backend, username, password, cache, tally.apply, read_timeout,
-                        max_snapshot_bytes)
+    engine = SyncEngine(backend, username, password, cache, tally.apply, **engine_options)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -279,12 +279,12 @@ class Cursor:
 class SyncEngine:
     def __init__(self, backend_url: str, username: str, password: str, cache_path: str,
                  publish: Callable[[Changes], None], read_timeout: float = 30.0,
-                 max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES):
+                 max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES, ca_bundle: str | None = None):
         self.clock = ServerClock()
         self.feed = ChangeFeed(publish)
         self.status = SyncStatus(state="starting", since=time.time())
         self._status_lock = threading.Lock()
-        self._client = Client(backend_url, username, password, read_timeout)
+        self._client = Client(backend_url, username, password, read_timeout, ca_bundle)
         self._max_snapshot = max_snapshot_bytes
         self._writer = Writer(self, cache_path)
         self._loop = asyncio.new_event_loop()

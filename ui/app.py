@@ -113,6 +113,12 @@ def in_clear(url: str) -> bool:
         return True
 
 
+def engine_options(args: argparse.Namespace) -> dict:
+    """The sync engine's keyword arguments that come from the command line."""
+    return {"read_timeout": args.read_timeout, "max_snapshot_bytes": args.max_snapshot_mb << 20,
+            "ca_bundle": args.ca_bundle}
+
+
 def data_dir() -> Path:
     path = Path(platformdirs.user_data_dir("em-console", appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
@@ -133,17 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.backend and in_clear(args.backend):  # parse_args allowed it: --allow-insecure-http
         logging.warning("the password and token travel in clear to %s", args.backend)
-    if args.ca_bundle:
-        # Where the sync engine's Client looks for it (console/protocol/client.py).
-        os.environ["EM_CONSOLE_CA_BUNDLE"] = args.ca_bundle
     # parse_args made sure a real backend with no window to ask in has a password.
     password = os.environ.get("EM_CONSOLE_PASSWORD") or ("demo" if args.backend is None else "")
     if args.headless:
         from console.headless import run
 
         cache = args.cache or str(data_dir() / "cache.db")
-        return run(args.backend, args.user, password, cache, args.status_interval, args.read_timeout,
-                   args.max_snapshot_mb << 20)
+        return run(args.backend, args.user, password, cache, args.status_interval,
+                   **engine_options(args))
     return run_window(args, password)
 
 
@@ -197,8 +200,7 @@ def run_window(args: argparse.Namespace, password: str) -> int:
             user, password = dialog.username.text(), dialog.password.text()
 
         bridge = GuiBridge()
-        engine = SyncEngine(backend, user, password, cache, bridge.publish, args.read_timeout,
-                            args.max_snapshot_mb << 20)
+        engine = SyncEngine(backend, user, password, cache, bridge.publish, **engine_options(args))
         board = StatusBoardModel(engine.picture_time)
         alerts = AlertQueueModel(engine.clock.now, engine.picture_time)
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -76,9 +75,7 @@ class Client:
     def __init__(self, base_url: str, username: str, password: str,
                  read_timeout: float = 2 * MAX_HEARTBEAT, ca_bundle: str | None = None):
         # A centre's backend may have a certificate from its own CA: trust the PEM
-        # bundle given, else $EM_CONSOLE_CA_BUNDLE (em-console --ca-bundle sets it),
-        # else the usual public CAs.
-        ca_bundle = ca_bundle or os.environ.get("EM_CONSOLE_CA_BUNDLE")
+        # bundle given, else the usual public CAs.
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             # The read timeout is the heartbeat watchdog: a frozen backend that
