@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import logging
 import math
 import os
@@ -44,6 +45,22 @@ class CacheUnusable(Exception):
     pass
 
 
+def _owner_only(cache: Path) -> None:
+    """The cache holds personal data: make its files owner-only, whatever an older
+    version or the umask left (new ones are created so, see connect). POSIX only:
+    on Windows the ACL of the user's profile folder applies."""
+    if os.name != "posix":
+        return
+    files = [cache.with_name(cache.name + s) for s in ("", "-wal", "-shm")]
+    for f in files + list(cache.parent.glob(glob.escape(cache.name) + ".unusable-*")):
+        try:
+            f.chmod(0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError as e:  # another user's file: say so, but still start
+            log.warning("could not make %s owner-only: %s", f, e)
+
+
 def _text(data: bytes) -> str | bytes:
     """SQLite does not check that TEXT is UTF-8, and sqlite3's own decoding raises on
     such a row again at every fetch: one bad byte would block every read of its
@@ -56,6 +73,10 @@ def _text(data: bytes) -> str | bytes:
 
 def connect(path: str | os.PathLike) -> sqlite3.Connection:
     """The one place a cache connection is opened: encryption at rest goes here."""
+    # Created owner-only before SQLite opens it: SQLite would create it 0644, and gives
+    # the -wal and -shm files the database file's mode. Not a umask: that is the whole
+    # process's, and other threads create files meanwhile.
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.text_factory = _text
     try:
@@ -193,7 +214,8 @@ class Store:
         self.path = Path(path)
         # Told to the operator: the cache was replaced, or damaged rows were skipped.
         self._notices: dict[str, str] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _owner_only(self.path)
         try:
             self.conn = self._open()
         # SQLite's message about a damaged schema can itself be undecodable.

@@ -1,11 +1,13 @@
-"""The cache survives damage: bad rows (issue 8, part B).
+"""The cache survives damage: bad rows, other users (issue 8, part B).
 
 Each test spoils a real SQLite file the way a disk, a bad sector or a hand edit
 would, then opens it the way the console does."""
 
+import os
 import random
 import shutil
 import sqlite3
+import stat
 import struct
 import tempfile
 from pathlib import Path
@@ -301,3 +303,65 @@ def test_a_damaged_acknowledgement_is_not_delivered_and_the_good_one_is(start_ba
     finally:
         engine.stop()
     assert acknowledged(first) == []
+
+
+# -- item 7: owner-only files ------------------------------------------------------
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+
+
+def modes(folder: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+
+
+@pytest.fixture
+def usual_umask():
+    old = os.umask(0o022)  # what most desktops run with: new files 0644, folders 0755
+    yield
+    os.umask(old)
+
+
+@posix_only
+def test_a_new_cache_and_its_new_folder_are_owner_only(tmp_path, usual_umask):
+    folder = tmp_path / "em"
+    store = Store(folder / "cache.db")
+    store.replace_all(fleet(), 10)
+    assert modes(folder) == {"cache.db": 0o600, "cache.db-wal": 0o600, "cache.db-shm": 0o600}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    store.close()
+
+
+@posix_only
+def test_an_older_versions_readable_files_are_made_owner_only(tmp_path, usual_umask):
+    path = make_cache(tmp_path / "cache.db")
+    aside = tmp_path / "cache.db.unusable-20260101T000000"
+    aside.write_bytes(b"an older cache, moved aside")
+    for p in tmp_path.iterdir():
+        p.chmod(0o644)
+    store = Store(path)
+    store.load()
+    assert set(modes(tmp_path).values()) == {0o600}
+    store.close()
+
+
+@posix_only
+def test_a_cache_moved_aside_stays_owner_only(tmp_path, usual_umask):
+    path = tmp_path / "cache.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    path.chmod(0o644)
+    store = Store(path)
+    assert "moved to" in store.notice
+    assert set(modes(tmp_path).values()) == {0o600} and len(modes(tmp_path)) >= 3
+    store.close()
+
+
+@posix_only
+def test_the_data_folder_is_made_owner_only(tmp_path, monkeypatch, usual_umask):
+    from ui.app import data_dir
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    (tmp_path / "em-console").mkdir(mode=0o755)  # as an older version left it
+    assert data_dir() == tmp_path / "em-console"
+    assert stat.S_IMODE((tmp_path / "em-console").stat().st_mode) == 0o700
+    shutil.rmtree(tmp_path / "em-console")
+    assert stat.S_IMODE(data_dir().stat().st_mode) == 0o700

@@ -121,7 +121,9 @@ def engine_options(args: argparse.Namespace) -> dict:
 
 def data_dir() -> Path:
     path = Path(platformdirs.user_data_dir("em-console", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix":  # its caches hold personal data; older versions made it 0755
+        path.chmod(0o700)
     return path
 
 
