@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 
 from console.domain import iso
-from console.store import Changes
+from console.store import CacheInUse, Changes
 from console.sync import SyncEngine
 
 
@@ -43,7 +44,11 @@ def run(backend: str, username: str, password: str, cache: str, interval: float 
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    engine.start()
+    try:
+        engine.start()
+    except CacheInUse as e:  # two consoles on one outbox would send each other's actions
+        print(e, file=sys.stderr, flush=True)
+        return 1
     if engine.status.cache_notice:
         print(engine.status.cache_notice, flush=True)
     while not done.wait(interval):

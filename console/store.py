@@ -13,6 +13,7 @@ import glob
 import logging
 import math
 import os
+import socket
 import sqlite3
 import time
 from collections import Counter
@@ -36,6 +37,11 @@ from console.domain import (
 )
 from console.protocol.wire import EARLIEST, Event
 
+if os.name == "nt":
+    import msvcrt
+else:
+    import fcntl
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
@@ -43,6 +49,71 @@ SCHEMA_VERSION = 2
 
 class CacheUnusable(Exception):
     pass
+
+
+class CacheInUse(Exception):
+    """Another console holds the cache. Two consoles on one outbox would each send
+    the other's queued actions while it still shows them as queued."""
+
+    def __init__(self, path: Path, holder: str):
+        pid, _, host = holder.strip().partition(" ")
+        self.pid = int(pid) if pid.isdigit() else None
+        self.host = host or None
+        who = f"process {self.pid} on {self.host}" if self.pid else "a process that has not said which"
+        super().__init__(f"The offline cache {path} is in use by another console ({who}). "
+                         "Only one console may use a cache at a time.")
+
+
+class CacheLock:
+    """One console per cache: an exclusive OS lock on `<cache>.lock`, which names the
+    holder's pid and host. The OS lets go when the process ends, even by kill -9, so
+    a crash leaves no stale lock; the file itself stays (deleting it would race)."""
+
+    def __init__(self, cache: Path):
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(cache.with_name(cache.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        self._file = open(fd, "r+b")  # a file object: a Store dropped unclosed still lets go
+        if not _try_lock(self._file):
+            holder = self._file.read(300).decode(errors="replace")
+            self._file.close()
+            raise CacheInUse(cache, holder)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()  # closing lets go of the lock
+
+
+if os.name == "nt":
+    def _try_lock(f) -> bool:
+        # One byte far past the holder's pid and host, which others must still read.
+        f.seek(1 << 20)
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+        finally:
+            f.seek(0)
+else:
+    def _try_lock(f) -> bool:
+        # flock, not lockf: it also refuses a second Store in the same process.
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+
+def cache_in_use(path: str | os.PathLike) -> CacheInUse | None:
+    """Why the cache at `path` cannot be opened now (another console holds it), or
+    None. Takes the lock and lets go at once: the window asks before it starts."""
+    try:
+        CacheLock(Path(path)).release()
+    except CacheInUse as e:
+        return e
+    return None
 
 
 def _owner_only(cache: Path) -> None:
@@ -211,21 +282,26 @@ class Store:
     """Not thread-safe: one thread (the sync engine's writer) owns it."""
 
     def __init__(self, path: str | os.PathLike):
+        """Raises CacheInUse if another console has the cache open."""
         self.path = Path(path)
         # Told to the operator: the cache was replaced, or damaged rows were skipped.
         self._notices: dict[str, str] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _owner_only(self.path)
+        self._lock = CacheLock(self.path)
         try:
-            self.conn = self._open()
-        # SQLite's message about a damaged schema can itself be undecodable.
-        except (CacheUnusable, sqlite3.DatabaseError, UnicodeDecodeError) as e:
-            aside = self._move_aside()
-            self._notices["replaced"] = (
-                f"The offline cache could not be used ({e}). It was moved to {aside.name} "
-                "and a fresh cache is being built from the backend.")
-            log.warning(self.notice)
-            self.conn = self._open()
+            _owner_only(self.path)
+            try:
+                self.conn = self._open()
+            # SQLite's message about a damaged schema can itself be undecodable.
+            except (CacheUnusable, sqlite3.DatabaseError, UnicodeDecodeError) as e:
+                aside = self._move_aside()
+                self._notices["replaced"] = (
+                    f"The offline cache could not be used ({e}). It was moved to {aside.name} "
+                    "and a fresh cache is being built from the backend.")
+                log.warning(self.notice)
+                self.conn = self._open()
+        except BaseException:
+            self._lock.release()
+            raise
         self.db = sqlite_utils.Database(self.conn)
 
     @property
@@ -272,6 +348,7 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+        self._lock.release()
 
     # -- meta -----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The cache survives damage: bad rows, other users (issue 8, part B).
+"""The cache survives damage: bad rows, other users, a second console (issue 8, part B).
 
 Each test spoils a real SQLite file the way a disk, a bad sector or a hand edit
 would, then opens it the way the console does."""
@@ -6,9 +6,12 @@ would, then opens it the way the console does."""
 import os
 import random
 import shutil
+import socket
 import sqlite3
 import stat
 import struct
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import pytest
 from conftest import wait_until
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_cli import env
 
 from console.domain import (
     Alert,
@@ -27,7 +31,7 @@ from console.domain import (
     HistoryEntry,
     Wearer,
 )
-from console.store import Action, Picture, Store
+from console.store import Action, CacheInUse, Picture, Store
 from console.sync import SyncEngine
 
 T = 1_795_000_000.0
@@ -326,7 +330,8 @@ def test_a_new_cache_and_its_new_folder_are_owner_only(tmp_path, usual_umask):
     folder = tmp_path / "em"
     store = Store(folder / "cache.db")
     store.replace_all(fleet(), 10)
-    assert modes(folder) == {"cache.db": 0o600, "cache.db-wal": 0o600, "cache.db-shm": 0o600}
+    assert modes(folder) == {"cache.db": 0o600, "cache.db-wal": 0o600, "cache.db-shm": 0o600,
+                             "cache.db.lock": 0o600}
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     store.close()
 
@@ -336,8 +341,9 @@ def test_an_older_versions_readable_files_are_made_owner_only(tmp_path, usual_um
     path = make_cache(tmp_path / "cache.db")
     aside = tmp_path / "cache.db.unusable-20260101T000000"
     aside.write_bytes(b"an older cache, moved aside")
-    for p in tmp_path.iterdir():
-        p.chmod(0o644)
+    for p in tmp_path.glob("cache.db*"):
+        if p.suffix != ".lock":  # older versions had none
+            p.chmod(0o644)
     store = Store(path)
     store.load()
     assert set(modes(tmp_path).values()) == {0o600}
@@ -365,3 +371,108 @@ def test_the_data_folder_is_made_owner_only(tmp_path, monkeypatch, usual_umask):
     assert stat.S_IMODE((tmp_path / "em-console").stat().st_mode) == 0o700
     shutil.rmtree(tmp_path / "em-console")
     assert stat.S_IMODE(data_dir().stat().st_mode) == 0o700
+
+
+# -- item 8: one console per cache ------------------------------------------------
+
+
+def test_a_second_store_on_the_same_cache_is_refused_naming_the_holder(tmp_path):
+    path = tmp_path / "cache.db"
+    first = Store(path)
+    with pytest.raises(CacheInUse) as refused:
+        Store(path)
+    assert refused.value.pid == os.getpid() and refused.value.host == socket.gethostname()
+    assert f"process {os.getpid()} on {socket.gethostname()}" in str(refused.value)
+    first.close()
+    Store(path).close()  # released on close
+
+
+def test_a_console_that_died_leaves_no_lock_behind(tmp_path):
+    path = tmp_path / "cache.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from console.store import Store; "
+         f"s = Store({str(path)!r}); print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(CacheInUse, match=f"process {holder.pid} "):
+            Store(path)
+    finally:
+        holder.kill()
+        holder.wait()
+    Store(path).close()  # the OS let go of the lock with the process
+
+
+def headless(url: str, cache: Path, tmp_path: Path) -> dict:
+    return dict(args=[sys.executable, "-m", "ui.app", "--headless", "--backend", url,
+                      "--cache", str(cache), "--status-interval", "0.5"],
+                env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"},
+                text=True)
+
+
+def test_a_second_headless_console_on_the_same_cache_exits_naming_the_first(start_backend,
+                                                                            tmp_path):
+    backend = start_backend(wearers=50, speed=60)
+    cache = tmp_path / "cache.db"
+    first = subprocess.Popen(**headless(backend.url, cache, tmp_path), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+    try:
+        # Live, so the first has held its cache for a while.
+        assert any(" live " in first.stdout.readline() for _ in range(40))
+        second = subprocess.run(**headless(backend.url, cache, tmp_path), capture_output=True,
+                                timeout=60)
+        assert second.returncode == 1, second
+        assert f"in use by another console (process {first.pid} on " in second.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=20)
+    assert first.returncode == 0
+
+
+def test_the_window_offers_a_separate_cache_beside_a_held_one_or_quitting(tmp_path):
+    from ui.app import choose_cache
+
+    cache = str(tmp_path / "cache.db")
+    asked = []
+
+    def ask(held, separate):
+        asked.append((held.pid, separate))
+        return answer
+
+    answer = True
+    assert choose_cache(cache, ask) == cache and asked == []  # free: nothing to ask
+    first = Store(cache)
+    assert choose_cache(cache, ask) == str(tmp_path / "cache-2.db")
+    assert asked == [(os.getpid(), str(tmp_path / "cache-2.db"))]
+    second = Store(tmp_path / "cache-2.db")  # a separate cache that is held too is passed over
+    assert choose_cache(cache, ask) == str(tmp_path / "cache-3.db")
+    answer = False
+    assert choose_cache(cache, ask) is None  # quit
+    first.close()
+    second.close()
+
+
+def test_the_window_names_the_holder_and_both_choices(tmp_path, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from ui.app import ask_separate_cache
+
+    first = Store(tmp_path / "cache.db")
+    try:
+        Store(tmp_path / "cache.db")
+    except CacheInUse as e:
+        held = e
+    seen = {}
+
+    def choose():
+        box = QApplication.activeModalWidget()
+        seen["text"] = box.text()
+        seen["buttons"] = [b.text() for b in box.buttons()]
+        next(b for b in box.buttons() if b.text() == "Use a separate cache").click()
+
+    QTimer.singleShot(200, choose)
+    assert ask_separate_cache(held, str(tmp_path / "cache-2.db")) is True
+    first.close()
+    assert f"process {os.getpid()}" in seen["text"] and "cache-2.db" in seen["text"]
+    assert sorted(seen["buttons"]) == ["Quit", "Use a separate cache"]

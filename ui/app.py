@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import ipaddress
+import itertools
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ import signal
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,6 +30,7 @@ import platformdirs
 
 from console.embedded import EmbeddedSimulator
 from console.protocol.client import MAX_SNAPSHOT_BYTES
+from console.store import CacheInUse, cache_in_use
 
 try:
     VERSION = version("em-console")
@@ -127,6 +130,38 @@ def data_dir() -> Path:
     return path
 
 
+def choose_cache(cache: str, ask: Callable[[CacheInUse, str], bool]) -> str | None:
+    """The cache for this window: `cache`, unless another console holds it. Then
+    ask(held, separate) whether to use a separate cache beside it, the first one
+    free (cache-2.db, cache-3.db, ...); None means quit."""
+    held = cache_in_use(cache)
+    if held is None:
+        return cache
+    path = Path(cache)
+    for n in itertools.count(2):
+        separate = str(path.with_name(f"{path.stem}-{n}{path.suffix}"))
+        if cache_in_use(separate) is None:
+            return separate if ask(held, separate) else None
+
+
+def ask_separate_cache(held: CacheInUse, separate: str) -> bool:
+    """Ask the operator whether to use a separate cache or quit."""
+    from PySide6.QtWidgets import QMessageBox
+
+    box = QMessageBox(QMessageBox.Warning, "Offline cache in use",
+                      f"{held}\n\nA separate cache ({separate}) starts empty and fills from the "
+                      "backend. Actions queued in the other cache stay with the console using it.")
+    use = box.addButton("Use a separate cache", QMessageBox.AcceptRole)
+    box.addButton("Quit", QMessageBox.RejectRole)
+    box.exec()
+    return box.clickedButton() is use
+
+
+def _refuse_held_cache(held: CacheInUse, separate: str) -> bool:
+    print(held, file=sys.stderr, flush=True)  # offscreen: nobody to ask
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulator"]:
@@ -161,7 +196,7 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     if sandbox_off:
         logging.warning("QtWebEngine's sandbox is off: %s", sandbox_off)
     from PySide6.QtGui import QIcon
-    from PySide6.QtWidgets import QApplication, QDialog
+    from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
     from console.sync import SyncEngine
     from ui.bridge import GuiBridge
@@ -177,22 +212,23 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     app.setApplicationVersion(VERSION)
     app.setStyleSheet(resource("style.qss").read_text())
     app.setWindowIcon(QIcon(str(resource("icons/em-console.png"))))
+    # Training data never mixes with a real cache: its own files.
+    cache = args.cache or str(data_dir() / ("training-cache.db" if training else "cache.db"))
+    # One console per cache, asked before anything starts on it.
+    cache = choose_cache(cache, _refuse_held_cache if args.offscreen_for else ask_separate_cache)
+    if cache is None:
+        return 1
     simulator = None
     if training:
-        # Training data never mixes with a real cache: its own files.
         try:
             simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers,
                                           keep_alive=True)
         except RuntimeError as e:
-            from PySide6.QtWidgets import QMessageBox
-
             QMessageBox.critical(None, "Training backend", f"The training backend did not start: {e}")
             return 1
         backend = simulator.url
-        cache = args.cache or str(data_dir() / "training-cache.db")
     else:
         backend = args.backend.rstrip("/")
-        cache = args.cache or str(data_dir() / "cache.db")
     try:
         user = args.user
         if not args.offscreen_for:
@@ -221,7 +257,11 @@ def run_window(args: argparse.Namespace, password: str) -> int:
         # collecting every 700 allocations only walks the live board again and again.
         gc.set_threshold(100_000, 50, 1000)
         _quit_on_signals(app)
-        engine.start()
+        try:
+            engine.start()
+        except CacheInUse as e:  # another console took the cache since choose_cache
+            QMessageBox.critical(None, "Offline cache in use", str(e))
+            return 1
         window.resize(1500, 850)
         window.show()
         if args.offscreen_for:
