@@ -405,6 +405,11 @@ class SyncEngine:
         fut.add_done_callback(lambda f: f.exception() or self._kick_outbox())
         return fut
 
+    def query(self, fn: Callable[[Store], object]) -> Future:
+        """Run fn(store) on the writer thread, the only one that may touch the
+        cache while the engine runs (it holds the cache's lock)."""
+        return self._writer.call(fn)
+
     def _kick_outbox(self) -> None:
         if self._outbox_kick is not None and not self._stopping:
             self._loop.call_soon_threadsafe(self._outbox_kick.set)

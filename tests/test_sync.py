@@ -132,9 +132,9 @@ def test_acknowledgements_queued_offline_reach_the_backend_exactly_once(start_ba
         for alert_id in targets:
             queued = engine.acknowledge(alert_id, f"note for {alert_id}").result(5)
             assert queued.actions[next(iter(queued.actions))].state == "pending"
-        assert len(_pending(tmp_path / "cache.db")) == len(targets)  # durable while offline
+        assert len(_pending(engine)) == len(targets)  # durable while offline
         backend = start_backend(wearers=400, speed=0.0001, state=True, extra=["--port", port])
-        wait_until(lambda: not _pending(tmp_path / "cache.db"), timeout=60, interval=0.3)
+        wait_until(lambda: not _pending(engine), timeout=60, interval=0.3)
         settle(engine, backend)
     finally:
         engine.stop()
@@ -161,7 +161,7 @@ def test_acknowledgements_made_while_others_are_being_sent_are_sent_too(start_ba
         wait_until(lambda: engine.status.state == "live")
         for alert_id in targets:  # an operator working down the queue, fast
             engine.acknowledge(alert_id, f"note for {alert_id}").result(5)
-        wait_until(lambda: not _pending(tmp_path / "cache.db"), timeout=20, interval=0.2)
+        wait_until(lambda: not _pending(engine), timeout=20, interval=0.2)
     finally:
         engine.stop()
     for alert_id in targets:
@@ -169,12 +169,8 @@ def test_acknowledgements_made_while_others_are_being_sent_are_sent_too(start_ba
         assert [h["note"] for h in history if h["state"] == "acknowledged"] == [f"note for {alert_id}"]
 
 
-def _pending(cache):
-    store = Store(cache)
-    try:
-        return store.actions(("pending",))
-    finally:
-        store.close()
+def _pending(engine):
+    return engine.query(lambda s: s.actions(("pending",))).result(5)
 
 
 def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tmp_path, hostile):
@@ -208,12 +204,12 @@ def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_
     engine = engine_for(hostile().url, tmp_path / "cache.db")
     try:
         engine.acknowledge("A1", "first").result(5)
-        wait_until(lambda: _pending(tmp_path / "cache.db")[0].attempts >= 1)
+        wait_until(lambda: _pending(engine)[0].attempts >= 1)
         engine.acknowledge("A1", "second").result(5)
-        wait_until(lambda: _pending(tmp_path / "cache.db")[0].attempts >= 2)  # still sending
+        wait_until(lambda: _pending(engine)[0].attempts >= 2)  # still sending
+        pending = _pending(engine)
     finally:
         engine.stop()
-    pending = _pending(tmp_path / "cache.db")
     assert [a.note for a in pending] == ["first", "second"]  # kept, in order
     assert "not an alert: missing id" in pending[0].detail
 

@@ -221,7 +221,9 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     simulator = None
     if training:
         try:
-            simulator = EmbeddedSimulator(data_dir() / "training-backend.db", args.wearers,
+            # The training backend's state pairs with the cache, so that a second
+            # console on a separate training cache gets a backend of its own.
+            simulator = EmbeddedSimulator(Path(cache).with_suffix(".backend.db"), args.wearers,
                                           keep_alive=True)
         except RuntimeError as e:
             QMessageBox.critical(None, "Training backend", f"The training backend did not start: {e}")
