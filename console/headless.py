@@ -7,8 +7,9 @@ import sys
 import threading
 import time
 
+from console.changes import Changes
 from console.domain import iso
-from console.store import CacheInUse, Changes
+from console.store import CacheInUse
 from console.sync import SyncEngine
 
 

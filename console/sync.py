@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 
 import httpx
 
+from console.changes import Changes, Picture
+from console.domain.actions import Action
 from console.protocol.client import (
     MAX_HEARTBEAT,
     MAX_SNAPSHOT_BYTES,
@@ -37,7 +39,7 @@ from console.protocol.client import (
 )
 from console.protocol.sse import Frame, SSEParser
 from console.protocol.wire import BadEvent, Event, decode_event, event_id_of
-from console.store import Action, Changes, Picture, Store
+from console.store import Store
 
 log = logging.getLogger(__name__)
 

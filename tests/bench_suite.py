@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from console.embedded import EmbeddedSimulator  # noqa: E402
 from console.protocol.client import decode_snapshot  # noqa: E402
 from console.protocol.wire import API  # noqa: E402
-from console.store import Store, _status_row  # noqa: E402
+from console.store import Store  # noqa: E402
+from console.store.fleet import status_row  # noqa: E402
 
 GPS_SHARE = 0.8  # of the simulated fleet (console/simulator/fleet.py)
 # Start-up (a 100,000-wearer snapshot, the first model load) is P5's business; the
@@ -88,7 +89,7 @@ def sustained(minutes: float, wearers: int, rate: float) -> dict:
             produced = backend_last_id(sim.url)
             store = Store(Path(tmp) / "cache.db")
             meta = store.meta()
-            rows = [_status_row(s, 0) for s in store.load().statuses.values()]
+            rows = [status_row(s, 0) for s in store.load().statuses.values()]
             store.close()
     finally:
         sim.stop()
@@ -112,7 +113,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from console.embedded import EmbeddedSimulator
 from console.protocol.client import decode_snapshot
-from console.store import Changes, Picture
+from console.changes import Changes, Picture
 from tests.bench_suite import snapshot_bytes
 from ui.models import StatusBoardModel
 from ui.widgets import StatusBoard
@@ -212,7 +213,7 @@ def cold_start(wearers: int) -> dict:
             snap = decode_snapshot(snapshot_bytes(sim.url))
         finally:
             sim.stop()
-        from console.store import Picture
+        from console.changes import Picture
 
         store = Store(cache)
         store.replace_all(Picture(snap.wearers, snap.devices, snap.statuses, snap.alerts),

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_cli import env
 
+from console.changes import Picture
 from console.domain import (
     Alert,
     AlertState,
@@ -31,7 +32,8 @@ from console.domain import (
     HistoryEntry,
     Wearer,
 )
-from console.store import Action, CacheInUse, Picture, Store
+from console.domain.actions import Action
+from console.store import CacheInUse, Store
 from console.sync import SyncEngine
 
 T = 1_795_000_000.0

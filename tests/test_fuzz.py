@@ -10,9 +10,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.changes import Picture
 from console.domain import Device, DeviceKind, Wearer, iso
 from console.protocol.sse import SSEParser, encode_frame
-from console.store import Picture, Store
+from console.store import Store
 from console.sync import Cursor, decode_frames
 
 NOW = 1_795_000_000.0

@@ -4,9 +4,11 @@ import sqlite3
 
 import pytest
 
+from console.changes import Picture
 from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, Wearer
+from console.domain.actions import Action
 from console.protocol.wire import Event
-from console.store import SCHEMA_VERSION, Action, Picture, Store, connect
+from console.store import SCHEMA_VERSION, Store, connect
 
 T = 1_795_000_000.0
 
@@ -131,7 +133,7 @@ def test_every_action_is_audited_with_its_operator_in_the_same_write(store):
 def test_a_version_1_cache_is_migrated_without_losing_queued_actions(tmp_path):
     import sqlite_utils
 
-    from console.store import _migrate_1
+    from console.store.database import _migrate_1
 
     conn = connect(tmp_path / "old.db")
     _migrate_1(sqlite_utils.Database(conn))

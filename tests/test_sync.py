@@ -6,10 +6,11 @@ import time
 from conftest import wait_until
 from hostile import status
 
+from console.changes import Changes
 from console.domain import AlertState
 from console.protocol.client import decode_snapshot
 from console.protocol.sse import encode_frame
-from console.store import Changes, Store
+from console.store import Store
 from console.sync import ChangeFeed, SyncEngine, backoff_delay
 
 

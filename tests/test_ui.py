@@ -8,6 +8,7 @@ from conftest import wait_until
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QLineEdit, QPushButton, QTableView
 
+from console.changes import Changes, Picture
 from console.domain import (
     LOW_BATTERY,
     Alert,
@@ -19,7 +20,6 @@ from console.domain import (
     Wearer,
     queue_key,
 )
-from console.store import Changes, Picture
 from console.sync import SyncEngine
 from ui.bridge import GuiBridge
 from ui.main_window import MainWindow

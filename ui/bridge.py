@@ -16,7 +16,7 @@ from concurrent.futures import Future
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from console.store import Changes
+from console.changes import Changes
 
 SLICE = 5_000  # statuses per turn of the event loop: a few milliseconds of model work
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer
 
-from console.store import Changes
+from console.changes import Changes
 
 INTERVAL_MS = 20
 

@@ -1,0 +1,63 @@
+"""The core's contract: what the sync engine hands its consumers (the Qt UI, the
+headless status line, tests). Every write to the cache returns `Changes`; the
+engine coalesces them and publishes them, at most about ten times a second."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from console.domain import Alert, Device, DeviceStatus, Wearer
+from console.domain.actions import Action
+
+
+@dataclass
+class Picture:
+    """Everything the UI shows, as loaded from the cache or a snapshot."""
+
+    wearers: list[Wearer]
+    devices: list[Device]
+    statuses: dict[str, DeviceStatus]
+    alerts: dict[str, Alert]
+
+
+@dataclass
+class Changes:
+    """What one or more applied batches changed; coalesced before the UI sees it."""
+
+    picture: Picture | None = None  # set when everything was replaced
+    statuses: dict[str, DeviceStatus] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)  # open alerts, new or changed
+    closed: set[str] = field(default_factory=set)
+    actions: dict[str, Action] = field(default_factory=dict)  # outbox rows by key
+    last_event_id: int = 0
+    applied: int = 0
+
+    def merge(self, later: Changes) -> None:
+        if later.picture is not None:
+            self.picture = later.picture
+            self.statuses.clear()
+            self.alerts.clear()
+            self.closed.clear()
+        self.statuses.update(later.statuses)
+        for alert_id in later.closed:
+            self.alerts.pop(alert_id, None)
+        self.closed |= later.closed
+        self.closed -= later.alerts.keys()
+        self.alerts.update(later.alerts)
+        self.actions.update(later.actions)
+        self.last_event_id = max(self.last_event_id, later.last_event_id)
+        self.applied += later.applied
+
+    def __bool__(self) -> bool:
+        return bool(self.picture or self.statuses or self.alerts or self.closed or self.actions)
+
+    def split(self, size: int) -> list[Changes]:
+        """The same changes in slices of at most `size` statuses, to be applied in
+        order: the first carries everything else, so later slices only add statuses."""
+        items = list(self.statuses.items())
+        if len(items) <= size:
+            return [self]
+        first = Changes(self.picture, dict(items[:size]), self.alerts, self.closed,
+                        self.actions, self.last_event_id, self.applied)
+        return [first] + [Changes(statuses=dict(items[i:i + size]))
+                          for i in range(size, len(items), size)]

@@ -1,0 +1,45 @@
+"""The domain: pure rules, one module per concept. No I/O and no clocks: every
+rule that needs the time takes `now` (epoch seconds), so the same rules serve the
+live console, the offline cache and the simulator.
+
+- clock: UK wall-clock time, ISO 8601, ages
+- fleet: wearers, devices, device status; connection, curfew, low battery
+- alerts: breach types, the alert lifecycle, the queue's priority
+"""
+
+from console.domain.alerts import (  # noqa: F401 - the domain's public names
+    BREACH_TYPES,
+    URGENT_OUT_OF_CONTACT,
+    URGENT_TYPES,
+    Alert,
+    AlertState,
+    HistoryEntry,
+    LifecycleError,
+    Priority,
+    acknowledge,
+    priority,
+    queue_key,
+    return_to_normal,
+)
+from console.domain.clock import (  # noqa: F401 - the domain's public names
+    DAY,
+    LOCAL_TZ,
+    format_age,
+    iso,
+    local_time,
+)
+from console.domain.fleet import (  # noqa: F401 - the domain's public names
+    EXPECTED_INTERVAL,
+    LOW_BATTERY,
+    OFFLINE_AFTER_INTERVALS,
+    STALE_AFTER_INTERVALS,
+    Connection,
+    Curfew,
+    CurfewState,
+    Device,
+    DeviceKind,
+    DeviceStatus,
+    Wearer,
+    connection,
+    curfew_state,
+)

@@ -1,0 +1,15 @@
+"""The offline cache (SQLite): `Store` and the errors of opening one.
+
+- database: the lock (one console per cache), owner-only files, schema and migrations
+- cache: `Store`, which opens the cache and composes the table groups
+- fleet, alerts, outbox: one module per table group; rows: reading rows back safely
+"""
+
+from console.store.cache import Store  # noqa: F401 - the store's public names
+from console.store.database import (  # noqa: F401
+    SCHEMA_VERSION,
+    CacheInUse,
+    CacheUnusable,
+    cache_in_use,
+    connect,
+)

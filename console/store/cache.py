@@ -1,0 +1,214 @@
+"""The offline cache: SQLite through sqlite-utils, owned by one writer thread.
+
+The store keeps what the console needs to show the last known picture at once:
+wearers, devices, each device's latest status, open alerts with their history,
+the operator's queued actions (the outbox) and the sync position. Each table group
+has its module (fleet, alerts, outbox); this class opens the cache and composes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from console.changes import Changes, Picture
+from console.domain.actions import Action
+from console.protocol.wire import Event
+from console.store import outbox
+from console.store.alerts import ALERT_COLUMNS, alert_from_row, alert_row
+from console.store.database import (
+    CacheLock,
+    CacheUnusable,
+    move_aside,
+    open_database,
+    owner_only,
+)
+from console.store.fleet import (
+    STATUS_COLUMNS,
+    device_from_row,
+    meta_from_row,
+    status_from_row,
+    status_row,
+    wearer_from_row,
+)
+from console.store.rows import LOGGED_PER_LOAD, decoded
+
+log = logging.getLogger(__name__)
+
+
+class Store:
+    """Not thread-safe: one thread (the sync engine's writer) owns it."""
+
+    def __init__(self, path: str | os.PathLike):
+        """Raises CacheInUse if another console has the cache open."""
+        self.path = Path(path)
+        # Told to the operator: the cache was replaced, or damaged rows were skipped.
+        self._notices: dict[str, str] = {}
+        self._lock = CacheLock(self.path)
+        try:
+            owner_only(self.path)
+            try:
+                self.conn = open_database(self.path)
+            # SQLite's message about a damaged schema can itself be undecodable.
+            except (CacheUnusable, sqlite3.DatabaseError, UnicodeDecodeError) as e:
+                aside = move_aside(self.path)
+                self._notices["replaced"] = (
+                    f"The offline cache could not be used ({e}). It was moved to {aside.name} "
+                    "and a fresh cache is being built from the backend.")
+                log.warning(self.notice)
+                self.conn = open_database(self.path)
+        except BaseException:
+            self._lock.release()
+            raise
+        self.db = sqlite_utils.Database(self.conn)
+
+    @property
+    def notice(self) -> str | None:
+        return " ".join(self._notices.values()) or None
+
+    def close(self) -> None:
+        self.conn.close()
+        self._lock.release()
+
+    # -- meta -----------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM meta"))
+
+    def _set_meta(self, **values) -> None:
+        self.conn.executemany("REPLACE INTO meta VALUES (?, ?)",
+                              [(k, str(v)) for k, v in values.items()])
+
+    @property
+    def last_event_id(self) -> int:
+        row = self.conn.execute("SELECT value FROM meta WHERE key='last_event_id'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- reading --------------------------------------------------------------
+
+    def load(self) -> Picture:
+        """The cached picture, and a check of everything the engine starts from.
+
+        SQLite's integrity check cannot see a flipped bit inside a value, and one bad
+        row must not stop the console starting. A row that does not read back as this
+        console writes it is skipped, logged by table and key, and counted in
+        `notice`; the stream position is then dropped, so that the engine's first act
+        is a snapshot, which replaces every row. Damaged queued actions are set aside."""
+        damaged: list[tuple[str, object]] = []
+
+        def rows(table: str, sql: str, decode: Callable) -> Iterator:
+            return decoded(table, self.conn.execute(sql), decode, damaged)
+
+        meta = dict(rows("meta", "SELECT key, value FROM meta", meta_from_row))
+        wearers = list(rows("wearers", "SELECT id, ref, curfew FROM wearers ORDER BY id",
+                            wearer_from_row))
+        devices = list(rows("devices", "SELECT id, wearer_id, kind FROM devices", device_from_row))
+        statuses = {s.device_id: s for s in rows(
+            "device_status", f"SELECT {STATUS_COLUMNS} FROM device_status", status_from_row)}
+        alerts = {a.id: a for a in rows(
+            "alerts", f"SELECT {ALERT_COLUMNS} FROM alerts", alert_from_row)}
+        if damaged:
+            tables = ", ".join(f"{t} {n}" for t, n in Counter(t for t, _ in damaged).items())
+            were = "row in the offline cache was" if len(damaged) == 1 else \
+                "rows in the offline cache were"
+            self._notices["rows"] = (f"{len(damaged)} damaged {were} skipped ({tables}); "
+                                     "the next snapshot replaces them.")
+            if len(damaged) > LOGGED_PER_LOAD:
+                log.warning("... and %d more damaged rows", len(damaged) - LOGGED_PER_LOAD)
+        if damaged or ("stream_id" in meta and "last_event_id" not in meta):
+            bad_meta = [key for table, key in damaged if table == "meta"]
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.executemany("DELETE FROM meta WHERE key = ?",
+                                      [(k,) for k in ["stream_id", *bad_meta]])
+            log.warning("the cache's stream position is dropped: a snapshot comes first")
+        damaged_actions = outbox.set_aside_damaged(self.conn)
+        if damaged_actions:
+            self._notices["actions"] = damaged_actions
+        return Picture(wearers, devices, statuses, alerts)
+
+    # -- writing --------------------------------------------------------------
+
+    def replace_all(self, picture: Picture, last_event_id: int, **meta) -> Changes:
+        c = self.conn
+        with c:
+            c.execute("BEGIN")
+            for table in ("wearers", "devices", "device_status", "alerts"):
+                c.execute(f"DELETE FROM {table}")
+            c.executemany("INSERT INTO wearers VALUES (?, ?, ?)",
+                          [(w.id, w.ref, str(w.curfew) if w.curfew else None)
+                           for w in picture.wearers])
+            c.executemany("INSERT INTO devices VALUES (?, ?, ?)",
+                          [(d.id, d.wearer_id, d.kind.value) for d in picture.devices])
+            c.executemany("INSERT INTO device_status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          [status_row(s, last_event_id) for s in picture.statuses.values()])
+            c.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [alert_row(a, last_event_id) for a in picture.alerts.values()])
+            self._set_meta(last_event_id=last_event_id, snapshot_at=time.time(),
+                           snapshot_event_id=last_event_id, applied_since_snapshot=0, **meta)
+        return Changes(picture=picture, last_event_id=last_event_id)
+
+    def apply(self, events: list[Event]) -> Changes:
+        """Apply decoded events in one transaction. Events at or below the last
+        applied id are skipped, so a batch delivered twice changes nothing."""
+        last = self.last_event_id
+        changes = Changes(last_event_id=last)
+        status_rows: dict[str, tuple] = {}
+        for ev in events:
+            if ev.id <= last:
+                continue
+            last = ev.id
+            changes.applied += 1
+            p = ev.payload
+            if ev.type == "device.status":
+                prior = changes.statuses.get(p.device_id)
+                if prior is None or p.ts >= prior.ts:
+                    changes.statuses[p.device_id] = p
+                    status_rows[p.device_id] = status_row(p, ev.id)
+            elif p.is_open:
+                changes.alerts[p.id] = p
+                changes.closed.discard(p.id)
+            else:
+                changes.alerts.pop(p.id, None)
+                changes.closed.add(p.id)
+        c = self.conn
+        with c:
+            c.execute("BEGIN")
+            # A status older than the one stored (a late, out-of-order report) loses.
+            c.executemany(
+                "INSERT INTO device_status VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(device_id) DO UPDATE SET ts=excluded.ts, battery=excluded.battery, "
+                "charging=excluded.charging, strap=excluded.strap, gps_fix=excluded.gps_fix, "
+                "at_home=excluded.at_home, event_id=excluded.event_id WHERE excluded.ts >= ts",
+                list(status_rows.values()))
+            c.executemany("REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [alert_row(a, last) for a in changes.alerts.values()])
+            c.executemany("DELETE FROM alerts WHERE id = ?", [(i,) for i in changes.closed])
+            # A running count, so anyone can check that no event was applied twice:
+            # last_event_id - snapshot_event_id == applied_since_snapshot + rejected ones.
+            c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? "
+                      "WHERE key = 'applied_since_snapshot'", (changes.applied,))
+            self._set_meta(last_event_id=last)
+        changes.last_event_id = last
+        return changes
+
+    # -- operators' actions (console/store/outbox.py) ---------------------------
+
+    def actions(self, states: tuple[str, ...] = ("pending", "conflict", "rejected")) -> list[Action]:
+        return outbox.actions(self.conn, states)
+
+    def audit(self) -> list[tuple]:
+        return outbox.audit(self.conn)
+
+    def enqueue(self, action: Action) -> Changes:
+        return outbox.enqueue(self.conn, action)
+
+    def settle(self, key: str, state: str, detail: str | None, attempts: int) -> Changes:
+        return outbox.settle(self.conn, key, state, detail, attempts)

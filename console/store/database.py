@@ -1,0 +1,245 @@
+"""The cache's database: one console per cache (the lock), owner-only files, the
+connection, and the schema with its migrations. Opening refuses a file that is not
+as this console made it, so that the caller can move it aside."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import logging
+import os
+import socket
+import sqlite3
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+if os.name == "nt":
+    import msvcrt
+else:
+    import fcntl
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+
+
+class CacheUnusable(Exception):
+    pass
+
+
+class CacheInUse(Exception):
+    """Another console holds the cache. Two consoles on one outbox would each send
+    the other's queued actions while it still shows them as queued."""
+
+    def __init__(self, path: Path, holder: str):
+        pid, _, host = holder.strip().partition(" ")
+        self.pid = int(pid) if pid.isdigit() else None
+        self.host = host or None
+        who = f"process {self.pid} on {self.host}" if self.pid else "a process that has not said which"
+        super().__init__(f"The offline cache {path} is in use by another console ({who}). "
+                         "Only one console may use a cache at a time.")
+
+
+class CacheLock:
+    """One console per cache: an exclusive OS lock on `<cache>.lock`, which names the
+    holder's pid and host. The OS lets go when the process ends, even by kill -9, so
+    a crash leaves no stale lock; the file itself stays (deleting it would race)."""
+
+    def __init__(self, cache: Path):
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(cache.with_name(cache.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        self._file = open(fd, "r+b")  # a file object: a Store dropped unclosed still lets go
+        if not _try_lock(self._file):
+            holder = self._file.read(300).decode(errors="replace")
+            self._file.close()
+            raise CacheInUse(cache, holder)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._file.flush()
+
+    def release(self) -> None:
+        self._file.close()  # closing lets go of the lock
+
+
+if os.name == "nt":
+    def _try_lock(f) -> bool:
+        # One byte far past the holder's pid and host, which others must still read.
+        f.seek(1 << 20)
+        try:
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+        finally:
+            f.seek(0)
+else:
+    def _try_lock(f) -> bool:
+        # flock, not lockf: it also refuses a second Store in the same process.
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+
+def cache_in_use(path: str | os.PathLike) -> CacheInUse | None:
+    """Why the cache at `path` cannot be opened now (another console holds it), or
+    None. Takes the lock and lets go at once: the window asks before it starts."""
+    try:
+        CacheLock(Path(path)).release()
+    except CacheInUse as e:
+        return e
+    return None
+
+
+def owner_only(cache: Path) -> None:
+    """The cache holds personal data: make its files owner-only, whatever an older
+    version or the umask left (new ones are created so, see connect). POSIX only:
+    on Windows the ACL of the user's profile folder applies."""
+    if os.name != "posix":
+        return
+    files = [cache.with_name(cache.name + s) for s in ("", "-wal", "-shm")]
+    for f in files + list(cache.parent.glob(glob.escape(cache.name) + ".unusable-*")):
+        try:
+            f.chmod(0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError as e:  # another user's file: say so, but still start
+            log.warning("could not make %s owner-only: %s", f, e)
+
+
+def _text(data: bytes) -> str | bytes:
+    """SQLite does not check that TEXT is UTF-8, and sqlite3's own decoding raises on
+    such a row again at every fetch: one bad byte would block every read of its
+    table. Text that is not UTF-8 comes back as bytes, which the row decoders refuse."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+def connect(path: str | os.PathLike) -> sqlite3.Connection:
+    """The one place a cache connection is opened: encryption at rest goes here."""
+    # Created owner-only before SQLite opens it: SQLite would create it 0644, and gives
+    # the -wal and -shm files the database file's mode. Not a umask: that is the whole
+    # process's, and other threads create files meanwhile.
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.text_factory = _text
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()  # a damaged file fails here; it is then moved aside, even on Windows
+        raise
+    return conn
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    # Explicit types: sqlite-utils would otherwise guess them from the first rows.
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["wearers"].create({"id": str, "ref": str, "curfew": str}, pk="id", not_null={"ref"})
+    db["devices"].create({"id": str, "wearer_id": str, "kind": str}, pk="id",
+                         not_null={"wearer_id", "kind"})
+    db["device_status"].create(
+        {"device_id": str, "ts": float, "battery": float, "charging": int, "strap": str,
+         "gps_fix": int, "at_home": int, "event_id": int},
+        pk="device_id", not_null={"ts", "battery", "charging", "event_id"},
+    )
+    db["alerts"].create(
+        {"id": str, "wearer_id": str, "device_id": str, "type": str, "raised_at": float,
+         "state": str, "active": int, "history": str, "event_id": int},
+        pk="id", not_null={"wearer_id", "device_id", "type", "raised_at", "state", "active",
+                           "history", "event_id"},
+    )
+    db["outbox"].create(
+        {"seq": int, "key": str, "action": str, "alert_id": str, "note": str,
+         "created_at": float, "state": str, "attempts": int, "detail": str},
+        pk="seq", not_null={"key", "action", "alert_id", "created_at", "state", "attempts"},
+    )
+    db["outbox"].create_index(["key"], unique=True)
+
+
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    # Who did what, when: written in the same transaction as the action itself.
+    db["outbox"].add_column("operator", str)
+    db["audit"].create(
+        {"seq": int, "at": float, "operator": str, "event": str, "action": str,
+         "alert_id": str, "key": str, "detail": str},
+        pk="seq", not_null={"at", "event", "action", "alert_id", "key"},
+    )
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2}
+
+
+@functools.cache
+def _columns_made_by_migrations() -> dict[str, list[tuple]]:
+    conn = sqlite3.connect(":memory:")
+    db = sqlite_utils.Database(conn)
+    for target in sorted(MIGRATIONS):
+        MIGRATIONS[target](db)
+    columns = {t: conn.execute(f"PRAGMA table_info([{t}])").fetchall() for t in db.table_names()}
+    conn.close()
+    return columns
+
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Connect, check and migrate; raises CacheUnusable (or sqlite3.DatabaseError)
+    for a file this console cannot use as it is."""
+    conn = connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise CacheUnusable(f"its schema version {version} is newer than this "
+                                f"console's {SCHEMA_VERSION}")
+        if version:
+            # integrity_check, not quick_check: it also compares each index with its
+            # table, and a damaged index fails reads that quick_check passed (80 ms
+            # for 100,000 wearers, against 25).
+            check = conn.execute("PRAGMA integrity_check(1)").fetchone()[0]
+            if check != "ok":
+                raise CacheUnusable(f"integrity check failed: {check}")
+        db = sqlite_utils.Database(conn)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with conn:
+                conn.execute("BEGIN")
+                MIGRATIONS[target](db)
+                conn.execute(f"PRAGMA user_version={target}")
+        # A flipped byte in the schema's text can rename a column and still pass
+        # the integrity check; every later query on that table would then fail.
+        for table, columns in _columns_made_by_migrations().items():
+            if conn.execute(f"PRAGMA table_info([{table}])").fetchall() != columns:
+                raise CacheUnusable(f"its {table} table is not as this console made it")
+        return conn
+    except BaseException:
+        conn.close()
+        raise
+
+
+def move_aside(path: Path) -> Path:
+    """Rename an unusable cache (and its -wal and -shm) out of the way; returns the new name."""
+    aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(path) + suffix)
+        if src.exists():
+            src.replace(Path(str(aside) + suffix))
+    return aside
+
+
+@contextlib.contextmanager
+def durable(c: sqlite3.Connection):
+    """A transaction that is on disk when it returns (synchronous=FULL), for
+    operators' actions and their audit trail; the cache itself runs NORMAL."""
+    c.execute("PRAGMA synchronous=FULL")
+    try:
+        with c:
+            c.execute("BEGIN")
+            yield c
+    finally:
+        c.execute("PRAGMA synchronous=NORMAL")
