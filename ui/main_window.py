@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.changes import Changes
 from console.domain import Alert
-from console.store import Changes
 from console.sync import SyncStatus
 from ui.bridge import GuiBridge
 from ui.dialogs import AcknowledgeDialog

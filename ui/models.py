@@ -14,6 +14,7 @@ from datetime import datetime
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
 
+from console.changes import Changes
 from console.domain import (
     EXPECTED_INTERVAL,
     LOCAL_TZ,
@@ -34,7 +35,7 @@ from console.domain import (
     priority,
     queue_key,
 )
-from console.store import Action, Changes
+from console.domain.actions import Action
 
 Clock = Callable[[], float]
 MAX_RANGES = 32  # beyond this many separate ranges, one spanning range is cheaper
