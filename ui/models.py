@@ -420,7 +420,8 @@ class StatusBoardModel(SelfSortingModel):
         self._reset(rows)
 
 
-ACTION_TEXT = {"pending": "⏳ acknowledging (queued)", "delivered": "✓ acknowledged (sent)",
+# Only glyphs DejaVu Sans has: a stock Debian desktop has no emoji font (tests/test_ui_keyboard.py).
+ACTION_TEXT = {"pending": "◷ acknowledging (queued)", "delivered": "✓ acknowledged (sent)",
                "conflict": "⚠ conflict", "rejected": "⚠ refused"}
 
 
