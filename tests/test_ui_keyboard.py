@@ -5,13 +5,17 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtGui import QRawFont
+from test_ui import clock, picture
 
+from console.changes import Changes
 from console.domain import (
     BREACH_TYPES,
     CurfewState,
     DeviceKind,
     Priority,
 )
+from ui.models import StatusBoardModel
+from ui.widgets import StatusBoard
 
 UI = Path(__file__).resolve().parent.parent / "ui"
 DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -29,3 +33,19 @@ def test_every_glyph_the_ui_shows_is_in_dejavu_sans(qapp):
     glyphs = {ch for text in texts for ch in text if ord(ch) > 127}
     assert "●" in glyphs  # the scan sees the UI's texts
     assert sorted(ch for ch in glyphs if not font.supportsCharacter(ord(ch))) == []
+
+
+def test_search_matches_what_the_board_shows_and_not_hidden_ids(qtbot):
+    model = StatusBoardModel(clock)
+    model.apply(Changes(picture=picture()))
+    board = StatusBoard(model)
+    qtbot.addWidget(board)
+    assert "device type" in board.search.placeholderText()
+    qtbot.keyClicks(board.search, "gps TAG")
+    shown = [model.data(model.index(p, 1)) for p in range(model.rowCount())]
+    assert shown == ["GPS tag"] * sum(d.kind is DeviceKind.GPS for d in picture().devices)
+    board.search.setText("em-074")
+    assert [model.data(model.index(p, 0)) for p in range(model.rowCount())] == ["EM-074"]
+    for hidden in ("W002", "D002"):  # the wearer and device ids are not on screen
+        board.search.setText(hidden)
+        assert model.rowCount() == 0, hidden

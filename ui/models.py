@@ -49,6 +49,10 @@ CURFEW_TEXT = {CurfewState.INSIDE: "⌂ inside", CurfewState.OUTSIDE: "✕ outsi
                CurfewState.NONE: "– no curfew now", CurfewState.UNKNOWN: "? unknown"}
 
 
+def device_text(device: Device | None) -> str:
+    return device.kind.label if device else "no device"
+
+
 def ranges(positions: list[int]) -> list[tuple[int, int]]:
     """Sorted positions -> inclusive (first, last) runs."""
     out: list[tuple[int, int]] = []
@@ -193,6 +197,9 @@ class BoardRow:
     device: Device | None
     status: DeviceStatus | None = None
     open_alerts: int = 0
+    # What search matches: the row's identifying texts as shown, lowercased once at
+    # load rather than per keystroke per row. Hidden ids are left out on purpose.
+    haystack: str = ""
 
 
 class StatusBoardModel(SelfSortingModel):
@@ -268,7 +275,7 @@ class StatusBoardModel(SelfSortingModel):
         if col == 0:
             return row.wearer.ref
         if col == 1:
-            return row.device.kind.label if row.device else "no device"
+            return device_text(row.device)
         if col == 2:
             age = f" {format_age(now - s.ts)}" if s and conn is not Connection.ONLINE else ""
             return CONNECTION_TEXT[conn] + age
@@ -328,8 +335,7 @@ class StatusBoardModel(SelfSortingModel):
                 now - row.status.ts < STALE_AFTER_INTERVALS * EXPECTED_INTERVAL[row.device.kind]):
             return False
         if self.search:
-            hay = f"{row.wearer.ref} {row.wearer.id} {row.device.id if row.device else ''}"
-            return self.search in hay.lower()
+            return self.search in row.haystack
         return True
 
     def _compute_order(self) -> list[int]:
@@ -406,6 +412,9 @@ class StatusBoardModel(SelfSortingModel):
     def _load(self, picture) -> None:
         devices = {d.wearer_id: d for d in picture.devices}
         rows = [BoardRow(w, devices.get(w.id)) for w in picture.wearers]
+        for r in rows:
+            # Newline-separated so a search cannot match across two columns.
+            r.haystack = f"{r.wearer.ref}\n{device_text(r.device)}".lower()
         self._by_wearer = {r.wearer.id: i for i, r in enumerate(rows)}
         self._by_device = {r.device.id: i for i, r in enumerate(rows) if r.device}
         for device_id, status in picture.statuses.items():

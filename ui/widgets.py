@@ -62,7 +62,9 @@ class StatusBoard(QWidget):
         super().__init__()
         self.model = model
         self.setAccessibleName("Status board")
-        self.search = QLineEdit(placeholderText="Search reference or device (Ctrl+F)")
+        self.search = QLineEdit(placeholderText="Search reference or device type (Ctrl+F)",
+                                toolTip="Matches the Reference and Device columns, "
+                                        "e.g. EM-074 or GPS tag")
         self.search.setAccessibleName("Search the status board")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(lambda text: model.set_filter(search=text))
