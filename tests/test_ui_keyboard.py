@@ -4,8 +4,9 @@ last-known values and the File menu (issue 8, item 12)."""
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QRawFont
-from test_ui import clock, picture
+from test_ui import NOW, clock, picture
 
 from console.changes import Changes
 from console.domain import (
@@ -14,7 +15,8 @@ from console.domain import (
     DeviceKind,
     Priority,
 )
-from ui.models import StatusBoardModel
+from ui.dialogs import AcknowledgeDialog
+from ui.models import AlertQueueModel, StatusBoardModel
 from ui.widgets import StatusBoard
 
 UI = Path(__file__).resolve().parent.parent / "ui"
@@ -49,3 +51,16 @@ def test_search_matches_what_the_board_shows_and_not_hidden_ids(qtbot):
     for hidden in ("W002", "D002"):  # the wearer and device ids are not on screen
         board.search.setText(hidden)
         assert model.rowCount() == 0, hidden
+
+
+def test_raised_times_say_the_day_when_not_today_and_the_zone(qtbot):
+    model = AlertQueueModel(clock)
+    model.apply(Changes(picture=picture()))  # alerts raised up to 13 hours before NOW
+    by_id = {model.alert_at(p).id: p for p in range(model.rowCount())}
+    raised = {a: model.data(model.index(by_id[a], 5)) for a in ("A0", "A48")}
+    assert raised == {"A0": "11:06", "A48": "Tue 17 Nov 21:46"}
+    assert "UK time" in model.headerData(5, Qt.Horizontal)
+    assert model.data(model.index(by_id["A48"], 5), Qt.ToolTipRole) == "Raised Tue 17 Nov 2026 21:46 GMT"
+    d = AcknowledgeDialog(model.alert_at(by_id["A48"]), "EM-776", NOW)
+    qtbot.addWidget(d)
+    assert "raised Tue 17 Nov 2026 21:46 GMT (13 h ago)" in d.summary.text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 import httpx
 from PySide6.QtWidgets import (
     QDialog,
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from console.domain import Alert, format_age
 from console.protocol.wire import API
+from ui.models import uk_datetime
 
 MAX_NOTE = 2000
 
@@ -78,9 +81,11 @@ class AcknowledgeDialog(QDialog):
     def __init__(self, alert: Alert, wearer_ref: str, now: float):
         super().__init__()
         self.setWindowTitle("Acknowledge alert")
-        summary = QLabel(f"<b>{alert.type_label}</b> — {wearer_ref}<br>"
-                         f"raised {format_age(now - alert.raised_at)} ago, {alert.state.value}")
-        summary.setAccessibleName("Alert summary")
+        # Backend texts go into rich text: escaped, so they cannot restyle the dialog.
+        self.summary = QLabel(f"<b>{escape(alert.type_label)}</b> — {escape(wearer_ref)}<br>"
+                              f"raised {uk_datetime(alert.raised_at)} "
+                              f"({format_age(now - alert.raised_at)} ago), {alert.state.value}")
+        self.summary.setAccessibleName("Alert summary")
         self.note = QPlainTextEdit()
         self.note.setAccessibleName("Acknowledgement note")
         self.note.setPlaceholderText("What you saw and what you will do (required)")
@@ -91,7 +96,7 @@ class AcknowledgeDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(summary)
+        layout.addWidget(self.summary)
         layout.addWidget(QLabel("&Note", buddy=self.note))
         layout.addWidget(self.note)
         layout.addWidget(self.buttons)

@@ -52,7 +52,7 @@ class MainWindow(QMainWindow):
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.queue)
         split.addWidget(self.board)
-        split.setSizes([640, 860])
+        split.setSizes([680, 820])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 0, 6, 6)

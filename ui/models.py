@@ -53,6 +53,11 @@ def device_text(device: Device | None) -> str:
     return device.kind.label if device else "no device"
 
 
+def uk_datetime(ts: float) -> str:
+    """A moment in full, unambiguous across days and clock changes."""
+    return f"{datetime.fromtimestamp(ts, LOCAL_TZ):%a %d %b %Y %H:%M %Z}"
+
+
 def ranges(positions: list[int]) -> list[tuple[int, int]]:
     """Sorted positions -> inclusive (first, last) runs."""
     out: list[tuple[int, int]] = []
@@ -437,8 +442,9 @@ ACTION_TEXT = {"pending": "◷ acknowledging (queued)", "delivered": "✓ acknow
 class AlertQueueModel(SelfSortingModel):
     """Open alerts, most urgent first, then oldest first (ICIBI §5.14)."""
 
-    HEADERS = ("Priority", "Type", "Wearer", "State", "Age", "Raised")
+    HEADERS = ("Priority", "Type", "Wearer", "State", "Age", "Raised (UK time)")
     COL_STATE = 3
+    COL_RAISED = 5
 
     def __init__(self, clock: Clock, device_clock: Clock | None = None):
         """Ages run on `clock`; the out-of-contact rule of priority runs on
@@ -466,6 +472,8 @@ class AlertQueueModel(SelfSortingModel):
         return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * 5
 
     def _tooltip(self, alert: Alert, col: int) -> str | None:
+        if col == self.COL_RAISED:
+            return f"Raised {uk_datetime(alert.raised_at)}"
         if col != self.COL_STATE:
             return None
         return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
@@ -481,8 +489,12 @@ class AlertQueueModel(SelfSortingModel):
             return self.wearer_ref(alert.wearer_id)
         if col == 4:
             return format_age(now - alert.raised_at)
-        if col == 5:
-            return datetime.fromtimestamp(alert.raised_at, LOCAL_TZ).strftime("%d %b %H:%M")
+        if col == self.COL_RAISED:
+            # The time alone is ambiguous once the UK day has turned: then say which day.
+            raised = datetime.fromtimestamp(alert.raised_at, LOCAL_TZ)
+            if raised.date() == datetime.fromtimestamp(now, LOCAL_TZ).date():
+                return f"{raised:%H:%M}"
+            return f"{raised:%a %d %b %H:%M}"
         action = self.actions.get(alert.id)
         if action is not None and not (action.state == "delivered"
                                        and alert.state is not AlertState.UNACKNOWLEDGED):

@@ -111,7 +111,8 @@ class AlertQueue(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.title, 1)
         bar.addWidget(self.ack)
-        self.view = table(model, "Alert queue table", (105, 150, 90, 180, 50))
+        # Narrow enough to leave Raised room for a day and a time.
+        self.view = table(model, "Alert queue table", (95, 140, 90, 165, 50))
         self.view.selectionModel().selectionChanged.connect(self._enable)
         self.view.activated.connect(lambda _: self._request())
         stack(self, bar, self.view)
