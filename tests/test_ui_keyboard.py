@@ -8,12 +8,17 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QRawFont
 from test_ui import NOW, clock, picture
 
-from console.changes import Changes
+from console.changes import Changes, Picture
 from console.domain import (
     BREACH_TYPES,
+    Connection,
+    Curfew,
     CurfewState,
+    Device,
     DeviceKind,
+    DeviceStatus,
     Priority,
+    Wearer,
 )
 from ui.dialogs import AcknowledgeDialog
 from ui.models import AlertQueueModel, StatusBoardModel
@@ -64,3 +69,26 @@ def test_raised_times_say_the_day_when_not_today_and_the_zone(qtbot):
     d = AcknowledgeDialog(model.alert_at(by_id["A48"]), "EM-776", NOW)
     qtbot.addWidget(d)
     assert "raised Tue 17 Nov 2026 21:46 GMT (13 h ago)" in d.summary.text()
+
+
+def test_an_unreachable_devices_battery_strap_and_curfew_are_last_known():
+    evening = Curfew.parse("08:00-20:00")  # covers NOW, 11:06 UK time
+    pic = Picture(
+        wearers=[Wearer("W0", "EM-000", evening), Wearer("W1", "EM-001", evening),
+                 Wearer("W2", "EM-002")],
+        devices=[Device(f"D{i}", f"W{i}", DeviceKind.RF) for i in range(3)],
+        statuses={"D0": DeviceStatus("D0", NOW - 60, 45, False, "ok", None, True),
+                  "D1": DeviceStatus("D1", NOW - 86_400, 45, False, "ok", None, True),
+                  "D2": DeviceStatus("D2", NOW - 86_400, 10, True, "open", None, None)},
+        alerts={})
+    model = StatusBoardModel(clock)
+    model.apply(Changes(picture=pic))
+    rows = [[model.data(model.index(p, c)) for c in (3, 4, 5)] for p in range(3)]
+    assert [model.connection_of(model.row_at(p), NOW) for p in range(3)] == [
+        Connection.ONLINE, Connection.OFFLINE, Connection.OFFLINE]
+    assert rows == [["45%", "ok", "⌂ inside"],
+                    ["45% (last known)", "ok (last known)", "⌂ inside (last known)"],
+                    ["10% ⚡ charging (last known)", "✕ open (last known)", "– no curfew now"]]
+    assert "Last known" in model.data(model.index(1, 3), Qt.ToolTipRole)
+    assert model.data(model.index(0, 3), Qt.ToolTipRole) is None
+    assert model.data(model.index(2, 5), Qt.ToolTipRole) is None  # the schedule, not the device

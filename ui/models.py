@@ -47,6 +47,7 @@ CONNECTION_TEXT = {Connection.ONLINE: "● online", Connection.STALE: "◐ stale
                    Connection.OFFLINE: "○ offline"}
 CURFEW_TEXT = {CurfewState.INSIDE: "⌂ inside", CurfewState.OUTSIDE: "✕ outside",
                CurfewState.NONE: "– no curfew now", CurfewState.UNKNOWN: "? unknown"}
+LAST_KNOWN = " (last known)"
 
 
 def device_text(device: Device | None) -> str:
@@ -270,9 +271,16 @@ class StatusBoardModel(SelfSortingModel):
         return tuple(self._text(row, col, now, conn, curfew) for col in range(8)), backgrounds
 
     def _tooltip(self, row: BoardRow, col: int) -> str | None:
+        tips = []
         if col == 5 and row.wearer.curfew:
-            return f"Curfew {row.wearer.curfew} (UK time)"
-        return None
+            tips.append(f"Curfew {row.wearer.curfew} (UK time)")
+        now = self.clock()
+        # Hovered cells only: re-deriving the text is cheap and keeps one rule for the marker.
+        if self._text(row, col, now, self.connection_of(row, now),
+                      self._curfew(row, now)).endswith(LAST_KNOWN):
+            tips.append(f"Last known: as the device reported at {uk_datetime(row.status.ts)}; "
+                        "it has not made contact since.")
+        return "\n".join(tips) or None
 
     def _text(self, row: BoardRow, col: int, now: float, conn: Connection,
               curfew: CurfewState) -> str:
@@ -284,17 +292,21 @@ class StatusBoardModel(SelfSortingModel):
         if col == 2:
             age = f" {format_age(now - s.ts)}" if s and conn is not Connection.ONLINE else ""
             return CONNECTION_TEXT[conn] + age
+        # A device not online reports nothing new: what it last said may no longer hold.
+        last_known = "" if conn is Connection.ONLINE else LAST_KNOWN
         if col == 3:
             if s is None:
                 return "–"
             marks = " ⚡ charging" if s.charging else (" ▼ low" if s.battery < LOW_BATTERY else "")
-            return f"{s.battery:.0f}%{marks}"
+            return f"{s.battery:.0f}%{marks}{last_known}"
         if col == 4:
             if s is None or s.strap is None:
                 return "–"
-            return "✕ open" if s.strap == "open" else "ok"
+            return ("✕ open" if s.strap == "open" else "ok") + last_known
         if col == 5:
-            return CURFEW_TEXT[curfew]
+            # Inside or outside comes from the device; "no curfew now" from the schedule.
+            tracked = curfew in (CurfewState.INSIDE, CurfewState.OUTSIDE)
+            return CURFEW_TEXT[curfew] + (last_known if tracked else "")
         if col == 6:
             return f"{format_age(now - s.ts)} ago" if s else "never"
         return str(row.open_alerts) if row.open_alerts else ""

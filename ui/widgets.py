@@ -84,7 +84,8 @@ class StatusBoard(QWidget):
         self.count = QLabel()
         self.count.setAccessibleName("Rows shown")
         bar.addWidget(self.count)
-        self.view = table(model, "Status board table", (110, 130, 140, 120, 70, 120, 110))
+        # Battery, strap and curfew are wide enough for "(last known)".
+        self.view = table(model, "Status board table", (100, 130, 140, 170, 110, 160, 100))
         self.view.setSortingEnabled(True)
         self.view.horizontalHeader().setSortIndicator(0, Qt.AscendingOrder)
         stack(self, bar, self.view)
