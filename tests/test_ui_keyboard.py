@@ -11,6 +11,8 @@ from test_ui import NOW, clock, picture
 from console.changes import Changes, Picture
 from console.domain import (
     BREACH_TYPES,
+    Alert,
+    AlertState,
     Connection,
     Curfew,
     CurfewState,
@@ -20,7 +22,7 @@ from console.domain import (
     Priority,
     Wearer,
 )
-from ui.dialogs import AcknowledgeDialog
+from ui.dialogs import MAX_NOTE, AcknowledgeDialog
 from ui.models import AlertQueueModel, StatusBoardModel
 from ui.widgets import StatusBoard
 
@@ -92,3 +94,29 @@ def test_an_unreachable_devices_battery_strap_and_curfew_are_last_known():
     assert "Last known" in model.data(model.index(1, 3), Qt.ToolTipRole)
     assert model.data(model.index(0, 3), Qt.ToolTipRole) is None
     assert model.data(model.index(2, 5), Qt.ToolTipRole) is None  # the schedule, not the device
+
+
+def alert() -> Alert:
+    return Alert("A1", "W001", "D001", "strap_tamper", NOW, AlertState.UNACKNOWLEDGED, True)
+
+
+@pytest.fixture
+def dialog(qtbot):
+    d = AcknowledgeDialog(alert(), "EM-037", NOW)
+    qtbot.addWidget(d)
+    d.show()
+    qtbot.waitActive(d)
+    d.note.setFocus()
+    return d
+
+
+def test_the_note_shows_its_length_and_why_acknowledge_is_unavailable(dialog, qtbot):
+    assert dialog.count.accessibleName() and dialog.reason.accessibleName()
+    assert (dialog.count.text(), dialog.reason.text()) == ("0 / 2000", "Write a note")
+    assert not dialog.ok.isEnabled() and dialog.ok.accessibleDescription() == "Write a note"
+    qtbot.keyClicks(dialog.note, "Called the wearer")
+    assert (dialog.count.text(), dialog.reason.text()) == ("17 / 2000", "")
+    assert dialog.ok.isEnabled()
+    dialog.note.setPlainText("x" * (MAX_NOTE + 3))
+    assert (dialog.count.text(), dialog.reason.text()) == ("2003 / 2000", "Too long by 3 characters")
+    assert not dialog.ok.isEnabled()

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -91,14 +92,25 @@ class AcknowledgeDialog(QDialog):
         self.note.setPlaceholderText("What you saw and what you will do (required)")
         self.note.setTabChangesFocus(True)
         self.note.textChanged.connect(self._validate)
+        # Why Acknowledge is disabled, and how close the note is to the limit,
+        # so the button never goes grey without a word.
+        self.reason = QLabel()
+        self.reason.setAccessibleName("Why Acknowledge is unavailable")
+        self.count = QLabel()
+        self.count.setAccessibleName("Note length")
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-        self.buttons.button(QDialogButtonBox.Ok).setText("Acknowledge")
+        self.ok = self.buttons.button(QDialogButtonBox.Ok)
+        self.ok.setText("Acknowledge")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        status = QHBoxLayout()
+        status.addWidget(self.reason, 1)
+        status.addWidget(self.count)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(QLabel("&Note", buddy=self.note))
         layout.addWidget(self.note)
+        layout.addLayout(status)
         layout.addWidget(self.buttons)
         self._validate()
 
@@ -106,5 +118,15 @@ class AcknowledgeDialog(QDialog):
         return self.note.toPlainText().strip()
 
     def _validate(self) -> None:
-        ok = 0 < len(self.text()) <= MAX_NOTE
-        self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
+        n = len(self.text())
+        self.count.setText(f"{n} / {MAX_NOTE}")
+        if n == 0:
+            reason = "Write a note"
+        elif n > MAX_NOTE:
+            over = n - MAX_NOTE
+            reason = f"Too long by {over:,} character{'s' if over > 1 else ''}"
+        else:
+            reason = ""
+        self.reason.setText(reason)
+        self.ok.setEnabled(not reason)
+        self.ok.setAccessibleDescription(reason)
