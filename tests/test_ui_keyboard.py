@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QRawFont
+from PySide6.QtWidgets import QDialog
 from test_ui import NOW, clock, picture
 
 from console.changes import Changes, Picture
@@ -120,3 +121,12 @@ def test_the_note_shows_its_length_and_why_acknowledge_is_unavailable(dialog, qt
     dialog.note.setPlainText("x" * (MAX_NOTE + 3))
     assert (dialog.count.text(), dialog.reason.text()) == ("2003 / 2000", "Too long by 3 characters")
     assert not dialog.ok.isEnabled()
+
+
+def test_ctrl_return_acknowledges_only_a_valid_note(dialog, qtbot):
+    qtbot.keyClick(dialog.note, Qt.Key_Return, Qt.ControlModifier)
+    assert dialog.isVisible() and dialog.result() == 0  # no note yet
+    qtbot.keyClicks(dialog.note, "Seen on camera")
+    qtbot.keyClick(dialog.note, Qt.Key_Return, Qt.ControlModifier)
+    assert not dialog.isVisible() and dialog.result() == QDialog.Accepted
+    assert dialog.text() == "Seen on camera"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 import httpx
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -101,8 +102,12 @@ class AcknowledgeDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.ok = self.buttons.button(QDialogButtonBox.Ok)
         self.ok.setText("Acknowledge")
+        self.ok.setToolTip("Acknowledge the alert with this note (Ctrl+Return)")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        # Return inside the note is a new line, so the note needs its own submit key.
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, activated=self._submit)
         status = QHBoxLayout()
         status.addWidget(self.reason, 1)
         status.addWidget(self.count)
@@ -130,3 +135,7 @@ class AcknowledgeDialog(QDialog):
         self.reason.setText(reason)
         self.ok.setEnabled(not reason)
         self.ok.setAccessibleDescription(reason)
+
+    def _submit(self) -> None:
+        if self.ok.isEnabled():
+            self.accept()
