@@ -4,9 +4,11 @@ last-known values and the File menu (issue 8, item 12)."""
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+import test_ui
+from conftest import wait_until
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QRawFont
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QApplication, QDialog
 from test_ui import NOW, clock, picture
 
 from console.changes import Changes, Picture
@@ -130,3 +132,37 @@ def test_ctrl_return_acknowledges_only_a_valid_note(dialog, qtbot):
     qtbot.keyClick(dialog.note, Qt.Key_Return, Qt.ControlModifier)
     assert not dialog.isVisible() and dialog.result() == QDialog.Accepted
     assert dialog.text() == "Seen on camera"
+
+
+live = test_ui.live  # the fixture: a window on a live training simulator
+
+
+def on_next_modal(qtbot, act) -> list:
+    """Run act(dialog) on the next modal dialog to open; returns what act returned."""
+    seen = []
+    QTimer.singleShot(200, lambda: seen.append(act(QApplication.activeModalWidget())))
+    return seen
+
+
+def test_alt_1_selects_the_first_alert_so_alt_a_opens_the_acknowledge_dialog(live, qtbot):
+    _, _, window = live
+    wait_until(lambda: window.alert_model.rowCount() > 0 and window.board_model.total > 0,
+               qtbot=qtbot)
+    assert not window.board.view.selectionModel().hasSelection()
+    qtbot.keyClick(window, Qt.Key_2, Qt.AltModifier)
+    assert window.board.view.hasFocus()
+    assert [i.row() for i in window.board.view.selectionModel().selectedRows()] == [0]
+
+    assert not window.queue.view.selectionModel().hasSelection()
+    qtbot.keyClick(window, Qt.Key_1, Qt.AltModifier)
+    assert window.queue.view.hasFocus()
+    assert window.queue.selected() == window.alert_model.alert_at(0)
+    assert window.queue.selected().state is AlertState.UNACKNOWLEDGED  # the seeded fleet's top alert
+
+    def cancel(dialog):
+        dialog.reject()
+        return type(dialog)
+    opened = on_next_modal(qtbot, cancel)
+    qtbot.keyClick(window.queue, Qt.Key_A, Qt.AltModifier)
+    wait_until(lambda: opened, qtbot=qtbot, timeout=5)
+    assert opened == [AcknowledgeDialog]

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -27,6 +28,14 @@ from ui.widgets import AlertQueue, ConnectionIndicator, StaleNotice, StatusBoard
 
 CLOCK_REFRESH_MS = 5_000  # ages and connection states move on without events
 STATUS_REFRESH_MS = 1_000
+
+
+def focus_table(view: QTableView) -> None:
+    """Focus a table and, if nothing in it is selected, its first row: the keys
+    that act on the selection (Alt+A) must work straight after Alt+1."""
+    view.setFocus()
+    if not view.selectionModel().hasSelection() and view.model().rowCount():
+        view.selectRow(0)
 
 
 class MainWindow(QMainWindow):
@@ -77,8 +86,8 @@ class MainWindow(QMainWindow):
     def _menus(self) -> None:
         view = self.menuBar().addMenu("&View")
         for text, keys, target in (
-            ("Alert &queue", "Alt+1", lambda: self.queue.view.setFocus()),
-            ("Status &board", "Alt+2", lambda: self.board.view.setFocus()),
+            ("Alert &queue", "Alt+1", lambda: focus_table(self.queue.view)),
+            ("Status &board", "Alt+2", lambda: focus_table(self.board.view)),
             ("&Search the board", QKeySequence.Find, lambda: self.board.search.setFocus()),
             ("&Actions needing attention", "Alt+3", self.show_problems),
         ):
