@@ -8,7 +8,7 @@ import test_ui
 from conftest import wait_until
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QRawFont
-from PySide6.QtWidgets import QApplication, QDialog
+from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 from test_ui import NOW, clock, picture
 
 from console.changes import Changes, Picture
@@ -166,3 +166,32 @@ def test_alt_1_selects_the_first_alert_so_alt_a_opens_the_acknowledge_dialog(liv
     qtbot.keyClick(window.queue, Qt.Key_A, Qt.AltModifier)
     wait_until(lambda: opened, qtbot=qtbot, timeout=5)
     assert opened == [AcknowledgeDialog]
+
+
+def test_ctrl_q_quits_and_file_sign_out_asks_first(live, qtbot):
+    _, _, window = live
+    qtbot.keyClick(window, Qt.Key_Q, Qt.ControlModifier)
+    assert not window.isVisible()  # app.exec() returns when the last window closes
+
+    window.show()
+    signed_out = []
+    window.sign_out_requested.connect(lambda: signed_out.append(True))
+    menu = window.menuBar().actions()[0]
+    assert menu.text() == "&File"
+    sign_out = next(a for a in menu.menu().actions() if a.text() == "Sign &out…")
+
+    def answer(button):
+        def act(box):
+            text = box.text()
+            box.button(button).click()
+            return text
+        return act
+
+    told = on_next_modal(qtbot, answer(QMessageBox.No))
+    sign_out.trigger()
+    assert "stay in this console's offline cache" in told[0]
+    assert window.isVisible() and not signed_out
+
+    on_next_modal(qtbot, answer(QMessageBox.Yes))
+    sign_out.trigger()
+    assert signed_out == [True] and not window.isVisible()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QLabel,
@@ -39,6 +39,10 @@ def focus_table(view: QTableView) -> None:
 
 
 class MainWindow(QMainWindow):
+    # The operator confirmed File ▸ Sign out; the window closes right after. Whoever
+    # runs the window decides what follows (e.g. the sign-in dialog again).
+    sign_out_requested = Signal()
+
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
                  status: Callable[[], SyncStatus], acknowledge: Callable[[str, str], Future],
                  training: bool, version: str):
@@ -84,6 +88,16 @@ class MainWindow(QMainWindow):
         self._refresh_status()
 
     def _menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        sign_out = QAction("Sign &out…", self)
+        sign_out.triggered.connect(self.sign_out)
+        file_menu.addAction(sign_out)
+        file_menu.addSeparator()
+        # Closing the last window ends app.exec(); the caller then stops the engine.
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        self.addAction(quit_action)
         view = self.menuBar().addMenu("&View")
         for text, keys, target in (
             ("Alert &queue", "Alt+1", lambda: focus_table(self.queue.view)),
@@ -133,6 +147,16 @@ class MainWindow(QMainWindow):
         dialog = AcknowledgeDialog(alert, ref, self.alert_model.clock())
         if dialog.exec():
             self._bridge.watch(self._acknowledge(alert.id, dialog.text()))
+
+    def sign_out(self) -> None:
+        answer = QMessageBox.question(
+            self, "Sign out",
+            "Sign out of EM Console?\n\nAcknowledgements waiting to be sent: "
+            f"{self._status().pending_actions}. Queued acknowledgements stay in this "
+            "console's offline cache and are sent when it next connects.")
+        if answer == QMessageBox.Yes:
+            self.sign_out_requested.emit()
+            self.close()
 
     def _action_failed(self, message: str) -> None:
         QMessageBox.critical(self, "Action not saved",
