@@ -14,7 +14,8 @@ from console.changes import Picture
 from console.domain import Device, DeviceKind, Wearer, iso
 from console.protocol.sse import SSEParser, encode_frame
 from console.store import Store
-from console.sync import Cursor, decode_frames
+from console.sync.stream import Cursor
+from console.sync.writer import decode_frames
 
 NOW = 1_795_000_000.0
 DEVICES = [f"D{i}" for i in range(5)]

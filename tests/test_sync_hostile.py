@@ -59,7 +59,7 @@ def test_a_full_disk_while_storing_a_snapshot_is_shown_and_retried(tmp_path, hos
     engine = engine_for(backend.url, cache)
 
     def page_limit(pages):  # SQLite's page limit refuses growth as a full disk would
-        engine._writer.call(lambda s: s.conn.execute(f"PRAGMA max_page_count = {pages}")).result(5)
+        engine.query(lambda s: s.conn.execute(f"PRAGMA max_page_count = {pages}")).result(5)
 
     try:
         wait_until(lambda: "devices is not a list" in engine.status.detail)

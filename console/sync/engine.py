@@ -1,0 +1,303 @@
+"""The sync engine: backend stream -> store -> coalesced change batches.
+
+Two threads, neither of them the GUI's:
+- the network thread runs one asyncio loop: sign-in, snapshots, the event stream
+  with resume and backoff (here), and the outbox sender (outbox.py);
+- the writer thread (writer.py) owns the store: it decodes events, applies them in
+  batched transactions and publishes what changed, at most about ten times a second.
+
+Consumers (the Qt UI, the headless status line, tests) receive `Changes` through
+the `publish` callback, on the writer thread; the UI moves them to its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import replace
+
+import httpx
+
+from console.changes import Changes, Picture
+from console.domain.actions import Action
+from console.protocol.client import (
+    MAX_HEARTBEAT,
+    MAX_SNAPSHOT_BYTES,
+    AuthError,
+    Client,
+    ProtocolError,
+    Snapshot,
+)
+from console.protocol.sse import SSEParser
+from console.store import Store
+from console.sync.clock import ServerClock, backoff_delay
+from console.sync.outbox import OutboxSender
+from console.sync.status import SyncState, SyncStatus
+from console.sync.stream import Cursor
+from console.sync.writer import ChangeFeed, Writer
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_SECONDS = 1.0  # stop() returns within about this, whatever the backend does
+
+
+class SyncEngine:
+    def __init__(self, backend_url: str, username: str, password: str, cache_path: str,
+                 publish: Callable[[Changes], None], read_timeout: float = 30.0,
+                 max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES, ca_bundle: str | None = None):
+        self.clock = ServerClock()
+        self.feed = ChangeFeed(publish)
+        self.status = SyncStatus(state="starting", since=time.time())
+        self._status_lock = threading.Lock()
+        self._client = Client(backend_url, username, password, read_timeout, ca_bundle)
+        self._max_snapshot = max_snapshot_bytes
+        self._writer = Writer(cache_path, self.feed, self.clock.now, self)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sync-net",
+                                        daemon=True)
+        self._stopping = False
+        self._outbox: OutboxSender | None = None  # made on the network thread's loop
+        self._tasks: list[asyncio.Task] = []
+        self._attempt = 0  # consecutive stream attempts that brought nothing useful
+        self._resync_needed = False  # a batch could not be stored: only a snapshot mends it
+        self._resync_streak, self._last_resync = 0, -1e9
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Opens the cache (publishing the cached picture) and starts syncing.
+        Raises if the cache cannot be opened at all."""
+        self._writer.start()
+        meta, notice, pending, newest_status = self._writer.ready.result()
+        self._meta = meta
+        if "server_time" in meta:
+            self.clock.set(float(meta["server_time"]), float(meta.get("clock_rate", 1.0)))
+        if newest_status is not None:
+            # Until the backend speaks, the cached picture is as of its newest report.
+            self.clock.heard(max(newest_status, self.clock.last_heard or newest_status))
+        synced = meta.get("snapshot_at")
+        self._update(state=SyncState.CACHED, since=time.time(), cache_notice=notice,
+                     synced_at=float(synced) if synced else None,
+                     last_event_id=int(meta.get("last_event_id", 0)), pending_actions=pending)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start_tasks(), self._loop).result()
+
+    async def _start_tasks(self) -> None:
+        self._outbox = OutboxSender(self._client, self._writer_call,
+                                    lambda n: self._update(pending_actions=n))
+        self._tasks = [asyncio.create_task(self._supervise("stream", self._run_stream)),
+                       asyncio.create_task(self._supervise("outbox", self._outbox.run))]
+
+    async def _supervise(self, name: str, run: Callable[[], object]) -> None:
+        """Run a task that should never end; if it does, say so and start it again,
+        with backoff, for as long as the engine runs."""
+        failures = 0
+        while True:
+            try:
+                await run()
+                reason = "it returned"
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                reason = f"{type(e).__name__}: {e}"
+                log.exception("the %s task failed", name)
+            else:
+                log.error("the %s task ended unexpectedly; restarting it", name)
+            delay = backoff_delay(failures)
+            failures += 1
+            self._update(detail=f"internal error in the {name} task ({reason[:200]}); "
+                                f"restarting it in {delay:.0f} s")
+            await asyncio.sleep(delay)
+
+    def stop(self) -> None:
+        """Stop syncing and close the cache; returns within about a second whatever
+        the backend does. Queued actions stay in the outbox for the next start."""
+        if self._stopping:
+            return
+        self._stopping = True
+
+        async def shutdown():
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.wait(self._tasks, timeout=SHUTDOWN_SECONDS / 2)
+            try:
+                async with asyncio.timeout(SHUTDOWN_SECONDS / 4):
+                    await self._client.aclose()
+            except TimeoutError:
+                log.warning("the HTTP client did not close in time")
+
+        if self._thread.is_alive():
+            try:
+                asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(SHUTDOWN_SECONDS)
+            except TimeoutError:
+                log.warning("the network tasks did not stop in time")
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(SHUTDOWN_SECONDS)
+        self._writer.stop()
+        self._writer.join(10)  # a batch in progress is finished, not cut: it is one transaction
+        self._update(state=SyncState.STOPPED, since=time.time())
+
+    def _update(self, **fields) -> None:
+        with self._status_lock:
+            self.status = replace(self.status, **fields)
+
+    def _tally(self, applied: int, rejected: list[str], **fields) -> None:
+        """Add to the counters; called from both threads, so read and write under the lock."""
+        with self._status_lock:
+            s = self.status
+            if rejected:
+                fields["last_rejected"] = rejected[-1]
+            self.status = replace(s, applied=s.applied + applied,
+                                  rejected=s.rejected + len(rejected), **fields)
+
+    # -- what the writer reports (on its thread) -------------------------------
+
+    def applied(self, applied: int, rejected: list[str], last_event_id: int) -> None:
+        self._tally(applied, rejected, last_event_id=last_event_id)
+
+    def problem(self, detail: str) -> None:
+        self._update(detail=detail)
+
+    def batch_lost(self) -> None:
+        self._resync_needed = True
+
+    def picture_time(self) -> float:
+        """The server time the picture is judged at. Live, it is now; with the link
+        down it stays at the last moment the backend spoke, so the console's own
+        silence never makes devices look silent."""
+        now = self.clock.now()
+        if self.status.state is SyncState.LIVE or self.clock.last_heard is None:
+            return now
+        return min(now, self.clock.last_heard)
+
+    # -- operator actions -----------------------------------------------------
+
+    def acknowledge(self, alert_id: str, note: str) -> Future:
+        """Queue an acknowledgement. The future resolves once it is durable in the
+        outbox; only then may the UI show it as done."""
+        action = Action(key=str(uuid.uuid4()), action="acknowledge", alert_id=alert_id,
+                        note=note, created_at=time.time(), state="pending",
+                        operator=self.status.operator or self._client.username)
+        fut = self._writer.call(lambda store: store.enqueue(action))
+        fut.add_done_callback(lambda f: f.exception() or self._kick_outbox())
+        return fut
+
+    def query(self, fn: Callable[[Store], object]) -> Future:
+        """Run fn(store) on the writer thread, the only one that may touch the
+        cache while the engine runs (it holds the cache's lock)."""
+        return self._writer.call(fn)
+
+    def _kick_outbox(self) -> None:
+        if self._outbox is not None and not self._stopping:
+            self._loop.call_soon_threadsafe(self._outbox.kick.set)
+
+    async def _writer_call(self, fn: Callable[[Store], object]):
+        return await asyncio.wrap_future(self._writer.call(fn))
+
+    # -- the stream -----------------------------------------------------------
+
+    async def _run_stream(self) -> None:
+        """Sign in, snapshot, follow the stream; on any failure say why and try
+        again after a backoff, for ever. The cache keeps its last good picture."""
+        meta = self._meta
+        stream_id = meta.get("stream_id")
+        last_id: int | None = int(meta["last_event_id"]) if stream_id else None
+        self._update(state=SyncState.CONNECTING, since=time.time())
+        while True:
+            try:
+                if self._client.token is None:
+                    op = await self._client.sign_in()
+                    self._update(operator=op.get("name"))
+                if last_id is None:
+                    snap = await self._client.snapshot(self._max_snapshot)
+                    await self._take_snapshot(snap)
+                    stream_id, last_id = snap.stream_id, snap.last_event_id
+                last_id, resync = await self._follow(stream_id, last_id)
+                if resync:
+                    last_id = None
+                    await self._pace_resync()
+                    continue
+                raise ProtocolError("the backend closed the stream")
+            except asyncio.CancelledError:
+                raise
+            except AuthError as e:
+                detail = f"sign-in refused: {e}"
+            except (httpx.HTTPError, ProtocolError, OSError) as e:
+                detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            except Exception as e:  # a bug or a store failure: never end silently
+                log.exception("syncing failed unexpectedly")
+                detail = f"unexpected {type(e).__name__}: {e}"
+            delay = backoff_delay(self._attempt)
+            self._attempt += 1
+            log.info("stream interrupted (%s); retrying in %.1f s", detail, delay)
+            self._update(state=SyncState.RECONNECTING, since=self._since(SyncState.RECONNECTING),
+                         retry_at=time.time() + delay, detail=detail[:500],
+                         reconnects=self.status.reconnects + 1)
+            await asyncio.sleep(delay)
+
+    async def _pace_resync(self) -> None:
+        """The first snapshot after a reset or gap is immediate; a backend that keeps
+        causing them is asked again only after a backoff, not in a tight loop."""
+        now = time.monotonic()
+        self._resync_streak = self._resync_streak + 1 if now - self._last_resync < 60 else 0
+        self._last_resync = now
+        if self._resync_streak:
+            await asyncio.sleep(backoff_delay(self._resync_streak))
+
+    def _since(self, state: SyncState) -> float:
+        return self.status.since if self.status.state == state else time.time()
+
+    async def _take_snapshot(self, snap: Snapshot) -> None:
+        for reason in snap.rejected:
+            log.warning("snapshot item rejected: %s", reason)
+        self.clock.set(snap.server_time, snap.clock_rate)
+        picture = Picture(snap.wearers, snap.devices, snap.statuses, snap.alerts)
+        await self._writer_call(lambda s: s.replace_all(
+            picture, snap.last_event_id, stream_id=snap.stream_id,
+            server_time=snap.server_time, clock_rate=snap.clock_rate))
+        self._update(snapshots=self.status.snapshots + 1, last_event_id=snap.last_event_id,
+                     synced_at=time.time())
+
+    async def _follow(self, stream_id: str, last_id: int) -> tuple[int, bool]:
+        """Read the stream until it ends. Returns the last id handed to the writer
+        and whether a new snapshot is needed (reset, other stream, gap)."""
+        parser = SSEParser()
+        async with self._client.events(last_id) as stream:
+            if stream.stream_id != stream_id:
+                log.warning("stream identity changed (%s -> %s): new snapshot",
+                            stream_id, stream.stream_id)
+                return last_id, True
+            if stream.server_time is not None:
+                self.clock.set(stream.server_time)
+            self._update(state=SyncState.LIVE, since=time.time(), retry_at=None, detail="")
+            self._outbox.kick.set()  # the backend is back: queued actions need not wait
+            cursor = Cursor(last_id)
+            opened = time.monotonic()
+            async for chunk in stream.chunks:
+                self.clock.heard()
+                if self._resync_needed:
+                    self._resync_needed = False
+                    return cursor.last_id, True
+                before = cursor.last_id
+                good, resync = cursor.accept(parser.feed(chunk))
+                problems = parser.take_problems()
+                if problems:
+                    for reason in problems:
+                        log.warning("stream framing error: %s", reason)
+                    self._tally(0, problems)
+                if good:
+                    self._writer.frames(good)
+                    self._update(last_event_at=time.time())
+                # Only a stream that brings new events, or stays up past a heartbeat,
+                # resets the backoff: one that connects and then fails at once must
+                # not be retried twice a second for ever.
+                if cursor.last_id > before or time.monotonic() - opened > MAX_HEARTBEAT:
+                    self._attempt = 0
+                if resync:
+                    return cursor.last_id, True
+        return cursor.last_id, False
