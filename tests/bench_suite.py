@@ -115,8 +115,8 @@ from console.embedded import EmbeddedSimulator
 from console.protocol.client import decode_snapshot
 from console.changes import Changes, Picture
 from tests.bench_suite import snapshot_bytes
-from ui.models import StatusBoardModel
-from ui.widgets import StatusBoard
+from ui.board.model import StatusBoardModel
+from ui.board.widget import StatusBoard
 app = QApplication([])
 sim = EmbeddedSimulator(None, {wearers}, 1)
 snap = decode_snapshot(snapshot_bytes(sim.url))

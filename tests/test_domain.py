@@ -1,5 +1,6 @@
 """The domain rules, without Qt, HTTP or SQLite."""
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
@@ -118,3 +119,20 @@ def test_curfew_state():
 def test_format_age():
     assert [format_age(s) for s in (5, 600, 7200, 5 * DAY, float("inf"))] == [
         "5 s", "10 min", "2 h", "5 d", "never"]
+
+
+def test_low_battery_and_may_acknowledge_are_the_domain_rules_the_ui_asks():
+    from console.domain import DeviceStatus, low_battery
+    from console.domain.actions import Action, may_acknowledge
+
+    assert low_battery(DeviceStatus("D", 0.0, 19.9, False, None, None, None))
+    assert not low_battery(DeviceStatus("D", 0.0, 20.0, False, None, None, None))
+    assert not low_battery(None)
+    alert = Alert("A", "W", "D", "battery", 0.0, AlertState.UNACKNOWLEDGED, True)
+
+    def action(state):
+        return Action("k", "acknowledge", "A", "n", 0.0, state)
+
+    assert may_acknowledge(alert, None) and may_acknowledge(alert, action("rejected"))
+    assert not may_acknowledge(alert, action("pending"))
+    assert not may_acknowledge(replace(alert, state=AlertState.ACKNOWLEDGED), None)

@@ -21,9 +21,10 @@ from console.domain import (
     queue_key,
 )
 from console.sync import SyncEngine
+from ui.alerts.model import AlertQueueModel
+from ui.board.model import StatusBoardModel
 from ui.bridge import GuiBridge
 from ui.main_window import MainWindow
-from ui.models import AlertQueueModel, StatusBoardModel
 
 NOW = 1_795_000_000.0
 

@@ -25,9 +25,10 @@ from console.domain import (
     Priority,
     Wearer,
 )
-from ui.dialogs import MAX_NOTE, AcknowledgeDialog
-from ui.models import AlertQueueModel, StatusBoardModel
-from ui.widgets import StatusBoard
+from ui.alerts.dialogs import MAX_NOTE, AcknowledgeDialog
+from ui.alerts.model import AlertQueueModel
+from ui.board.model import StatusBoardModel
+from ui.board.widget import StatusBoard
 
 UI = Path(__file__).resolve().parent.parent / "ui"
 DEJAVU_SANS = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")

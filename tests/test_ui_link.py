@@ -4,9 +4,10 @@ from conftest import wait_until
 from PySide6.QtCore import Qt
 
 from console.sync import SyncEngine
+from ui.alerts.model import AlertQueueModel
+from ui.board.model import StatusBoardModel
 from ui.bridge import GuiBridge
 from ui.main_window import MainWindow
-from ui.models import AlertQueueModel, StatusBoardModel
 
 
 def offline_count(board: StatusBoardModel) -> int:

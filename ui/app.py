@@ -199,11 +199,12 @@ def run_window(args: argparse.Namespace, password: str) -> int:
     from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
     from console.sync import SyncEngine
+    from ui.access.signin import SignInDialog
+    from ui.alerts.model import AlertQueueModel
+    from ui.board.model import StatusBoardModel
     from ui.bridge import GuiBridge
-    from ui.dialogs import SignInDialog
     from ui.main_window import MainWindow
     from ui.metrics import LagMeter, StallMeter
-    from ui.models import AlertQueueModel, StatusBoardModel
     from ui.resources import resource
 
     training = args.backend is None

@@ -21,10 +21,13 @@ from PySide6.QtWidgets import (
 from console.changes import Changes
 from console.domain import Alert
 from console.sync import SyncStatus
+from ui.alerts.dialogs import AcknowledgeDialog
+from ui.alerts.model import AlertQueueModel
+from ui.alerts.widget import AlertQueue
+from ui.board.model import StatusBoardModel
+from ui.board.widget import StatusBoard
 from ui.bridge import GuiBridge
-from ui.dialogs import AcknowledgeDialog
-from ui.models import AlertQueueModel, StatusBoardModel
-from ui.widgets import AlertQueue, ConnectionIndicator, StaleNotice, StatusBoard, TrainingBanner
+from ui.common.status import ConnectionIndicator, StaleNotice, TrainingBanner
 
 CLOCK_REFRESH_MS = 5_000  # ages and connection states move on without events
 STATUS_REFRESH_MS = 1_000

@@ -42,4 +42,6 @@ from console.domain.fleet import (  # noqa: F401 - the domain's public names
     Wearer,
     connection,
     curfew_state,
+    lateness,
+    low_battery,
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.domain.alerts import Alert, AlertState
+
 
 @dataclass(frozen=True)
 class Action:
@@ -19,3 +21,10 @@ class Action:
     detail: str | None = None
     seq: int = 0
     operator: str | None = None
+
+
+def may_acknowledge(alert: Alert, latest: Action | None) -> bool:
+    """An unacknowledged alert may be acknowledged unless an acknowledgement is
+    already queued or accepted; one the backend refused may be tried again."""
+    return alert.state is AlertState.UNACKNOWLEDGED and (
+        latest is None or latest.state in ("conflict", "rejected"))

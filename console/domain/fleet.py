@@ -120,10 +120,20 @@ class DeviceStatus:
     at_home: bool | None  # presence at the curfew address; None when unknown
 
 
+def low_battery(status: DeviceStatus | None) -> bool:
+    """Low enough to call the wearer about; a reason to call, not a breach."""
+    return status is not None and status.battery < LOW_BATTERY
+
+
+def lateness(kind: DeviceKind, last_contact: float, now: float) -> float:
+    """How many of the kind's reporting intervals have passed since last contact."""
+    return (now - last_contact) / EXPECTED_INTERVAL[kind]
+
+
 def connection(kind: DeviceKind, last_contact: float | None, now: float) -> Connection:
     if last_contact is None:
         return Connection.OFFLINE
-    late = (now - last_contact) / EXPECTED_INTERVAL[kind]
+    late = lateness(kind, last_contact, now)
     if late >= OFFLINE_AFTER_INTERVALS:
         return Connection.OFFLINE
     if late >= STALE_AFTER_INTERVALS:

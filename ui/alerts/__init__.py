@@ -1,0 +1,1 @@
+"""The alert queue: open alerts, most urgent first, and acknowledging them."""

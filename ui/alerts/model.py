@@ -1,0 +1,135 @@
+"""The alert queue's model: open alerts, most urgent first, with each one's action."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from console.changes import Changes
+from console.domain import (
+    LOCAL_TZ,
+    Alert,
+    AlertState,
+    Priority,
+    format_age,
+    priority,
+    queue_key,
+)
+from console.domain.actions import Action
+from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
+
+# Only glyphs DejaVu Sans has: a stock Debian desktop has no emoji font (tests/test_ui_keyboard.py).
+ACTION_TEXT = {"pending": "◷ acknowledging (queued)", "delivered": "✓ acknowledged (sent)",
+               "conflict": "⚠ conflict", "rejected": "⚠ refused"}
+
+
+class AlertQueueModel(SelfSortingModel):
+    """Open alerts, most urgent first, then oldest first (ICIBI §5.14)."""
+
+    HEADERS = ("Priority", "Type", "Wearer", "State", "Age", "Raised (UK time)")
+    COL_STATE = 3
+    COL_RAISED = 5
+
+    def __init__(self, clock: Clock, device_clock: Clock | None = None):
+        """Ages run on `clock`; the out-of-contact rule of priority runs on
+        `device_clock` (the engine's picture time), which holds while the link is down."""
+        super().__init__(clock)
+        self.device_clock = device_clock or clock
+        self._index: dict[str, int] = {}
+        self._refs: dict[str, str] = {}
+        self._last_contact: dict[str, float] = {}
+        self.actions: dict[str, Action] = {}  # latest action per alert id
+        self.problems: dict[str, Action] = {}  # actions the backend did not accept, by key
+
+    def alert_at(self, position: int) -> Alert:
+        return self.row_at(position)
+
+    def wearer_ref(self, wearer_id: str) -> str:
+        return self._refs.get(wearer_id, wearer_id)
+
+    def priority_of(self, alert: Alert) -> Priority:
+        return priority(alert, self._last_contact.get(alert.device_id), self.device_clock())
+
+    def _render(self, alert: Alert, now: float) -> tuple[tuple[str, ...], tuple]:
+        p = self.priority_of(alert)
+        texts = tuple(self._text(alert, col, now) for col in range(len(self.HEADERS)))
+        return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * 5
+
+    def _tooltip(self, alert: Alert, col: int) -> str | None:
+        if col == self.COL_RAISED:
+            return f"Raised {uk_datetime(alert.raised_at)}"
+        if col != self.COL_STATE:
+            return None
+        return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
+                         + (f" by {h.by}" if h.by else "") + (f": {h.note}" if h.note else "")
+                         for h in alert.history)
+
+    def _text(self, alert: Alert, col: int, now: float) -> str:
+        if col == 0:
+            return self.priority_of(alert).label
+        if col == 1:
+            return alert.type_label
+        if col == 2:
+            return self.wearer_ref(alert.wearer_id)
+        if col == 4:
+            return format_age(now - alert.raised_at)
+        if col == self.COL_RAISED:
+            # The time alone is ambiguous once the UK day has turned: then say which day.
+            raised = datetime.fromtimestamp(alert.raised_at, LOCAL_TZ)
+            if raised.date() == datetime.fromtimestamp(now, LOCAL_TZ).date():
+                return f"{raised:%H:%M}"
+            return f"{raised:%a %d %b %H:%M}"
+        action = self.actions.get(alert.id)
+        if action is not None and not (action.state == "delivered"
+                                       and alert.state is not AlertState.UNACKNOWLEDGED):
+            text = ACTION_TEXT[action.state]
+            return f"{text}: {action.detail}" if action.detail and action.state != "pending" else text
+        state = alert.state.value
+        return state if alert.active else f"{state}, cleared"
+
+    def _compute_order(self) -> list[int]:
+        now = self.device_clock()
+        rows = self._rows
+        return sorted(range(len(rows)),
+                      key=lambda i: queue_key(rows[i], self._last_contact.get(rows[i].device_id), now))
+
+    def apply(self, changes: Changes) -> None:
+        for device_id, status in changes.statuses.items():
+            self._last_contact[device_id] = status.ts
+        for key, action in changes.actions.items():
+            self.actions[action.alert_id] = action
+            if action.state in ("conflict", "rejected"):
+                self.problems[key] = action
+        if changes.picture is not None:
+            p = changes.picture
+            self._refs = {w.id: w.ref for w in p.wearers}
+            self._last_contact = {d: s.ts for d, s in p.statuses.items()}
+            rows = list(p.alerts.values())
+            self._index = {a.id: i for i, a in enumerate(rows)}
+            self._reset(rows)
+            return
+        if changes.closed or any(a not in self._index for a in changes.alerts):
+            rows = [a for a in self._rows if a.id not in changes.closed]
+            known = {a.id: i for i, a in enumerate(rows)}
+            for alert in changes.alerts.values():
+                if alert.id in known:
+                    rows[known[alert.id]] = alert
+                else:
+                    known[alert.id] = len(rows)
+                    rows.append(alert)
+            self._replace_rows(rows, known)
+            return
+        touched = set()
+        for alert in changes.alerts.values():
+            i = self._index[alert.id]
+            self._rows[i] = alert
+            touched.add(i)
+        touched |= {self._index[a] for a in (x.alert_id for x in changes.actions.values())
+                    if a in self._index}
+        self._rows_changed(touched)
+
+    def _replace_rows(self, rows: list[Alert], index: dict[str, int]) -> None:
+        """Alerts came or went: rebuild, keeping the selection on the same alerts."""
+        old = self._rows
+        self._rows, self._index = rows, index
+        self._rendered.clear()
+        self._relayout(self._compute_order(), carry=lambda r: index.get(old[r].id))

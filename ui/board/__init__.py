@@ -1,0 +1,1 @@
+"""The status board: one row per wearer, no coordinates."""

@@ -1,0 +1,1 @@
+"""What the console's screens share: self-sorting tables, the status lines."""
