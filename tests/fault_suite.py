@@ -18,7 +18,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +33,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from console.embedded import EmbeddedSimulator  # noqa: E402
+from backends import Backend, wait_until  # noqa: E402
+
 from console.protocol.client import decode_snapshot  # noqa: E402
 from console.protocol.wire import API  # noqa: E402
 from console.store import Store  # noqa: E402
@@ -47,62 +47,9 @@ CONSOLE_ENV = {**os.environ, "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "
 BUSY, QUIET = 120, 0.0001  # simulator speeds: a busy stream, and one that has stopped
 
 
-def free_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return str(s.getsockname()[1])
-
-
-def wait(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-class Backend:
-    """The simulator as a process on a fixed port, restartable on its state file."""
-
-    def __init__(self, workdir: Path, wearers: int, extra: list[str] = ()):
-        self.state = workdir / "backend.db"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.wearers, self.extra = wearers, list(extra)
-        self.sim: EmbeddedSimulator | None = None
-        self._token: str | None = None
-
-    def start(self, speed: float) -> Backend:
-        self.sim = EmbeddedSimulator(self.state, self.wearers, speed,
-                                     ["--port", self.port, "--heartbeat", HEARTBEAT, *self.extra])
-        return self
-
-    def kill(self) -> None:
-        self.sim.process.send_signal(signal.SIGKILL)
-        self.sim.process.wait()
-
-    def stop(self) -> None:
-        if self.sim is not None:
-            self.sim.process.send_signal(signal.SIGCONT)
-            self.sim.stop()
-
-    def signal(self, sig: int) -> None:
-        self.sim.process.send_signal(sig)
-
-    def get(self, path: str) -> httpx.Response:
-        for _ in range(2):
-            if self._token is None:
-                self._token = httpx.post(f"{self.url}{API}/session",
-                                         json={"username": "demo", "password": "demo"}).json()["token"]
-            resp = httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {self._token}"},
-                             timeout=30)
-            if resp.status_code != 401:
-                return resp
-            self._token = None
-        return resp
-
-    def last_event_id(self) -> int:
-        return self.get(f"{API}/snapshot").json()["last_event_id"]
+def fault_backend(workdir: Path, wearers: int, extra: list[str] = ()) -> Backend:
+    """The simulator with a state file, restartable on it, and quick heartbeats."""
+    return Backend(workdir / "backend.db", wearers, ["--heartbeat", HEARTBEAT, *extra])
 
 
 class Console:
@@ -161,7 +108,7 @@ def settle(backend: Backend, cache: Path, timeout: float = 90) -> None:
     backend.kill()
     backend.start(QUIET)
     target = backend.last_event_id()
-    wait(lambda: cache_last_id(cache) == target, timeout, f"the cache to reach event {target}")
+    wait_until(lambda: cache_last_id(cache) == target, timeout, what=f"the cache to reach event {target}")
 
 
 def compare(cache: Path, backend: Backend) -> list[str]:
@@ -213,10 +160,10 @@ class Result:
 
 def backend_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
     result = Result("kill -9 the backend mid-stream, restart on its state", kills)
-    backend = Backend(workdir, 500).start(BUSY)
+    backend = fault_backend(workdir, 500).start(BUSY)
     console = Console(workdir, backend.url).start()
     try:
-        wait(lambda: cache_last_id(console.cache) > 0, 60, "the first events")
+        wait_until(lambda: cache_last_id(console.cache) > 0, 60, what="the first events")
         first = int(cache_meta(console.cache)["snapshot_event_id"])
         for _ in range(kills):
             time.sleep(rng.uniform(0.05, 1.0))
@@ -232,13 +179,13 @@ def backend_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
 
 def console_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
     result = Result("kill -9 the headless console mid-batch, restart on its cache", kills)
-    backend = Backend(workdir, 500).start(BUSY)
+    backend = fault_backend(workdir, 500).start(BUSY)
     console = Console(workdir, backend.url)
     try:
         for i in range(kills):
             console.start()
             if i == 0:
-                wait(lambda: cache_last_id(console.cache) > 0, 60, "the first events")
+                wait_until(lambda: cache_last_id(console.cache) > 0, 60, what="the first events")
             time.sleep(rng.uniform(0.3, 1.5))
             console.kill()
         first = int(cache_meta(console.cache)["snapshot_event_id"])
@@ -252,17 +199,17 @@ def console_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
 
 def freezes(workdir: Path, count: int, rng: random.Random) -> Result:
     result = Result("SIGSTOP the backend (socket open), then SIGCONT", count)
-    backend = Backend(workdir, 300).start(BUSY)
+    backend = fault_backend(workdir, 300).start(BUSY)
     console = Console(workdir, backend.url).start()
     try:
-        wait(lambda: console.status().get("state") == "live", 60, "a live console")
+        wait_until(lambda: console.status().get("state") == "live", 60, what="a live console")
         for _ in range(count):
             before = int(console.status()["reconnects"])
             backend.signal(signal.SIGSTOP)
             time.sleep(READ_TIMEOUT + rng.uniform(1, 2))
             backend.signal(signal.SIGCONT)
-            wait(lambda b=before: int(console.status().get("reconnects", 0)) > b, 30,
-                 "the read timeout to notice the frozen backend")
+            wait_until(lambda b=before: int(console.status().get("reconnects", 0)) > b, 30,
+                       what="the read timeout to notice the frozen backend")
         conclude(result, backend, console)
         result.notes = f"read timeout {READ_TIMEOUT:g} s, heartbeat {HEARTBEAT} s"
     finally:
@@ -369,22 +316,22 @@ def _plan(backend: Backend, count: int) -> list[tuple[str, str]]:
 
 def offline_acks(workdir: Path, count: int, rng: random.Random) -> Result:
     result = Result("queue acknowledgements offline, then reconnect", count)
-    backend = Backend(workdir, max(3000, count * 50)).start(QUIET)
+    backend = fault_backend(workdir, max(3000, count * 50)).start(QUIET)
     plan = _plan(backend, count)
     cache = workdir / "cache.db"
     engine = SyncEngine(backend.url, "demo", "demo", str(cache), lambda c: None, READ_TIMEOUT)
     engine.start()
     try:
-        wait(lambda: engine.status.state == "live", 60, "a live engine")
+        wait_until(lambda: engine.status.state == "live", 60, what="a live engine")
         backend.kill()
         _acknowledge_all(engine, plan)
         queued = _outbox(cache)
         backend.start(QUIET)
-        wait(lambda: "pending" not in _outbox(cache), 300, "the outbox to drain", 0.5)
+        wait_until(lambda: "pending" not in _outbox(cache), 300, 0.5, what="the outbox to drain")
         result.problems = _check_acks(backend, plan, _outbox(cache))
         if queued != Counter(pending=len(plan)):
             result.problems.append(f"while offline the outbox held {dict(queued)}")
-        wait(lambda: cache_last_id(cache) == backend.last_event_id(), 60, "the cache")
+        wait_until(lambda: cache_last_id(cache) == backend.last_event_id(), 60, what="the cache")
         engine.stop()
         result.problems += compare(cache, backend)
     finally:
@@ -397,7 +344,7 @@ def offline_acks(workdir: Path, count: int, rng: random.Random) -> Result:
 
 def inflight_drops(workdir: Path, count: int, rng: random.Random) -> Result:
     result = Result("cut the connection while an acknowledgement is in flight", count)
-    backend = Backend(workdir, max(3000, count * 50)).start(QUIET)
+    backend = fault_backend(workdir, max(3000, count * 50)).start(QUIET)
     proxy = DroppingProxy(backend.port, drop=0.3, rng=rng)
     plan = _plan(backend, count)
     cache = workdir / "cache.db"
@@ -406,7 +353,7 @@ def inflight_drops(workdir: Path, count: int, rng: random.Random) -> Result:
     engine.start()
     try:
         _acknowledge_all(engine, plan)
-        wait(lambda: "pending" not in _outbox(cache), 600, "the outbox to drain", 0.5)
+        wait_until(lambda: "pending" not in _outbox(cache), 600, 0.5, what="the outbox to drain")
         result.problems = _check_acks(backend, plan, _outbox(cache))
         if proxy.dropped == 0:
             result.problems.append("the proxy never cut a request: the fault did not happen")
@@ -421,19 +368,19 @@ def inflight_drops(workdir: Path, count: int, rng: random.Random) -> Result:
 
 def replay_reset(workdir: Path, rounds: int, rng: random.Random) -> Result:
     result = Result("resume from an id older than the replay buffer", rounds)
-    backend = Backend(workdir, 500, ["--replay", "300"]).start(BUSY)
+    backend = fault_backend(workdir, 500, ["--replay", "300"]).start(BUSY)
     console = Console(workdir, backend.url)
     try:
         for _ in range(rounds):
             console.start()
-            wait(lambda: console.status().get("state") == "live", 60, "a live console")
+            wait_until(lambda: console.status().get("state") == "live", 60, what="a live console")
             console.stop()
             left_at = cache_last_id(console.cache)
-            wait(lambda left=left_at: backend.last_event_id() > left + 600, 60,
-                 "the buffer to move on")
+            wait_until(lambda left=left_at: backend.last_event_id() > left + 600, 60,
+                       what="the buffer to move on")
         console.start()
-        wait(lambda: int(cache_meta(console.cache).get("snapshot_event_id", 0)) > left_at + 600,
-             60, "a fresh snapshot after the reset")
+        wait_until(lambda: int(cache_meta(console.cache).get("snapshot_event_id", 0)) > left_at + 600,
+                   60, what="a fresh snapshot after the reset")
         conclude(result, backend, console)
     finally:
         console.stop()

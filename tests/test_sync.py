@@ -90,7 +90,7 @@ def test_killing_and_restarting_the_backend_mid_stream_leaves_the_cache_equal(
             time.sleep(rng.uniform(0, 1))
             backend.kill()
             speed = 120 if kill < 3 else 0.0001  # the last backend stands still to compare
-            backend = start_backend(wearers=300, speed=speed, state=True, extra=["--port", port])
+            backend = start_backend(wearers=300, speed=speed, state=True, port=port)
         settle(engine, backend)
         assert engine.status.reconnects >= 4
     finally:
@@ -112,7 +112,7 @@ def test_a_backend_with_a_new_stream_identity_triggers_a_fresh_snapshot(start_ba
         wait_until(lambda: engine.status.state == "live")
         first.kill()
         # A different fleet under a new identity; its ids restart from zero.
-        second = start_backend(wearers=80, speed=0.0001, extra=["--port", port, "--seed", "99"])
+        second = start_backend(wearers=80, speed=0.0001, extra=["--seed", "99"], port=port)
         wait_until(lambda: engine.status.snapshots == 2, timeout=60)
         settle(engine, second)
     finally:
@@ -134,7 +134,7 @@ def test_acknowledgements_queued_offline_reach_the_backend_exactly_once(start_ba
             queued = engine.acknowledge(alert_id, f"note for {alert_id}").result(5)
             assert queued.actions[next(iter(queued.actions))].state == "pending"
         assert len(_pending(engine)) == len(targets)  # durable while offline
-        backend = start_backend(wearers=400, speed=0.0001, state=True, extra=["--port", port])
+        backend = start_backend(wearers=400, speed=0.0001, state=True, port=port)
         wait_until(lambda: not _pending(engine), timeout=60, interval=0.3)
         settle(engine, backend)
     finally:
