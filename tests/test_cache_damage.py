@@ -32,7 +32,7 @@ from console.domain import (
     HistoryEntry,
     Wearer,
 )
-from console.domain.actions import Action
+from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
 from console.store import CacheInUse, Store
 from console.sync import SyncEngine
 
@@ -60,8 +60,8 @@ def make_cache(path: Path) -> Path:
     store = Store(path)
     store.replace_all(fleet(), 10, stream_id="s1", server_time=T, clock_rate=1.0)
     for n in (1, 2):
-        store.enqueue(Action(f"k{n}", "acknowledge", f"A{n}", "called", T, "pending",
-                             operator="Ann"))
+        store.enqueue(Action(f"k{n}", ActionKind.ACKNOWLEDGE, Acknowledge(f"A{n}", "called"), T,
+                             ActionState.PENDING, operator="Ann", username="ann"))
     store.close()
     return path
 
@@ -144,7 +144,7 @@ def test_a_damaged_row_of_any_table_is_skipped_counted_and_logged(tmp_path, capl
     assert loaded == {t: N - (t == table) for t in PICTURE_TABLES}
     assert store.notice.startswith(f"1 damaged row in the offline cache was skipped ({table} 1)")
     assert f"{table} {key!r}" in caplog.text
-    assert [a.key for a in store.actions(("pending",))] == ["k1", "k2"]
+    assert [a.key for a in store.actions((ActionState.PENDING,))] == ["k1", "k2"]
     store.close()
 
 
@@ -167,10 +167,17 @@ def test_a_damaged_sync_position_or_clock_means_a_fresh_snapshot(tmp_path, key, 
 
 @pytest.mark.parametrize("sql", [
     "UPDATE outbox SET state = 'pendinf' WHERE key = 'k1'",
-    f"UPDATE outbox SET note = {NOT_UTF8} WHERE key = 'k1'",
+    "UPDATE outbox SET state = 'PENDING' WHERE key = 'k1'",
+    f"UPDATE outbox SET payload = replace(payload, 'called', {NOT_UTF8}) WHERE key = 'k1'",
+    "UPDATE outbox SET payload = replace(payload, 'called', 'calle\\u') WHERE key = 'k1'",
+    "UPDATE outbox SET payload = replace(payload, '\"called\"', '7') WHERE key = 'k1'",
+    "UPDATE outbox SET payload = replace(payload, 'note', 'nose') WHERE key = 'k1'",
+    "UPDATE outbox SET payload = replace(payload, '}', ',\"by\":\"Bob\"}') WHERE key = 'k1'",
+    "UPDATE outbox SET payload = '[\"A1\", \"called\"]' WHERE key = 'k1'",
     "UPDATE outbox SET attempts = 'x' WHERE key = 'k1'",
-    "UPDATE outbox SET action = 'acknowledgf' WHERE key = 'k1'",
+    "UPDATE outbox SET kind = 'acknowledgf' WHERE key = 'k1'",
     "UPDATE outbox SET created_at = X'00' WHERE key = 'k1'",
+    f"UPDATE outbox SET username = {NOT_UTF8} WHERE key = 'k1'",
 ])
 def test_a_damaged_queued_action_is_set_aside_loudly_audited_and_never_sent(tmp_path, caplog,
                                                                             sql):
@@ -180,16 +187,18 @@ def test_a_damaged_queued_action_is_set_aside_loudly_audited_and_never_sent(tmp_
     assert len(store.load().alerts) == N  # the picture itself is whole
     assert [a.key for a in store.actions(("pending",))] == ["k2"]
     assert "1 queued operator action in the offline cache is damaged" in store.notice
-    assert "alert 'A1'" in store.notice and "will not be sent" in store.notice
+    assert "will not be sent" in store.notice
+    # Named by its alert, as far as the damaged payload still tells it, else by its key.
+    assert "alert 'A1'" in store.notice or ("'k1'" in store.notice and "payload" in sql)
     assert "outbox" in caplog.text and "'k1'" in caplog.text
-    assert [(op, event, alert, key) for _, op, event, _, alert, key, _ in store.audit()][-1] == \
-        ("Ann", "damaged", "A1", "k1")
+    last = store.audit()[-1]
+    assert (last.operator, last.event, last.key) == ("Ann", "damaged", "k1")
     store.close()
     # Said once: set aside, it is not reported again at the next start.
     reopened = Store(path)
     reopened.load()
     assert reopened.notice is None
-    assert [a.key for a in reopened.actions(("pending",))] == ["k2"]
+    assert [a.key for a in reopened.actions((ActionState.PENDING,))] == ["k2"]
     reopened.close()
 
 
@@ -201,8 +210,8 @@ VALUES_TO_FLIP = {  # table: (key column, columns a flip may hit)
                                     "at_home")),
     "alerts": ("id", ("id", "wearer_id", "device_id", "type", "raised_at", "state", "active",
                       "history")),
-    "outbox": ("seq", ("key", "action", "alert_id", "note", "created_at", "state", "attempts",
-                       "operator")),
+    "outbox": ("seq", ("key", "kind", "payload", "created_at", "state", "attempts",
+                       "operator", "username")),
 }
 
 
@@ -295,9 +304,11 @@ def test_a_damaged_acknowledgement_is_not_delivered_and_the_good_one_is(start_ba
     path = tmp_path / "cache.db"
     store = Store(path)
     for key, alert_id in (("damaged-key", first), ("good-key", second)):
-        store.enqueue(Action(key, "acknowledge", alert_id, "called", T, "pending"))
+        store.enqueue(Action(key, ActionKind.ACKNOWLEDGE, Acknowledge(alert_id, "called"), T,
+                             ActionState.PENDING, username="demo"))
     store.close()
-    spoil(path, f"UPDATE outbox SET note = {NOT_UTF8} WHERE key = 'damaged-key'")
+    spoil(path, f"UPDATE outbox SET payload = replace(payload, 'called', {NOT_UTF8}) "
+                "WHERE key = 'damaged-key'")
     engine = SyncEngine(backend.url, "demo", "demo", str(path), lambda changes: None)
     engine.start()
     try:

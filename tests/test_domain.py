@@ -123,7 +123,7 @@ def test_format_age():
 
 def test_low_battery_and_may_acknowledge_are_the_domain_rules_the_ui_asks():
     from console.domain import DeviceStatus, low_battery
-    from console.domain.actions import Action, may_acknowledge
+    from console.domain.actions import Acknowledge, Action, ActionKind, ActionState, may_acknowledge
 
     assert low_battery(DeviceStatus("D", 0.0, 19.9, False, None, None, None))
     assert not low_battery(DeviceStatus("D", 0.0, 20.0, False, None, None, None))
@@ -131,8 +131,11 @@ def test_low_battery_and_may_acknowledge_are_the_domain_rules_the_ui_asks():
     alert = Alert("A", "W", "D", "battery", 0.0, AlertState.UNACKNOWLEDGED, True)
 
     def action(state):
-        return Action("k", "acknowledge", "A", "n", 0.0, state)
+        return Action("k", ActionKind.ACKNOWLEDGE, Acknowledge("A", "n"), 0.0, state)
 
-    assert may_acknowledge(alert, None) and may_acknowledge(alert, action("rejected"))
-    assert not may_acknowledge(alert, action("pending"))
+    assert may_acknowledge(alert, None)
+    for state in (ActionState.REJECTED, ActionState.CONFLICT, ActionState.DAMAGED):
+        assert may_acknowledge(alert, action(state)), state  # refused or set aside: again
+    for state in (ActionState.PENDING, ActionState.DELIVERED):
+        assert not may_acknowledge(alert, action(state)), state
     assert not may_acknowledge(replace(alert, state=AlertState.ACKNOWLEDGED), None)

@@ -6,7 +6,7 @@ import pytest
 
 from console.changes import Picture
 from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, Wearer
-from console.domain.actions import Action
+from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
 from console.protocol.wire import Event
 from console.store import SCHEMA_VERSION, Store, connect
 
@@ -28,6 +28,11 @@ def status(n, ts, battery):
 
 def raised(id_, state=AlertState.UNACKNOWLEDGED, active=True):
     return Alert(id_, "W1", "D1", "battery", T, state, active)
+
+
+def ack(key, alert_id, note, **kw) -> Action:
+    return Action(key, ActionKind.ACKNOWLEDGE, Acknowledge(alert_id, note), T,
+                  ActionState.PENDING, **kw)
 
 
 @pytest.fixture
@@ -73,16 +78,30 @@ def test_closed_alerts_leave_the_store(store):
 
 
 def test_a_queued_action_survives_reopening_and_settles(tmp_path, store):
-    store.enqueue(Action("k1", "acknowledge", "A1", "called", T, "pending"))
+    store.enqueue(ack("k1", "A1", "called", operator="Ann", username="ann"))
     store.close()
     reopened = Store(tmp_path / "cache.db")
-    assert [a.key for a in reopened.actions(("pending",))] == ["k1"]
-    reopened.settle("k1", "conflict", "already closed", 1)
-    assert reopened.actions(("pending",)) == []
+    [queued] = reopened.actions((ActionState.PENDING,))
+    assert (queued.key, queued.kind, queued.payload) == \
+        ("k1", ActionKind.ACKNOWLEDGE, Acknowledge("A1", "called"))
+    assert (queued.operator, queued.username, queued.alert_id) == ("Ann", "ann", "A1")
+    reopened.settle("k1", ActionState.CONFLICT, "already closed", 1)
+    assert reopened.actions((ActionState.PENDING,)) == []
     assert reopened.actions()[0].detail == "already closed"
+    assert reopened.actions()[0].state is ActionState.CONFLICT
     with pytest.raises(sqlite3.IntegrityError):  # one key, one action
-        reopened.enqueue(Action("k1", "acknowledge", "A2", "x", T, "pending"))
+        reopened.enqueue(ack("k1", "A2", "x"))
     reopened.close()
+
+
+def test_the_outbox_stores_each_actions_kind_and_its_payload_as_json(store):
+    store.enqueue(ack("k1", "A1", "called \u2014 at home"))
+    assert store.conn.execute("SELECT kind, payload FROM outbox").fetchall() == \
+        [("acknowledge", '{"alert_id":"A1","note":"called \u2014 at home"}')]
+    types = {row[1]: row[2] for row in store.conn.execute("PRAGMA table_info(outbox)")}
+    assert types == {"seq": "INTEGER", "key": "TEXT", "kind": "TEXT", "payload": "TEXT",
+                     "created_at": "REAL", "state": "TEXT", "attempts": "INTEGER",
+                     "detail": "TEXT", "operator": "TEXT", "username": "TEXT"}
 
 
 def _garbage(path):
@@ -123,11 +142,15 @@ def test_an_unusable_cache_is_moved_aside_and_a_fresh_one_built(tmp_path, spoil)
 
 
 def test_every_action_is_audited_with_its_operator_in_the_same_write(store):
-    store.enqueue(Action("k9", "acknowledge", "A1", "called", T, "pending", operator="Ann"))
-    store.settle("k9", "pending", "ConnectError", 1)  # a retry is not an outcome
-    store.settle("k9", "delivered", None, 2)
-    trail = [(op, event, alert, key) for _, op, event, _, alert, key, _ in store.audit()]
-    assert trail == [("Ann", "queued", "A1", "k9"), ("Ann", "delivered", "A1", "k9")]
+    store.enqueue(ack("k9", "A1", "called", operator="Ann", username="ann"))
+    store.settle("k9", ActionState.PENDING, "ConnectError", 1)  # a retry is not an outcome
+    store.settle("k9", ActionState.DELIVERED, None, 2)
+    trail = [(e.operator, e.username, e.event, e.kind, e.alert_id, e.key)
+             for e in store.audit()]
+    assert trail == [("Ann", "ann", "queued", "acknowledge", "A1", "k9"),
+                     ("Ann", "ann", "delivered", "acknowledge", "A1", "k9")]
+    # What was queued is on record whole: the payload as it went into the outbox.
+    assert store.audit()[0].detail == '{"alert_id":"A1","note":"called"}'
 
 
 def test_a_version_1_cache_is_migrated_without_losing_queued_actions(tmp_path):
@@ -143,6 +166,67 @@ def test_a_version_1_cache_is_migrated_without_losing_queued_actions(tmp_path):
     conn.close()
     store = Store(tmp_path / "old.db")
     assert store.notice is None
-    assert [a.key for a in store.actions(("pending",))] == ["k1"]
+    assert [a.key for a in store.actions((ActionState.PENDING,))] == ["k1"]
     assert store.audit() == []
     store.close()
+
+
+def test_a_version_2_cache_is_migrated_keeping_every_action_and_its_audit(tmp_path):
+    import sqlite_utils
+
+    from console.store.database import _migrate_1, _migrate_2
+
+    conn = connect(tmp_path / "v2.db")
+    db = sqlite_utils.Database(conn)
+    _migrate_1(db)
+    _migrate_2(db)
+    conn.execute("PRAGMA user_version=2")
+    rows = [  # as a version-2 console left them: one per state, and one damaged
+        ("k1", "A1", "called the wearer", 100.0, "delivered", 1, None, "Demo Operator"),
+        ("k2", "A2", "on my way", 101.0, "pending", 3, "ConnectError: refused", "demo"),
+        ("k3", "A3", "seen", 102.0, "conflict", 1, "alert A3 is closed", "Demo Operator"),
+        ("k4", "A4", "seen \u2014 twice", 103.0, "pending", 0, None, None),
+        ("k5", "A5", b"\xff", 104.0, "pending", 0, None, "Demo Operator"),
+    ]
+    conn.executemany("INSERT INTO outbox (key, action, alert_id, note, created_at, state, "
+                     "attempts, detail, operator) VALUES (?, 'acknowledge', ?, ?, ?, ?, ?, ?, ?)",
+                     rows)
+    audit = [(90.0, "Demo Operator", "queued", "acknowledge", "A1", "k1", "called the wearer"),
+             (95.0, "Demo Operator", "delivered", "acknowledge", "A1", "k1", None),
+             (96.0, "demo", "queued", "acknowledge", "A2", "k2", "on my way")]
+    conn.executemany("INSERT INTO audit (at, operator, event, action, alert_id, key, detail) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", audit)
+    conn.close()
+
+    store = Store(tmp_path / "v2.db")
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    store.load()  # sets the damaged one aside, and says so
+    assert "1 queued operator action in the offline cache is damaged" in store.notice
+    assert "alert 'A5'" in store.notice
+    every = {a.key: a for a in store.actions(tuple(ActionState)[:4])}
+    assert {k: (a.kind, a.payload, a.created_at, a.state, a.attempts, a.detail, a.operator,
+                a.username) for k, a in every.items()} == {
+        "k1": (ActionKind.ACKNOWLEDGE, Acknowledge("A1", "called the wearer"), 100.0,
+               ActionState.DELIVERED, 1, None, "Demo Operator", None),
+        "k2": (ActionKind.ACKNOWLEDGE, Acknowledge("A2", "on my way"), 101.0,
+               ActionState.PENDING, 3, "ConnectError: refused", "demo", None),
+        "k3": (ActionKind.ACKNOWLEDGE, Acknowledge("A3", "seen"), 102.0,
+               ActionState.CONFLICT, 1, "alert A3 is closed", "Demo Operator", None),
+        "k4": (ActionKind.ACKNOWLEDGE, Acknowledge("A4", "seen \u2014 twice"), 103.0,
+               ActionState.PENDING, 0, None, None, None),
+    }
+    assert [a.key for a in store.actions((ActionState.PENDING,))] == ["k2", "k4"]  # in order
+    assert [a.seq for a in every.values()] == [1, 2, 3, 4]
+    trail = [(e.at, e.operator, e.event, e.kind, e.alert_id, e.key, e.detail)
+             for e in store.audit()]
+    assert trail[:3] == audit and trail[3][1:6] == ("Demo Operator", "damaged", "acknowledge",
+                                                    "A5", "k5")
+    # Actions queued from now on are numbered after the old ones.
+    changes = store.enqueue(ack("k6", "A6", "new"))
+    assert changes.actions["k6"].seq == 6
+    store.close()
+    # Migrated once: a second start changes nothing.
+    reopened = Store(tmp_path / "v2.db")
+    reopened.load()
+    assert reopened.notice is None and len(reopened.audit()) == 5
+    reopened.close()

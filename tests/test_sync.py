@@ -8,6 +8,7 @@ from hostile import status
 
 from console.changes import Changes
 from console.domain import AlertState
+from console.domain.actions import ActionState
 from console.protocol.client import decode_snapshot
 from console.protocol.sse import encode_frame
 from console.store import Store
@@ -132,7 +133,7 @@ def test_acknowledgements_queued_offline_reach_the_backend_exactly_once(start_ba
         backend.kill()
         for alert_id in targets:
             queued = engine.acknowledge(alert_id, f"note for {alert_id}").result(5)
-            assert queued.actions[next(iter(queued.actions))].state == "pending"
+            assert queued.actions[next(iter(queued.actions))].state is ActionState.PENDING
         assert len(_pending(engine)) == len(targets)  # durable while offline
         backend = start_backend(wearers=400, speed=0.0001, state=True, port=port)
         wait_until(lambda: not _pending(engine), timeout=60, interval=0.3)
@@ -171,7 +172,7 @@ def test_acknowledgements_made_while_others_are_being_sent_are_sent_too(start_ba
 
 
 def _pending(engine):
-    return engine.query(lambda s: s.actions(("pending",))).result(5)
+    return engine.query(lambda s: s.actions((ActionState.PENDING,))).result(5)
 
 
 def test_bad_events_are_counted_and_skipped_and_good_ones_around_them_applied(tmp_path, hostile):
@@ -211,7 +212,7 @@ def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_
         pending = _pending(engine)
     finally:
         engine.stop()
-    assert [a.note for a in pending] == ["first", "second"]  # kept, in order
+    assert [a.payload.note for a in pending] == ["first", "second"]  # kept, in order
     assert "not an alert: missing id" in pending[0].detail
 
 

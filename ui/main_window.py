@@ -167,7 +167,7 @@ class MainWindow(QMainWindow):
 
     def show_problems(self) -> None:
         problems = self.alert_model.problems.values()
-        text = "\n".join(f"{a.action} {a.alert_id} at {time.strftime('%H:%M', time.localtime(a.created_at))}"
-                         f": {a.state} — {a.detail}" for a in problems)
+        text = "\n".join(f"{a.what}, queued {time.strftime('%H:%M', time.localtime(a.created_at))}"
+                         f" by {a.operator}: {a.label}" for a in problems)
         QMessageBox.information(self, "Actions needing attention",
                                 text or "Every action was accepted by the backend.")

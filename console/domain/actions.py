@@ -1,30 +1,162 @@
-"""Operators' actions, as queued in the outbox until the backend has them."""
+"""Operators' actions, as queued in the outbox until the backend has them.
+
+Each kind of action is a member of a `Kind` enum, registered in `KINDS` with the
+type of its payload and the texts the UI shows for it. Acknowledge is the first
+kind; a new one (claim, shelve, close, call, visit outcome) adds a member to
+`ActionKind`, its payload struct, its row in `KINDS` and its delivery function in
+console/sync/outbox.py, and nothing else: the outbox, the sender's loop and the UI
+take any registered kind.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+import msgspec
 
 from console.domain.alerts import Alert, AlertState
+
+
+class ActionState(StrEnum):
+    """Where an action stands. The values are what the outbox stores."""
+
+    PENDING = "pending"  # queued; not yet answered by the backend
+    DELIVERED = "delivered"  # the backend accepted it
+    CONFLICT = "conflict"  # 409: it no longer applies (e.g. the alert was closed)
+    REJECTED = "rejected"  # another 4xx: the backend refused it
+    DAMAGED = "damaged"  # did not read back from the cache as written: set aside, never sent
+
+    @property
+    def stands(self) -> bool:
+        """Queued or accepted: doing the same again would repeat the operator's act."""
+        return self in (ActionState.PENDING, ActionState.DELIVERED)
+
+    @property
+    def refused(self) -> bool:
+        """The backend answered and did not accept it: the operator must look at it."""
+        return self in (ActionState.CONFLICT, ActionState.REJECTED)
+
+
+class Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What an action of one kind carries; each kind has its own subclass.
+    Stored as JSON in the outbox and read back strictly (console/store/outbox.py)."""
+
+
+class Acknowledge(Payload, frozen=True):
+    alert_id: str
+    note: str
+
+
+@dataclass(frozen=True)
+class KindTexts:
+    """What the UI says about an action of one kind, by state. Only glyphs that
+    DejaVu Sans has: a stock Debian desktop has no emoji font."""
+
+    queued: str  # "◷ acknowledging (queued)"
+    sent: str  # "✓ acknowledged (sent)"
+    what: str  # the act, formatted with the payload's fields: "acknowledgement of alert {alert_id}"
+    conflict: str = "⚠ conflict"
+    refused: str = "⚠ refused"
+    damaged: str = "⚠ damaged, not sent"
+
+    def of(self, state: ActionState) -> str:
+        return {ActionState.PENDING: self.queued, ActionState.DELIVERED: self.sent,
+                ActionState.CONFLICT: self.conflict, ActionState.REJECTED: self.refused,
+                ActionState.DAMAGED: self.damaged}[state]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    payload: type[Payload]
+    texts: KindTexts
+
+
+class Kind(StrEnum):
+    """The base of action-kind enums. A member must be registered in `KINDS`."""
+
+    @property
+    def spec(self) -> KindSpec:
+        return KINDS[self]
+
+    def text(self, state: ActionState) -> str:
+        return self.spec.texts.of(state)
+
+
+class ActionKind(Kind):
+    ACKNOWLEDGE = "acknowledge"
+
+
+# The kinds this console queues, reads back and shows. Tests may register a kind of
+# their own (a member of another Kind subclass) and remove it afterwards.
+KINDS: dict[Kind, KindSpec] = {
+    ActionKind.ACKNOWLEDGE: KindSpec(Acknowledge, KindTexts(
+        queued="◷ acknowledging (queued)", sent="✓ acknowledged (sent)",
+        what="acknowledgement of alert {alert_id}")),
+}
+
+
+def kind_named(name: object) -> Kind:
+    """The registered kind whose stored value is `name`; ValueError for any other."""
+    for kind in KINDS:
+        if kind.value == name:
+            return kind
+    raise ValueError(f"not a kind of action this console knows: {name!r:.40}")
+
+
+def kind_of(payload: Payload) -> Kind:
+    """The kind whose payload this is."""
+    for kind, spec in KINDS.items():
+        if type(payload) is spec.payload:
+            return kind
+    raise ValueError(f"no kind of action carries a {type(payload).__name__}")
 
 
 @dataclass(frozen=True)
 class Action:
     """An operator's action as queued in the outbox."""
 
-    key: str
-    action: str
-    alert_id: str
-    note: str
+    key: str  # the idempotency key: every attempt at this action sends the same
+    kind: Kind
+    payload: Payload
     created_at: float
-    state: str  # pending / delivered / conflict / rejected / damaged (set aside, never sent)
+    state: ActionState
     attempts: int = 0
-    detail: str | None = None
-    seq: int = 0
-    operator: str | None = None
+    detail: str | None = None  # the backend's answer, or why it is still queued
+    seq: int = 0  # order of queueing
+    operator: str | None = None  # who queued it, by name, as the audit shows it
+    username: str | None = None  # who queued it, by sign-in name
+
+    def __post_init__(self) -> None:
+        if type(self.payload) is not self.kind.spec.payload:
+            raise ValueError(f"a {self.kind.value} action carries a {self.kind.spec.payload.__name__}, "
+                             f"not a {type(self.payload).__name__}")
+
+    @property
+    def alert_id(self) -> str | None:
+        """The alert it acts on, for kinds that act on an alert."""
+        alert_id = getattr(self.payload, "alert_id", None)
+        return alert_id if isinstance(alert_id, str) else None
+
+    @property
+    def what(self) -> str:
+        """The act itself, e.g. "acknowledgement of alert A1"."""
+        return self.kind.spec.texts.what.format(**msgspec.structs.asdict(self.payload))
+
+    @property
+    def label(self) -> str:
+        """What the UI shows: the kind's text for the state, and the backend's reason
+        for a refusal. A queued action's last network error is not shown here: the
+        connection line tells that."""
+        text = self.kind.text(self.state)
+        if self.detail and self.state is not ActionState.PENDING:
+            return f"{text}: {self.detail}"
+        return text
 
 
 def may_acknowledge(alert: Alert, latest: Action | None) -> bool:
-    """An unacknowledged alert may be acknowledged unless an acknowledgement is
-    already queued or accepted; one the backend refused may be tried again."""
+    """An unacknowledged alert may be acknowledged unless the latest action on it
+    is an acknowledgement that is queued or accepted; one that was refused or set
+    aside may be tried again."""
     return alert.state is AlertState.UNACKNOWLEDGED and (
-        latest is None or latest.state in ("conflict", "rejected"))
+        latest is None or latest.kind is not ActionKind.ACKNOWLEDGE or not latest.state.stands)

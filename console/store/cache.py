@@ -19,7 +19,7 @@ from pathlib import Path
 import sqlite_utils
 
 from console.changes import Changes, Picture
-from console.domain.actions import Action
+from console.domain.actions import Action, ActionState
 from console.protocol.wire import Event
 from console.store import outbox
 from console.store.alerts import ALERT_COLUMNS, alert_from_row, alert_row
@@ -201,14 +201,16 @@ class Store:
 
     # -- operators' actions (console/store/outbox.py) ---------------------------
 
-    def actions(self, states: tuple[str, ...] = ("pending", "conflict", "rejected")) -> list[Action]:
+    def actions(self, states: tuple[ActionState, ...] = outbox.SHOWN) -> list[Action]:
+        """Actions in these states, oldest first: by default those the UI shows
+        (queued, and refused ones the operator must look at)."""
         return outbox.actions(self.conn, states)
 
-    def audit(self) -> list[tuple]:
+    def audit(self) -> list[outbox.AuditEntry]:
         return outbox.audit(self.conn)
 
     def enqueue(self, action: Action) -> Changes:
         return outbox.enqueue(self.conn, action)
 
-    def settle(self, key: str, state: str, detail: str | None, attempts: int) -> Changes:
+    def settle(self, key: str, state: ActionState, detail: str | None, attempts: int) -> Changes:
         return outbox.settle(self.conn, key, state, detail, attempts)

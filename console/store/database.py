@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
+import json
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ else:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class CacheUnusable(Exception):
@@ -174,7 +175,55 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2}
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    # Actions of every kind: the outbox holds each action's kind and its payload as
+    # JSON instead of an acknowledgement's alert_id and note, and who queued it by
+    # sign-in name (username), the stable identity its delivery is checked against.
+    # The audit gets the sign-in name too, and an alert only for actions on one.
+    # SQLite cannot change columns in place: each table is made anew, copied and
+    # renamed, inside the migration's transaction (no sqlite-utils transform: it
+    # commits on its own).
+    conn = db.conn
+    db["outbox_v3"].create(
+        {"seq": int, "key": str, "kind": str, "payload": str, "created_at": float,
+         "state": str, "attempts": int, "detail": str, "operator": str, "username": str},
+        pk="seq", not_null={"key", "kind", "payload", "created_at", "state", "attempts"},
+    )
+    rows = conn.execute("SELECT seq, key, action, alert_id, note, created_at, state, attempts, "
+                        "detail, operator FROM outbox ORDER BY seq").fetchall()
+    conn.executemany(
+        "INSERT INTO outbox_v3 (seq, key, kind, payload, created_at, state, attempts, detail, "
+        "operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(seq, key, action, _v2_payload(alert_id, note), created_at, state, attempts, detail,
+          operator)
+         for seq, key, action, alert_id, note, created_at, state, attempts, detail, operator
+         in rows])
+    conn.execute("DROP TABLE outbox")
+    conn.execute("ALTER TABLE outbox_v3 RENAME TO outbox")
+    db["outbox"].create_index(["key"], unique=True)
+    db["audit_v3"].create(
+        {"seq": int, "at": float, "operator": str, "username": str, "event": str, "kind": str,
+         "alert_id": str, "key": str, "detail": str},
+        pk="seq", not_null={"at", "event", "kind", "key"},
+    )
+    conn.execute("INSERT INTO audit_v3 (seq, at, operator, event, kind, alert_id, key, detail) "
+                 "SELECT seq, at, operator, event, action, alert_id, key, detail FROM audit")
+    conn.execute("DROP TABLE audit")
+    conn.execute("ALTER TABLE audit_v3 RENAME TO audit")
+
+
+def _v2_payload(alert_id: object, note: object) -> str:
+    """An acknowledgement's payload from a schema-2 row. A row whose values are not
+    text (damaged) gets a payload that names its alert where it can and does not read
+    back as an acknowledgement: it is then set aside and told, never sent or lost."""
+    if isinstance(alert_id, str) and isinstance(note, str):
+        return json.dumps({"alert_id": alert_id, "note": note}, ensure_ascii=False)
+    return json.dumps({"alert_id": alert_id if isinstance(alert_id, str) else None,
+                       "unreadable": f"schema 2 row: alert_id {alert_id!r:.60}, note {note!r:.60}"},
+                      ensure_ascii=False)
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
 
 
 @functools.cache

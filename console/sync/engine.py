@@ -24,7 +24,7 @@ from dataclasses import replace
 import httpx
 
 from console.changes import Changes, Picture
-from console.domain.actions import Action
+from console.domain.actions import Acknowledge, Action, ActionState, Payload, kind_of
 from console.protocol.client import (
     MAX_HEARTBEAT,
     MAX_SNAPSHOT_BYTES,
@@ -177,15 +177,25 @@ class SyncEngine:
 
     # -- operator actions -----------------------------------------------------
 
-    def acknowledge(self, alert_id: str, note: str) -> Future:
-        """Queue an acknowledgement. The future resolves once it is durable in the
-        outbox; only then may the UI show it as done."""
-        action = Action(key=str(uuid.uuid4()), action="acknowledge", alert_id=alert_id,
-                        note=note, created_at=time.time(), state="pending",
-                        operator=self.status.operator or self._client.username)
+    def act(self, payload: Payload) -> Future:
+        """Queue an operator's action of the kind this payload belongs to, as the
+        act of the operator signed in. The future resolves once it is durable in the
+        outbox (to the Changes that show it queued); only then may the UI show it."""
+        username = self._client.username
+        if not username:
+            fut: Future = Future()
+            fut.set_exception(RuntimeError("nobody is signed in to act"))
+            return fut
+        action = Action(key=str(uuid.uuid4()), kind=kind_of(payload), payload=payload,
+                        created_at=time.time(), state=ActionState.PENDING,
+                        operator=self.status.operator or username, username=username)
         fut = self._writer.call(lambda store: store.enqueue(action))
         fut.add_done_callback(lambda f: f.exception() or self._kick_outbox())
         return fut
+
+    def acknowledge(self, alert_id: str, note: str) -> Future:
+        """Queue an acknowledgement (see act)."""
+        return self.act(Acknowledge(alert_id, note))
 
     def query(self, fn: Callable[[Store], object]) -> Future:
         """Run fn(store) on the writer thread, the only one that may touch the

@@ -1,5 +1,8 @@
 """The outbox sender: delivers queued actions to the backend, oldest first,
-exactly once (idempotency keys), retrying with backoff."""
+exactly once (idempotency keys), retrying with backoff.
+
+Each kind of action is delivered by its own function, registered in DELIVERIES
+with `delivers(kind)`; the loop below takes any registered kind."""
 
 from __future__ import annotations
 
@@ -7,15 +10,35 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 
-from console.domain.actions import Action
+from console.domain.actions import Acknowledge, Action, ActionKind, ActionState, Kind
 from console.protocol.client import ApiError, Client, ProtocolError
 from console.store import Store
 from console.sync.clock import backoff_delay
 
 log = logging.getLogger(__name__)
+
+# kind -> async fn(client, payload, idempotency key). It returns once the backend
+# has accepted the action, and raises ApiError for the backend's refusal, or an
+# httpx, protocol or OS error when the outcome is unknown.
+Delivery = Callable[[Client, Any, str], Awaitable[object]]
+DELIVERIES: dict[Kind, Delivery] = {}
+
+
+def delivers(kind: Kind) -> Callable[[Delivery], Delivery]:
+    """Register the function that delivers actions of `kind`."""
+    def register(fn: Delivery) -> Delivery:
+        DELIVERIES[kind] = fn
+        return fn
+    return register
+
+
+@delivers(ActionKind.ACKNOWLEDGE)
+async def _acknowledge(client: Client, payload: Acknowledge, key: str) -> object:
+    return await client.acknowledge(payload.alert_id, payload.note, key)
 
 
 class OutboxSender:
@@ -36,13 +59,14 @@ class OutboxSender:
             self.kick.clear()
             delivered, blocked = 0, False
             try:
-                pending: list[Action] = await self._writer_call(lambda s: s.actions(("pending",)))
+                pending: list[Action] = await self._writer_call(
+                    lambda s: s.actions((ActionState.PENDING,)))
                 self._pending_count(len(pending))
                 for action in pending:
                     state, detail = await self._deliver(action)
                     await self._writer_call(lambda s, a=action, st=state, d=detail:
                                             s.settle(a.key, st, d, a.attempts + 1))
-                    if state == "pending":
+                    if state is ActionState.PENDING:
                         blocked = True
                         break
                     delivered += 1
@@ -60,17 +84,21 @@ class OutboxSender:
                 async with asyncio.timeout(backoff_delay(failures)):
                     await self.kick.wait()
 
-    async def _deliver(self, action: Action) -> tuple[str, str | None]:
-        """Send one action. A repeated key is answered as the first time, so a
-        retry after an unknown outcome cannot act twice."""
+    async def _deliver(self, action: Action) -> tuple[ActionState, str | None]:
+        """Send one action through its kind's delivery. A repeated key is answered
+        as the first time, so a retry after an unknown outcome cannot act twice."""
+        delivery = DELIVERIES.get(action.kind)
+        if delivery is None:  # a kind registered without a delivery: a bug, told
+            log.error("no delivery for actions of kind %r", action.kind.value)
+            return ActionState.PENDING, f"this console cannot send a {action.kind.value} action"
         try:
-            await self._client.acknowledge(action.alert_id, action.note, action.key)
-            return "delivered", None
+            await delivery(self._client, action.payload, action.key)
+            return ActionState.DELIVERED, None
         except ApiError as e:
             if e.status == 409:
-                return "conflict", str(e.problem.get("detail", e))
+                return ActionState.CONFLICT, str(e.problem.get("detail", e))
             if 400 <= e.status < 500 and e.status not in (401, 408, 429):
-                return "rejected", str(e.problem.get("detail", e))
-            return "pending", str(e)
+                return ActionState.REJECTED, str(e.problem.get("detail", e))
+            return ActionState.PENDING, str(e)
         except (httpx.HTTPError, ProtocolError, OSError) as e:
-            return "pending", f"{type(e).__name__}: {e}"
+            return ActionState.PENDING, f"{type(e).__name__}: {e}"

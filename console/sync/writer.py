@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from console.changes import Changes
+from console.domain.actions import ActionState
 from console.protocol.sse import Frame
 from console.protocol.wire import BadEvent, Event, decode_event
 from console.store import Store
@@ -82,7 +83,7 @@ class Writer(threading.Thread):
             store = Store(self.cache_path)
             picture = store.load()
             newest = max((s.ts for s in picture.statuses.values()), default=None)
-            self.ready.set_result((store.meta(), store.notice, len(store.actions(("pending",))),
+            self.ready.set_result((store.meta(), store.notice, len(store.actions((ActionState.PENDING,))),
                                    newest))
         except BaseException as e:  # the engine reports it; nothing else can run without a store
             self.ready.set_exception(e)

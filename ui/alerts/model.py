@@ -14,12 +14,8 @@ from console.domain import (
     priority,
     queue_key,
 )
-from console.domain.actions import Action
+from console.domain.actions import Action, ActionState
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
-
-# Only glyphs DejaVu Sans has: a stock Debian desktop has no emoji font (tests/test_ui_keyboard.py).
-ACTION_TEXT = {"pending": "◷ acknowledging (queued)", "delivered": "✓ acknowledged (sent)",
-               "conflict": "⚠ conflict", "rejected": "⚠ refused"}
 
 
 class AlertQueueModel(SelfSortingModel):
@@ -38,7 +34,9 @@ class AlertQueueModel(SelfSortingModel):
         self._refs: dict[str, str] = {}
         self._last_contact: dict[str, float] = {}
         self.actions: dict[str, Action] = {}  # latest action per alert id
-        self.problems: dict[str, Action] = {}  # actions the backend did not accept, by key
+        # By key: actions the backend refused (an action leaves once it no longer
+        # needs attention).
+        self.problems: dict[str, Action] = {}
 
     def alert_at(self, position: int) -> Alert:
         return self.row_at(position)
@@ -79,10 +77,10 @@ class AlertQueueModel(SelfSortingModel):
                 return f"{raised:%H:%M}"
             return f"{raised:%a %d %b %H:%M}"
         action = self.actions.get(alert.id)
-        if action is not None and not (action.state == "delivered"
+        # A delivered action shows until the stream brings the alert's new state.
+        if action is not None and not (action.state is ActionState.DELIVERED
                                        and alert.state is not AlertState.UNACKNOWLEDGED):
-            text = ACTION_TEXT[action.state]
-            return f"{text}: {action.detail}" if action.detail and action.state != "pending" else text
+            return action.label  # the kind's text for its state (console/domain/actions.py)
         state = alert.state.value
         return state if alert.active else f"{state}, cleared"
 
@@ -96,9 +94,13 @@ class AlertQueueModel(SelfSortingModel):
         for device_id, status in changes.statuses.items():
             self._last_contact[device_id] = status.ts
         for key, action in changes.actions.items():
-            self.actions[action.alert_id] = action
-            if action.state in ("conflict", "rejected"):
+            latest = self.actions.get(action.alert_id)
+            if action.alert_id is not None and (latest is None or action.seq >= latest.seq):
+                self.actions[action.alert_id] = action
+            if action.state.refused:
                 self.problems[key] = action
+            else:
+                self.problems.pop(key, None)
         if changes.picture is not None:
             p = changes.picture
             self._refs = {w.id: w.ref for w in p.wearers}
@@ -123,8 +125,8 @@ class AlertQueueModel(SelfSortingModel):
             i = self._index[alert.id]
             self._rows[i] = alert
             touched.add(i)
-        touched |= {self._index[a] for a in (x.alert_id for x in changes.actions.values())
-                    if a in self._index}
+        touched |= {self._index[x.alert_id] for x in changes.actions.values()
+                    if x.alert_id in self._index}
         self._rows_changed(touched)
 
     def _replace_rows(self, rows: list[Alert], index: dict[str, int]) -> None:
