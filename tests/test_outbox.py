@@ -1,5 +1,5 @@
 """The typed outbox (issue 9, point 3): every kind of action is queued, shown and
-delivered through its own call, exactly once.
+delivered through its own call, exactly once, and only by the operator who queued it.
 
 Against the real simulator over loopback HTTP; the lost answer is a real cut
 connection (tests/fault_suite.py's proxy), after the backend has the request."""
@@ -142,6 +142,52 @@ def test_a_second_kind_is_queued_loses_its_answer_is_retried_and_acts_exactly_on
         store.close()
 
 
+def test_only_the_operator_who_queued_an_action_delivers_it(start_backend, tmp_path):
+    backend = start_backend(wearers=400, speed=0.0001)
+    first, second, third = unacknowledged(backend, 3)
+    cache = str(tmp_path / "cache.db")
+    # demo acknowledges two alerts while the backend is out of reach, and signs out.
+    offline = SyncEngine("http://127.0.0.1:9", "demo", "demo", cache, Recorder())
+    offline.start()
+    try:
+        offline.acknowledge(first, "demo, first").result(5)
+        offline.acknowledge(second, "demo, second").result(5)
+    finally:
+        offline.stop()
+    # demo2 signs in on the same console: only their own action goes.
+    engine = SyncEngine(backend.url, "demo2", "demo2", cache, Recorder())
+    engine.start()
+    try:
+        engine.acknowledge(third, "demo2's").result(5)
+        wait_until(lambda: acknowledgements(backend, third) == [("Second Operator", "demo2's")])
+        wait_until(lambda: all(a.waiting for a in actions(engine, ActionState.PENDING)))
+        waiting = actions(engine, ActionState.PENDING)
+        wait_until(lambda: engine.status.pending_actions == 2)  # still queued, and counted
+    finally:
+        engine.stop()
+    assert [(a.payload.alert_id, a.username, a.attempts, a.detail) for a in waiting] == [
+        (first, "demo", 0, "waits for demo to sign in"),
+        (second, "demo", 0, "waits for demo to sign in")]
+    assert waiting[0].label == "◷ acknowledging (queued): waits for demo to sign in"
+    assert acknowledgements(backend, first) == acknowledgements(backend, second) == []
+    # demo signs in again: their actions go, in the order queued, under their own name.
+    engine = SyncEngine(backend.url, "demo", "demo", cache, Recorder())
+    engine.start()
+    try:
+        wait_until(lambda: not actions(engine, ActionState.PENDING), timeout=30)
+    finally:
+        engine.stop()
+    assert acknowledgements(backend, first) == [("Demo Operator", "demo, first")]
+    assert acknowledgements(backend, second) == [("Demo Operator", "demo, second")]
+    assert acknowledgements(backend, third) == [("Second Operator", "demo2's")]
+    store = Store(cache)
+    try:
+        delivered = [(e.username, e.alert_id) for e in store.audit() if e.event == "delivered"]
+    finally:
+        store.close()
+    assert delivered == [("demo2", third), ("demo", first), ("demo", second)]
+
+
 def test_the_queue_shows_each_action_by_its_kind_and_lists_those_needing_attention(qapp):
     alerts = {f"A{i}": Alert(f"A{i}", "W1", "D1", "battery", 1e9, AlertState.UNACKNOWLEDGED, True)
               for i in range(4)}
@@ -153,15 +199,18 @@ def test_the_queue_shows_each_action_by_its_kind_and_lists_those_needing_attenti
                       detail=detail, seq=int(key[1:]), **kw)
 
     mine = ack("k1", "A0", ActionState.PENDING, "ConnectError: refused", username="demo")
-    theirs = ack("k2", "A1", ActionState.REJECTED, "note too long", username="demo2")
+    theirs = ack("k2", "A1", ActionState.PENDING, "waits for demo2 to sign in", username="demo2")
     closed = ack("k3", "A2", ActionState.CONFLICT, "alert A2 is closed", username="demo")
     model.apply(Changes(actions={a.key: a for a in (mine, theirs, closed)}))
     shown = {model.alert_at(p).id: model.data(model.index(p, model.COL_STATE))
              for p in range(model.rowCount())}
     assert shown == {"A0": "◷ acknowledging (queued)",  # the connection line says why
-                     "A1": "⚠ refused: note too long",
+                     "A1": "◷ acknowledging (queued): waits for demo2 to sign in",
                      "A2": "⚠ conflict: alert A2 is closed", "A3": "unacknowledged"}
     assert sorted(model.problems) == ["k2", "k3"]
+    # Delivered once demo2 signs in: it no longer needs attention.
+    model.apply(Changes(actions={"k2": ack("k2", "A1", ActionState.DELIVERED, username="demo2")}))
+    assert sorted(model.problems) == ["k3"]
     # An older action's news never hides the latest action on the same alert.
     model.apply(Changes(actions={"k4": ack("k4", "A2", ActionState.PENDING, username="demo")}))
     model.apply(Changes(actions={"k3": closed}))

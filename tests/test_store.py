@@ -230,3 +230,16 @@ def test_a_version_2_cache_is_migrated_keeping_every_action_and_its_audit(tmp_pa
     reopened.load()
     assert reopened.notice is None and len(reopened.audit()) == 5
     reopened.close()
+
+
+def test_queued_actions_wait_for_the_operator_who_queued_them():
+    mine = ack("k1", "A1", "n", operator="Demo Operator", username="demo")
+    assert mine.queued_by("demo", "Demo Operator")
+    assert not mine.queued_by("demo2", "Demo Operator")  # the same name is not the same person
+    assert not mine.queued_by(None, None)  # nobody is signed in
+    assert mine.waiting_detail == "waits for Demo Operator (demo) to sign in"
+    # Schema 2 recorded the name, or the sign-in name before the backend had told it.
+    older = ack("k2", "A1", "n", operator="Demo Operator")
+    assert older.queued_by("demo", "Demo Operator") and not older.queued_by("demo2", "Second")
+    assert ack("k3", "A1", "n", operator="demo").queued_by("demo", None)
+    assert ack("k4", "A1", "n").queued_by("demo2", None)  # schema 1: nobody recorded

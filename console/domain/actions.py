@@ -125,7 +125,7 @@ class Action:
     detail: str | None = None  # the backend's answer, or why it is still queued
     seq: int = 0  # order of queueing
     operator: str | None = None  # who queued it, by name, as the audit shows it
-    username: str | None = None  # who queued it, by sign-in name
+    username: str | None = None  # who queued it, by sign-in name: only they deliver it
 
     def __post_init__(self) -> None:
         if type(self.payload) is not self.kind.spec.payload:
@@ -144,14 +144,40 @@ class Action:
         return self.kind.spec.texts.what.format(**msgspec.structs.asdict(self.payload))
 
     @property
+    def waiting_detail(self) -> str:
+        """The detail of an action left queued while someone else is signed in."""
+        who = self.username or self.operator or "the operator who queued it"
+        if self.operator and self.username and self.operator != self.username:
+            who = f"{self.operator} ({self.username})"
+        return f"waits for {who} to sign in"
+
+    @property
+    def waiting(self) -> bool:
+        """Queued, and waiting for the operator who queued it to sign in."""
+        return self.state is ActionState.PENDING and self.detail == self.waiting_detail
+
+    @property
     def label(self) -> str:
         """What the UI shows: the kind's text for the state, and the backend's reason
-        for a refusal. A queued action's last network error is not shown here: the
-        connection line tells that."""
+        for a refusal, or whom a queued action waits for. A queued action's last
+        network error is not shown here: the connection line tells that."""
         text = self.kind.text(self.state)
-        if self.detail and self.state is not ActionState.PENDING:
+        if self.detail and (self.state is not ActionState.PENDING or self.waiting):
             return f"{text}: {self.detail}"
         return text
+
+    def queued_by(self, username: str | None, name: str | None) -> bool:
+        """Whether the operator signed in as `username` (called `name`, once the
+        backend has said) queued this action, and so may deliver it.
+
+        Actions queued before the cache recorded sign-in names (schema 2) recorded the
+        operator's name, or their sign-in name before the backend had told it; those
+        from before any operator was recorded (schema 1) were anyone's to deliver."""
+        if username is None:
+            return False  # nobody is signed in
+        if self.username is not None:
+            return self.username == username
+        return self.operator is None or self.operator in (username, name)
 
 
 def may_acknowledge(alert: Alert, latest: Action | None) -> bool:

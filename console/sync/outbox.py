@@ -2,7 +2,8 @@
 exactly once (idempotency keys), retrying with backoff.
 
 Each kind of action is delivered by its own function, registered in DELIVERIES
-with `delivers(kind)`; the loop below takes any registered kind."""
+with `delivers(kind)`; the loop below takes any registered kind. An action is the
+act of the operator who queued it: only they deliver it, under their own session."""
 
 from __future__ import annotations
 
@@ -49,9 +50,21 @@ class OutboxSender:
         self._pending_count = pending_count
         self.kick = asyncio.Event()  # set when there may be something to send
 
+    def _signed_in(self) -> tuple[str | None, str | None]:
+        """Who is signed in: the sign-in name the client's session was opened with,
+        and the name the backend gave; (None, None) without a session. The stream
+        signs in, and kicks the sender once it is live."""
+        if self._client.token is None:
+            return None, None
+        operator = self._client.operator or {}
+        name = operator.get("name")
+        return self._client.username, name if isinstance(name, str) else None
+
     async def run(self) -> None:
-        """Deliver queued actions oldest first; stop at the first that cannot be
-        delivered now, so that actions on one alert never overtake each other."""
+        """Deliver the signed-in operator's queued actions oldest first; stop at the
+        first that cannot be delivered now, so that their actions on one alert never
+        overtake each other. Other operators' actions stay queued, saying whom they
+        wait for."""
         failures = 0  # consecutive rounds that delivered nothing
         while True:
             # Cleared before reading, not after the round: an action queued while
@@ -62,7 +75,20 @@ class OutboxSender:
                 pending: list[Action] = await self._writer_call(
                     lambda s: s.actions((ActionState.PENDING,)))
                 self._pending_count(len(pending))
+                who = self._signed_in()
+                mine, others = [], []
                 for action in pending:
+                    (mine if action.queued_by(*who) else others).append(action)
+                if who[0] is None:
+                    # Nobody is signed in yet: look again after a while, even if the
+                    # stream, which kicks the sender once live, does not get that far.
+                    blocked = bool(pending)
+                else:
+                    await self._say_who_they_wait_for(others)
+                for action in mine:
+                    if not action.queued_by(*self._signed_in()):  # signed out meanwhile
+                        blocked = True  # a round of its own, for whoever is signed in now
+                        break
                     state, detail = await self._deliver(action)
                     await self._writer_call(lambda s, a=action, st=state, d=detail:
                                             s.settle(a.key, st, d, a.attempts + 1))
@@ -83,6 +109,14 @@ class OutboxSender:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(backoff_delay(failures)):
                     await self.kick.wait()
+
+    async def _say_who_they_wait_for(self, others: list[Action]) -> None:
+        """Another operator's queued actions are theirs to deliver: each says whom it
+        waits for (written once, not at every round; not an outcome, so not audited)."""
+        for action in others:
+            if action.detail != action.waiting_detail:
+                await self._writer_call(lambda s, a=action: s.settle(
+                    a.key, ActionState.PENDING, a.waiting_detail, a.attempts))
 
     async def _deliver(self, action: Action) -> tuple[ActionState, str | None]:
         """Send one action through its kind's delivery. A repeated key is answered

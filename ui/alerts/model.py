@@ -34,8 +34,8 @@ class AlertQueueModel(SelfSortingModel):
         self._refs: dict[str, str] = {}
         self._last_contact: dict[str, float] = {}
         self.actions: dict[str, Action] = {}  # latest action per alert id
-        # By key: actions the backend refused (an action leaves once it no longer
-        # needs attention).
+        # By key: actions the backend refused, and queued ones that wait for another
+        # operator to sign in (an action leaves once it no longer needs attention).
         self.problems: dict[str, Action] = {}
 
     def alert_at(self, position: int) -> Alert:
@@ -97,7 +97,7 @@ class AlertQueueModel(SelfSortingModel):
             latest = self.actions.get(action.alert_id)
             if action.alert_id is not None and (latest is None or action.seq >= latest.seq):
                 self.actions[action.alert_id] = action
-            if action.state.refused:
+            if action.state.refused or action.waiting:
                 self.problems[key] = action
             else:
                 self.problems.pop(key, None)
