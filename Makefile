@@ -12,8 +12,9 @@ DEBIAN_PACKAGES := libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0 \
 	libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 \
 	libxcb-randr0 libxcb-xfixes0 libxcb-xkb1 \
 	libnss3 libxcomposite1 libxdamage1 libxrandr2 libxtst6 libxkbfile1 libasound2 \
-	libgbm1 libxcb-dri3-0
-# ...and the last two lines for QtWebEngine, which the maps use.
+	libgbm1 libxcb-dri3-0 fonts-dejavu-core
+# ...and the last two lines for QtWebEngine, which the maps use, and DejaVu, whose
+# glyphs the UI uses for states (a stock desktop has no emoji font).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 BUNDLE_VENV := build/bundle-venv
 BUNDLE_NAME := em-console-$(VERSION)-linux-$(shell uname -m)

@@ -40,7 +40,7 @@ def test_every_glyph_the_ui_shows_is_in_dejavu_sans(qapp):
     if not DEJAVU_SANS.exists():
         pytest.skip("DejaVu Sans is not installed (apt-get install fonts-dejavu-core)")
     font = QRawFont(str(DEJAVU_SANS), 12)
-    texts = [p.read_text() for p in UI.glob("*.py")]
+    texts = [p.read_text() for p in UI.rglob("*.py")]
     texts += [p.label for p in Priority] + [k.label for k in DeviceKind]
     texts += list(BREACH_TYPES.values()) + [c.value for c in CurfewState]
     glyphs = {ch for text in texts for ch in text if ord(ch) > 127}
