@@ -92,9 +92,21 @@ class Client:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def sign_in(self) -> dict:
+    def use_credentials(self, username: str, password: str) -> None:
+        """Sign in as this operator from now on, unchecked (offline); a session
+        opened as anyone else is forgotten."""
+        if (username, password) != (self.username, self._password):
+            self.token = self.operator = None
+        self.username, self._password = username, password
+
+    async def sign_in(self, username: str | None = None, password: str | None = None) -> dict:
+        """Open a session, as the operator kept or, given a name and password, as
+        them: they are kept (to sign in again after a 401) once the backend
+        accepts them, and a refused attempt leaves the client as it was."""
+        if username is None:
+            username, password = self.username, self._password
         resp = await self._http.post(f"{API}/session",
-                                     json={"username": self.username, "password": self._password})
+                                     json={"username": username, "password": password})
         if resp.status_code == 401:
             raise AuthError(_problem(resp).get("title", "sign-in refused"))
         if resp.status_code != 200:
@@ -107,6 +119,7 @@ class Client:
         except (ValueError, KeyError, TypeError) as e:
             raise ProtocolError(f"the answer to sign-in is not a session: {e}") from None
         self.token, self.operator = token, operator
+        self.username, self._password = username, password
         return self.operator
 
     def _headers(self, extra: dict | None = None) -> dict:

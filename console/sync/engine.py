@@ -1,8 +1,11 @@
 """The sync engine: backend stream -> store -> coalesced change batches.
 
 Two threads, neither of them the GUI's:
-- the network thread runs one asyncio loop: sign-in, snapshots, the event stream
-  with resume and backoff (here), and the outbox sender (outbox.py);
+- the network thread runs one asyncio loop with the one HTTP client: sign-in,
+  snapshots, the event stream with resume and backoff (here), the outbox sender
+  (outbox.py), and the request-and-answer operations a consumer asks for
+  (`operation`; signing in is the first), so that there is one client, one session
+  token and one place that signs in again after a 401;
 - the writer thread (writer.py) owns the store: it decodes events, applies them in
   batched transactions and publishes what changed, at most about ten times a second.
 
@@ -17,9 +20,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import replace
+from typing import TypeVar
 
 import httpx
 
@@ -45,10 +49,22 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_SECONDS = 1.0  # stop() returns within about this, whatever the backend does
 
+T = TypeVar("T")
+
+
+def _failed(error: BaseException) -> Future:
+    fut: Future = Future()
+    fut.set_exception(error)
+    return fut
+
 
 class SyncEngine:
-    def __init__(self, backend_url: str, username: str, password: str, cache_path: str,
-                 publish: Callable[[Changes], None], read_timeout: float = 30.0,
+    """username None: nobody is signed in yet. The engine can start (the cached
+    picture is published) and waits to connect until `sign_in` succeeds or
+    `sign_in_later` gives credentials to try."""
+
+    def __init__(self, backend_url: str, username: str | None, password: str | None,
+                 cache_path: str, publish: Callable[[Changes], None], read_timeout: float = 30.0,
                  max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES, ca_bundle: str | None = None):
         self.clock = ServerClock()
         self.feed = ChangeFeed(publish)
@@ -66,14 +82,41 @@ class SyncEngine:
         self._attempt = 0  # consecutive stream attempts that brought nothing useful
         self._resync_needed = False  # a batch could not be stored: only a snapshot mends it
         self._resync_streak, self._last_resync = 0, -1e9
+        # Set, on the network thread, once there are credentials to connect with.
+        self._credentials = asyncio.Event()
+        if username:
+            self._credentials.set()
+        self._launched: Future | None = None
+        self._operations: set[asyncio.Task] = set()  # on the network thread
+        self._pending_ops: set[Future] = set()  # cancelled by stop() if still pending
+        self._ops_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
         """Opens the cache (publishing the cached picture) and starts syncing.
-        Raises if the cache cannot be opened at all."""
-        self._writer.start()
-        meta, notice, pending, newest_status = self._writer.ready.result()
+        Raises if the cache cannot be opened at all (and stops what it started)."""
+        try:
+            self.launch().result()
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> Future:
+        """Start without waiting: operations (signing in) may be asked for at once,
+        while the writer thread opens the cache; syncing starts once it is open.
+        The future resolves then, or raises why the cache could not be opened (the
+        caller then calls stop)."""
+        if self._launched is None:
+            self._writer.start()
+            self._thread.start()
+            self._launched = self.operation(lambda _client: self._open())
+        return self._launched
+
+    async def _open(self) -> None:
+        # Shielded: stop() may cancel this wait, but not the writer's own future.
+        ready = await asyncio.shield(asyncio.wrap_future(self._writer.ready))
+        meta, notice, pending, newest_status = ready
         self._meta = meta
         if "server_time" in meta:
             self.clock.set(float(meta["server_time"]), float(meta.get("clock_rate", 1.0)))
@@ -84,8 +127,7 @@ class SyncEngine:
         self._update(state=SyncState.CACHED, since=time.time(), cache_notice=notice,
                      synced_at=float(synced) if synced else None,
                      last_event_id=int(meta.get("last_event_id", 0)), pending_actions=pending)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start_tasks(), self._loop).result()
+        await self._start_tasks()
 
     async def _start_tasks(self) -> None:
         self._outbox = OutboxSender(self._client, self._writer_call,
@@ -122,9 +164,11 @@ class SyncEngine:
         self._stopping = True
 
         async def shutdown():
-            for t in self._tasks:
+            running = [*self._tasks, *self._operations]  # and the opening of the cache
+            for t in running:
                 t.cancel()
-            await asyncio.wait(self._tasks, timeout=SHUTDOWN_SECONDS / 2)
+            if running:
+                await asyncio.wait(running, timeout=SHUTDOWN_SECONDS / 2)
             try:
                 async with asyncio.timeout(SHUTDOWN_SECONDS / 4):
                     await self._client.aclose()
@@ -138,8 +182,12 @@ class SyncEngine:
                 log.warning("the network tasks did not stop in time")
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(SHUTDOWN_SECONDS)
+        with self._ops_lock:  # asked for as the engine stopped: they will never run
+            for fut in self._pending_ops:
+                fut.cancel()
         self._writer.stop()
-        self._writer.join(10)  # a batch in progress is finished, not cut: it is one transaction
+        if self._writer.is_alive():
+            self._writer.join(10)  # a batch in progress is finished, not cut: one transaction
         self._update(state=SyncState.STOPPED, since=time.time())
 
     def _update(self, **fields) -> None:
@@ -174,6 +222,59 @@ class SyncEngine:
         if self.status.state is SyncState.LIVE or self.clock.last_heard is None:
             return now
         return min(now, self.clock.last_heard)
+
+    # -- request-and-answer operations ------------------------------------------
+
+    def operation(self, fn: Callable[[Client], Awaitable[T]]) -> Future[T]:
+        """Run fn(client) on the network thread's loop with the engine's one HTTP
+        client (its session; a 401 signs in again there), and return its future,
+        which any thread may wait on (the UI: `await asyncio.wrap_future(fut)`).
+        Cancelling the future cancels the operation; stop() cancels those still
+        running. Nothing here blocks the caller."""
+        async def run() -> T:
+            task = asyncio.current_task()
+            self._operations.add(task)
+            try:
+                return await fn(self._client)
+            finally:
+                self._operations.discard(task)
+
+        with self._ops_lock:  # against stop(): each is either refused or swept up by it
+            if self._stopping:
+                return _failed(RuntimeError("the sync engine has stopped"))
+            fut = asyncio.run_coroutine_threadsafe(run(), self._loop)
+            self._pending_ops.add(fut)
+        fut.add_done_callback(self._operation_done)
+        return fut
+
+    def _operation_done(self, fut: Future) -> None:
+        with self._ops_lock:
+            self._pending_ops.discard(fut)
+
+    def sign_in(self, username: str, password: str) -> Future[dict]:
+        """Check the operator's name and password with the backend and keep the
+        session: the stream, the outbox and every operation then use it, and the
+        engine does not sign in again. The future gives the backend's operator
+        record, or raises AuthError (refused) or why the backend could not be asked
+        (httpx, protocol or OS errors), and then nothing has changed. Cancelling it
+        abandons the attempt."""
+        async def sign_in(client: Client) -> dict:
+            operator = await client.sign_in(username, password)
+            self._update(operator=operator.get("name"))
+            self._credentials.set()
+            return operator
+        return self.operation(sign_in)
+
+    def sign_in_later(self, username: str, password: str) -> Future[None]:
+        """Work offline as this operator, unchecked: the backend cannot be asked now.
+        The stream signs in with these credentials once the backend answers, and
+        says so if it refuses them; actions are queued under this name meanwhile.
+        (Whether an unverified name should be accepted offline is an open policy
+        question; this is the console's behaviour until it is decided.)"""
+        async def later(client: Client) -> None:
+            client.use_credentials(username, password)
+            self._credentials.set()
+        return self.operation(later)
 
     # -- operator actions -----------------------------------------------------
 
@@ -217,10 +318,11 @@ class SyncEngine:
         meta = self._meta
         stream_id = meta.get("stream_id")
         last_id: int | None = int(meta["last_event_id"]) if stream_id else None
+        await self._credentials.wait()  # nobody to connect as until someone signs in
         self._update(state=SyncState.CONNECTING, since=time.time())
         while True:
             try:
-                if self._client.token is None:
+                if self._client.token is None:  # not signed in yet, or `sign_in_later`
                     op = await self._client.sign_in()
                     self._update(operator=op.get("name"))
                 if last_id is None:
