@@ -49,7 +49,7 @@ def speed_for(wearers: int, events_per_s: float) -> float:
 def offscreen(backend: str, cache: Path, seconds: float, warm_up: float = 0.0) -> dict:
     """Run the real window offscreen against a backend; its JSON summary."""
     out = subprocess.run(
-        [sys.executable, "-m", "ui.app", "--backend", backend, "--cache", str(cache),
+        [sys.executable, "-m", "ui.cli", "--backend", backend, "--cache", str(cache),
          "--offscreen-for", str(seconds), "--warm-up", str(warm_up)],
         cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300, env=CONSOLE_ENV)
     if out.returncode != 0:
@@ -178,7 +178,7 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
             target = backend_last_id(sim.url)
             started = time.monotonic()
             window = subprocess.Popen(
-                [sys.executable, "-m", "ui.app", "--backend", sim.url, "--cache", str(cache),
+                [sys.executable, "-m", "ui.cli", "--backend", sim.url, "--cache", str(cache),
                  "--offscreen-for", "120", "--warm-up", "5"],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                 env=CONSOLE_ENV)

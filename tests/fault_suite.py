@@ -63,7 +63,7 @@ class Console:
 
     def start(self) -> Console:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ui.app", "--headless", "--backend", self.url,
+            [sys.executable, "-m", "ui.cli", "--headless", "--backend", self.url,
              "--cache", str(self.cache), "--status-interval", "0.5",
              "--read-timeout", str(READ_TIMEOUT)],
             cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.DEVNULL, env=CONSOLE_ENV)

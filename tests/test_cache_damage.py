@@ -376,7 +376,7 @@ def test_a_cache_moved_aside_stays_owner_only(tmp_path, usual_umask):
 
 @posix_only
 def test_the_data_folder_is_made_owner_only(tmp_path, monkeypatch, usual_umask):
-    from ui.app import data_dir
+    from ui.cli import data_dir
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     (tmp_path / "em-console").mkdir(mode=0o755)  # as an older version left it
@@ -417,7 +417,7 @@ def test_a_console_that_died_leaves_no_lock_behind(tmp_path):
 
 
 def headless(url: str, cache: Path, tmp_path: Path) -> dict:
-    return dict(args=[sys.executable, "-m", "ui.app", "--headless", "--backend", url,
+    return dict(args=[sys.executable, "-m", "ui.cli", "--headless", "--backend", url,
                       "--cache", str(cache), "--status-interval", "0.5"],
                 env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"},
                 text=True)

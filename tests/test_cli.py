@@ -18,7 +18,7 @@ def env(tmp_path):
 def test_offscreen_run_writes_a_screenshot_and_a_json_summary(tmp_path):
     shot = tmp_path / "board.png"
     out = subprocess.run(
-        [sys.executable, "-m", "ui.app", "--offscreen-for", "6", "--screenshot", str(shot),
+        [sys.executable, "-m", "ui.cli", "--offscreen-for", "6", "--screenshot", str(shot),
          "--wearers", "300"],
         capture_output=True, text=True, timeout=120, env=env(tmp_path))
     assert out.returncode == 0, out.stderr[-2000:]
@@ -31,7 +31,7 @@ def test_offscreen_run_writes_a_screenshot_and_a_json_summary(tmp_path):
 def test_headless_keeps_a_cache_in_sync_and_prints_status_lines(start_backend, tmp_path):
     backend = start_backend(wearers=100, speed=60)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.app", "--headless", "--backend", backend.url,
+        [sys.executable, "-m", "ui.cli", "--headless", "--backend", backend.url,
          "--cache", str(tmp_path / "c.db"), "--status-interval", "0.5"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"})
@@ -45,6 +45,28 @@ def test_headless_keeps_a_cache_in_sync_and_prints_status_lines(start_backend, t
 
 
 def test_headless_without_a_backend_is_refused_with_a_clear_message(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ui.app", "--headless"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "ui.cli", "--headless"], capture_output=True,
                          text=True, timeout=30, env=env(tmp_path))
     assert out.returncode == 2 and "--headless needs --backend" in out.stderr
+
+
+def test_the_command_line_imports_no_qt_until_a_window_is_asked_for():
+    """ui/cli.py reads arguments and dispatches; the headless console needs no Qt."""
+    code = ("import sys, ui.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'qasync') "
+            "or m in ('ui.app', 'maps.web')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_offscreen_on_a_dead_backend_still_ends_on_time_with_a_summary(tmp_path):
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "--offscreen-for", "3", "--backend", "http://127.0.0.1:9",
+         "--cache", str(tmp_path / "c.db")],
+        capture_output=True, text=True, timeout=120,
+        env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "reconnecting" and summary["wearers"] == 0
+    assert time.monotonic() - started < 60

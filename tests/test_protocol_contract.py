@@ -25,7 +25,7 @@ import pytest
 from console.embedded import EmbeddedSimulator
 from console.protocol.client import Client
 from console.protocol.wire import API
-from ui.app import parse_args
+from ui.cli import parse_args
 
 PROBLEM = "application/problem+json"
 MAX_BODY = 64 << 10  # docs/protocol.md
@@ -227,7 +227,7 @@ def cli_env(tmp_path, **extra) -> dict:
 
 def headless(backend_url: str, tmp_path, *options, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "ui.app", "--headless", "--backend", backend_url,
+        [sys.executable, "-m", "ui.cli", "--headless", "--backend", backend_url,
          "--cache", str(tmp_path / "c.db"), "--status-interval", "0.5", *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

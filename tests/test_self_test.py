@@ -25,7 +25,7 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 
 
 def self_test(**env) -> tuple[int, dict, list[str]]:
-    done = subprocess.run([sys.executable, "-m", "ui.app", "--self-test"], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ui.cli", "--self-test"], capture_output=True,
                           text=True, timeout=240, env={**os.environ, **env})
     lines = done.stdout.strip().splitlines()
     return done.returncode, json.loads(lines[-1]), lines

@@ -43,8 +43,9 @@ def focus_table(view: QTableView) -> None:
 
 class MainWindow(QMainWindow):
     # The operator confirmed File ▸ Sign out; the window closes right after. Whoever
-    # runs the window decides what follows (e.g. the sign-in dialog again).
+    # runs the window decides what follows (ui/app.py: the sign-in dialog again).
     sign_out_requested = Signal()
+    closed = Signal()  # the window closed: File ▸ Quit, its close button, or signing out
 
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
                  status: Callable[[], SyncStatus], acknowledge: Callable[[str, str], Future],
@@ -96,7 +97,7 @@ class MainWindow(QMainWindow):
         sign_out.triggered.connect(self.sign_out)
         file_menu.addAction(sign_out)
         file_menu.addSeparator()
-        # Closing the last window ends app.exec(); the caller then stops the engine.
+        # Closing the window ends the session: ui/app.py stops the engine and quits.
         quit_action = QAction("&Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
@@ -141,7 +142,11 @@ class MainWindow(QMainWindow):
             + (f" · signed in as {s.operator}" if s.operator else ""))
         if s.cache_notice and not getattr(self, "_told_cache", False):
             self._told_cache = True
-            QMessageBox.warning(self, "Offline cache replaced", s.cache_notice)
+            # open(), not exec(): no nested event loop from a timer (or a coroutine).
+            box = QMessageBox(QMessageBox.Warning, "Offline cache replaced", s.cache_notice,
+                              QMessageBox.Ok, self)
+            box.setAttribute(Qt.WA_DeleteOnClose)
+            box.open()
 
     # -- operator actions ---------------------------------------------------------
 
@@ -156,10 +161,16 @@ class MainWindow(QMainWindow):
             self, "Sign out",
             "Sign out of EM Console?\n\nAcknowledgements waiting to be sent: "
             f"{self._status().pending_actions}. Queued acknowledgements stay in this "
-            "console's offline cache and are sent when it next connects.")
+            "console's offline cache; each is sent once the operator who queued it is "
+            "signed in here again.")
         if answer == QMessageBox.Yes:
             self.sign_out_requested.emit()
             self.close()
+
+    def closeEvent(self, event) -> None:
+        super().closeEvent(event)
+        if event.isAccepted():
+            self.closed.emit()
 
     def _action_failed(self, message: str) -> None:
         QMessageBox.critical(self, "Action not saved",

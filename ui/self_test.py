@@ -153,7 +153,7 @@ def check_webengine() -> dict:
 def own_command(args: list[str]) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
-    return [sys.executable, "-m", "ui.app", *args]
+    return [sys.executable, "-m", "ui.cli", *args]
 
 
 def run_webengine() -> int:

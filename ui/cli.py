@@ -1,0 +1,169 @@
+"""`em-console`: the console's command line.
+
+    em-console                          the console on the embedded training simulator
+    em-console --backend URL            the console on a real backend
+    em-console --headless --backend URL --cache PATH
+    em-console --offscreen-for 20 --screenshot board.png
+    em-console --self-test              check an installed console works (one line of JSON)
+    em-console simulator [...]          the reference backend (see --help there)
+
+This module reads the arguments and the environment and hands on to what runs:
+the simulator, the self-test, the headless engine (console/headless.py) or the
+window (ui/app.py). It imports no Qt, so that the headless console needs none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import ssl
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import platformdirs
+
+from console.protocol.client import MAX_SNAPSHOT_BYTES
+
+try:
+    VERSION = version("em-console")
+except PackageNotFoundError:  # a bundle without metadata
+    VERSION = "unknown"
+
+TRAINING_PASSWORD = "demo"  # the embedded training backend's operator: demo / demo
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="em-console", description="Electronic-monitoring centre console.")
+    p.add_argument("--backend", help="backend URL; without it the training simulator is started")
+    p.add_argument("--user", default=os.environ.get("EM_CONSOLE_USER"),
+                   help="operator name for --headless and --offscreen-for, whose password is "
+                        "$EM_CONSOLE_PASSWORD (default $EM_CONSOLE_USER; the window asks)")
+    p.add_argument("--allow-insecure-http", action="store_true",
+                   help="allow a plain http:// backend beyond this machine, though the password "
+                        "and token then cross the network in clear")
+    p.add_argument("--ca-bundle", default=os.environ.get("EM_CONSOLE_CA_BUNDLE"), metavar="PATH",
+                   help="PEM file of the CAs to trust for an https:// backend, such as the "
+                        "centre's own (default $EM_CONSOLE_CA_BUNDLE, else the public CAs)")
+    p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
+    p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
+    p.add_argument("--status-interval", type=float, default=5.0, help="headless status line period")
+    p.add_argument("--read-timeout", type=float, default=30.0,
+                   help="seconds of stream silence before reconnecting; keep it above the "
+                        "backend's heartbeat interval (at most 15 s by the protocol)")
+    p.add_argument("--max-snapshot-mb", type=int, default=MAX_SNAPSHOT_BYTES >> 20,
+                   help="refuse a snapshot larger than this (default %(default)s MB; "
+                        "100,000 wearers take about 26)")
+    p.add_argument("--offscreen-for", type=float, metavar="SECONDS",
+                   help="run the real window offscreen this long, then print a JSON summary")
+    p.add_argument("--screenshot", help="with --offscreen-for: write the window to this PNG")
+    p.add_argument("--warm-up", type=float, default=0.0, metavar="SECONDS",
+                   help="with --offscreen-for: leave the first seconds out of the stall and "
+                        "lag figures (start-up is measured on its own)")
+    p.add_argument("--wearers", type=int, help="training simulator fleet size")
+    p.add_argument("--version", action="version", version=f"em-console {VERSION}")
+    p.add_argument("--self-test", action="store_true",
+                   help="check offscreen that this installation works; prints one line of JSON")
+    p.add_argument("--self-test-webengine", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.headless and not args.backend:
+        p.error("--headless needs --backend")
+    if args.screenshot and not args.offscreen_for:
+        p.error("--screenshot goes with --offscreen-for")
+    if not 0 < args.read_timeout <= 600:
+        p.error("--read-timeout must be between 0 and 600 seconds")
+    if not 1 <= args.max_snapshot_mb <= 16_384:
+        p.error("--max-snapshot-mb must be between 1 and 16384")
+    if args.backend is None:
+        args.user = args.user or "demo"  # the training backend's operator
+    else:
+        url = urlsplit(args.backend)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            p.error(f"--backend {args.backend}: give an https:// URL, "
+                    "e.g. https://monitoring.example.internal")
+        if in_clear(args.backend) and not args.allow_insecure_http:
+            p.error(f"--backend {args.backend}: plain http:// beyond this machine sends the "
+                    "password and token in clear; use https://, or --allow-insecure-http on a "
+                    "network you trust")
+        # Only the training backend's password may be guessed; with no window to ask in,
+        # a real backend's must be given.
+        if (args.headless or args.offscreen_for) and not (
+                args.user and os.environ.get("EM_CONSOLE_PASSWORD")):
+            p.error("a real --backend with no window to ask in needs EM_CONSOLE_USER (or --user) "
+                    "and EM_CONSOLE_PASSWORD in the environment")
+    if args.ca_bundle:
+        try:
+            ssl.create_default_context(cafile=args.ca_bundle)
+        except (OSError, ssl.SSLError) as e:
+            p.error(f"--ca-bundle {args.ca_bundle}: not a readable PEM file of CA certificates ({e})")
+    return args
+
+
+def in_clear(url: str) -> bool:
+    """Whether url is plain http to anything but this machine (127.0.0.0/8, ::1,
+    localhost), so that a password sent there crosses a network unencrypted."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return True
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """The sync engine's keyword arguments that come from the command line."""
+    return {"read_timeout": args.read_timeout, "max_snapshot_bytes": args.max_snapshot_mb << 20,
+            "ca_bundle": args.ca_bundle}
+
+
+def data_dir() -> Path:
+    path = Path(platformdirs.user_data_dir("em-console", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "posix":  # its caches hold personal data; older versions made it 0755
+        path.chmod(0o700)
+    return path
+
+
+def default_cache(training: bool) -> str:
+    """Training data never mixes with a real cache: its own file."""
+    return str(data_dir() / ("training-cache.db" if training else "cache.db"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulator"]:
+        from console.simulator.server import main as simulator
+
+        return simulator(argv[1:])
+    args = parse_args(argv)
+    if args.self_test or args.self_test_webengine:
+        from ui import self_test
+
+        return self_test.run(VERSION) if args.self_test else self_test.run_webengine()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.backend and in_clear(args.backend):  # parse_args allowed it: --allow-insecure-http
+        logging.warning("the password and token travel in clear to %s", args.backend)
+    training = args.backend is None
+    args.cache = args.cache or default_cache(training)
+    # parse_args made sure a real backend with no window to ask in has a password.
+    password = os.environ.get("EM_CONSOLE_PASSWORD") or (TRAINING_PASSWORD if training else "")
+    if args.headless:
+        from console.headless import run
+
+        return run(args.backend, args.user, password, args.cache, args.status_interval,
+                   **engine_options(args))
+    if args.offscreen_for:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from ui.app import run_window
+
+    # The window asks for the name and password, except offscreen, with nobody to ask.
+    credentials = (args.user, password) if args.offscreen_for else None
+    return run_window(args, credentials, engine_options(args), VERSION)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
