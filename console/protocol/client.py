@@ -136,30 +136,38 @@ class Client:
             resp = await self._http.request(method, path, headers=self._headers(headers), **kw)
         return resp
 
-    async def snapshot(self, max_bytes: int = MAX_SNAPSHOT_BYTES) -> Snapshot:
-        """The whole picture, read in chunks so that an oversized answer is refused
-        once it passes max_bytes, before it is all in memory."""
+    @contextlib.asynccontextmanager
+    async def _stream(self, path: str, headers: dict | None = None) -> AsyncIterator[httpx.Response]:
+        """A GET whose answer is read as it arrives, once it is a 200; a 401 (the
+        backend forgot our session) signs in once more."""
+        if self.token is None:
+            await self.sign_in()
         for attempt in range(2):
-            async with self._http.stream("GET", f"{API}/snapshot",
-                                         headers=self._headers()) as resp:
+            async with self._http.stream("GET", path, headers=self._headers(headers)) as resp:
                 if resp.status_code == 401 and attempt == 0:
                     await self.sign_in()
                     continue
                 if resp.status_code != 200:
                     await resp.aread()
                     raise ApiError(resp.status_code, _problem(resp))
-                declared = resp.headers.get("Content-Length", "")
-                if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-                    raise ProtocolError(f"snapshot of {int(declared):,} bytes refused: the limit "
-                                        f"is {max_bytes:,}")
-                body = bytearray()
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise ProtocolError(f"snapshot refused: larger than the limit of "
-                                            f"{max_bytes:,} bytes")
-                return decode_snapshot(bytes(body))
-        raise AuthError("the backend refused the new session")
+                yield resp
+                return
+
+    async def snapshot(self, max_bytes: int = MAX_SNAPSHOT_BYTES) -> Snapshot:
+        """The whole picture, read in chunks so that an oversized answer is refused
+        once it passes max_bytes, before it is all in memory."""
+        async with self._stream(f"{API}/snapshot") as resp:
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+                raise ProtocolError(f"snapshot of {int(declared):,} bytes refused: the limit "
+                                    f"is {max_bytes:,}")
+            body = bytearray()
+            async for chunk in resp.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    raise ProtocolError(f"snapshot refused: larger than the limit of "
+                                        f"{max_bytes:,} bytes")
+        return decode_snapshot(bytes(body))
 
     async def acknowledge(self, alert_id: str, note: str, key: str) -> Alert:
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/acknowledge",
@@ -173,27 +181,16 @@ class Client:
 
     @contextlib.asynccontextmanager
     async def events(self, last_event_id: int | None) -> AsyncIterator[Stream]:
-        if self.token is None:
-            await self.sign_in()
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
-        for attempt in range(2):
-            async with self._http.stream("GET", f"{API}/events",
-                                         headers=self._headers(headers)) as resp:
-                if resp.status_code == 401 and attempt == 0:
-                    await self.sign_in()
-                    continue
-                if resp.status_code != 200:
-                    await resp.aread()
-                    raise ApiError(resp.status_code, _problem(resp))
-                server_time = resp.headers.get("X-Server-Time")
-                yield Stream(
-                    stream_id=resp.headers.get("X-Stream-Id", ""),
-                    server_time=parse_ts(server_time, None) if server_time else None,
-                    chunks=resp.aiter_raw(),
-                )
-                return
+        async with self._stream(f"{API}/events", headers) as resp:
+            server_time = resp.headers.get("X-Server-Time")
+            yield Stream(
+                stream_id=resp.headers.get("X-Stream-Id", ""),
+                server_time=parse_ts(server_time, None) if server_time else None,
+                chunks=resp.aiter_raw(),
+            )
 
 
 def decode_snapshot(content: bytes) -> Snapshot:
