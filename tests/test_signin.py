@@ -374,7 +374,9 @@ def test_the_cached_picture_loads_while_the_dialog_asks(qapp, start_backend, tmp
         running = asyncio.ensure_future(console.run())
         await until(lambda: console.dialog is not None and console.dialog.isVisible())
         await until(lambda: console.session.board.total == 30, what="the cached picture")
-        assert console.session.engine.status.state is SyncState.CACHED
+        # The picture is published as the cache opens, a moment before the state says so.
+        await until(lambda: console.session.engine.status.state is SyncState.CACHED,
+                    what="the cached state")
         console.dialog.cancel_button.click()
         await running
 

@@ -243,15 +243,20 @@ def run_on_qt_loop(app: QApplication, main: Coroutine, quit: Callable[[], None])
     quit_on_last_window = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)
     restore_signals = _quit_on_signals(app, quit)
+    async def main_then_tidy():
+        try:
+            return await main
+        finally:
+            pending = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
     try:
-        return loop.run_until_complete(main)
+        # One run of Qt's event loop: re-entering app.exec() for each clean-up step
+        # (as a run_until_complete per step does) crashed now and then in app.exit().
+        return loop.run_until_complete(main_then_tidy())
     finally:
-        pending = asyncio.all_tasks(loop)
-        for task in pending:
-            task.cancel()
-        if pending:
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
         restore_signals()
