@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
 
+import msgspec
+
 from console.domain.clock import DAY, local_time
 
 
@@ -109,11 +111,15 @@ class Device:
     kind: DeviceKind
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceStatus:
+class DeviceStatus(msgspec.Struct, frozen=True, gc=False):
+    """A Struct, not a dataclass: tens of thousands are made a second while the
+    console catches up. A Struct is built several times faster, and holding only
+    strings, numbers and flags it can be in no reference cycle, so the garbage
+    collector need not track it (gc=False)."""
+
     device_id: str
     ts: float  # last contact, epoch seconds
-    battery: float  # percent, 0..100
+    battery: float  # percent
     charging: bool
     strap: str | None  # "ok" / "open"; None for devices without a strap
     gps_fix: bool | None  # None for devices without GPS
