@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from console.embedded import EmbeddedSimulator
-from console.protocol.wire import API
+from console.protocol.schema import API
 
 
 def free_port() -> str:

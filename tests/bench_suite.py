@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from console.embedded import EmbeddedSimulator  # noqa: E402
 from console.protocol.client import decode_snapshot  # noqa: E402
-from console.protocol.wire import API  # noqa: E402
+from console.protocol.schema import API  # noqa: E402
 from console.store import Store  # noqa: E402
 from console.store.fleet import status_row  # noqa: E402
 

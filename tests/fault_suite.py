@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from backends import Backend, wait_until  # noqa: E402
 
 from console.protocol.client import decode_snapshot  # noqa: E402
-from console.protocol.wire import API  # noqa: E402
+from console.protocol.schema import API  # noqa: E402
 from console.store import Store  # noqa: E402
 from console.sync import SyncEngine  # noqa: E402
 

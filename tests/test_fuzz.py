@@ -44,6 +44,10 @@ BAD_BODIES = st.one_of(
     GOOD_STATUS.map(lambda d: {**d, "ts": "not a time"}),
     GOOD_STATUS.map(lambda d: {k: v for k, v in d.items() if k != "device_id"}),
     GOOD_STATUS.map(lambda d: {**d, "device_id": "x" * 100_000}),
+    GOOD_STATUS.map(lambda d: {**d, "device_id": "x" * 201}),  # just over the limit
+    GOOD_STATUS.map(lambda d: {**d, "ts": d["ts"].removesuffix("Z")}),  # no zone
+    GOOD_STATUS.map(lambda d: {**d, "strap": "cut"}),
+    GOOD_STATUS.map(lambda d: orjson.dumps(d).replace(b'"D', b'"\xffD')),  # a used string not UTF-8
     st.binary(max_size=50).map(lambda b: b"\xff\xfe" + b),  # invalid UTF-8
     st.text(max_size=30).map(lambda t: ("{" + t).encode()),  # broken JSON
     st.sampled_from([b"[]", b"null", b"42", b'"text"']),  # JSON, but not an object
@@ -52,6 +56,8 @@ BAD_BODIES = st.one_of(
 # A good event, or a bad body that still carries a proper id and type.
 ITEM = st.one_of(
     GOOD_STATUS.map(lambda d: ("good", "device.status", orjson.dumps(d))),
+    GOOD_STATUS.map(lambda d: ("good", "device.status",  # fields it does not know are ignored
+                               orjson.dumps({**d, "firmware": "9.1", "extra": [{"x": None}]}))),
     BAD_BODIES.map(lambda b: ("bad", "device.status",
                               b if isinstance(b, bytes) else orjson.dumps(b))),
     GOOD_STATUS.map(lambda d: ("bad", "device.melted", orjson.dumps(d))),  # unknown type

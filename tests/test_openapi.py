@@ -12,7 +12,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
 
 from console.embedded import EmbeddedSimulator
-from console.protocol.wire import API
+from console.protocol.schema import API
 
 
 @pytest.fixture(scope="module")

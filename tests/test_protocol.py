@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from console.protocol.client import decode_snapshot
+from console.protocol.schema import API, decode_event
 from console.protocol.sse import SSEParser
-from console.protocol.wire import API, decode_event
 
 
 def read_stream(backend, last_id=None, until=lambda frames, parser: len(frames) >= 50,

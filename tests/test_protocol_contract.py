@@ -24,7 +24,7 @@ import pytest
 
 from console.embedded import EmbeddedSimulator
 from console.protocol.client import Client
-from console.protocol.wire import API
+from console.protocol.schema import API
 from ui.cli import parse_args
 
 PROBLEM = "application/problem+json"

@@ -7,7 +7,7 @@ import pytest
 from console.changes import Picture
 from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, Wearer
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
-from console.protocol.wire import Event
+from console.protocol.schema import Event
 from console.store import SCHEMA_VERSION, Store, connect
 
 T = 1_795_000_000.0

@@ -213,7 +213,7 @@ def test_an_answer_that_is_not_an_alert_keeps_the_action_pending_and_the_sender_
     finally:
         engine.stop()
     assert [a.payload.note for a in pending] == ["first", "second"]  # kept, in order
-    assert "not an alert: missing id" in pending[0].detail
+    assert "not an alert: Object missing required field `id`" in pending[0].detail
 
 
 def test_a_gap_in_event_ids_means_a_new_snapshot_and_is_not_hammered(tmp_path, hostile):

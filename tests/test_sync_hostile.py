@@ -45,7 +45,7 @@ def test_a_first_snapshot_of_the_wrong_shape_is_reported_and_retried_until_mende
     backend = hostile(snapshot_body=snapshot(devices=5))
     engine = engine_for(backend.url, tmp_path / "c.db")
     try:
-        wait_until(lambda: "devices is not a list" in engine.status.detail)
+        wait_until(lambda: "Expected `array`, got `int` - at `$.devices`" in engine.status.detail)
         assert engine.status.state == "reconnecting"
         backend.snapshot = snapshot()
         wait_until(lambda: engine.status.snapshots == 1, timeout=90)
@@ -62,7 +62,7 @@ def test_a_full_disk_while_storing_a_snapshot_is_shown_and_retried(tmp_path, hos
         engine.query(lambda s: s.conn.execute(f"PRAGMA max_page_count = {pages}")).result(5)
 
     try:
-        wait_until(lambda: "devices is not a list" in engine.status.detail)
+        wait_until(lambda: "Expected `array`, got `int` - at `$.devices`" in engine.status.detail)
         page_limit(1)  # no more pages than it has now
         backend.snapshot = snapshot(wearers=[{"id": f"W{i}", "ref": f"EM-{i}", "curfew": None}
                                              for i in range(5000)])

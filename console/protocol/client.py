@@ -8,24 +8,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+import msgspec
 import orjson
+from msgspec import Raw
 
 from console.domain import Alert
-from console.protocol.wire import (
-    API,
-    BadEvent,
-    decode_alert,
-    decode_device,
-    decode_status,
-    decode_wearer,
-    parse_ts,
-)
+from console.protocol import schema
+from console.protocol.schema import API, BadEvent
 
 MAX_HEARTBEAT = 15.0  # the protocol promises a heartbeat at least this often
 # A 100,000-wearer snapshot with its open alerts is about 26 MB; a backend that
 # sends far more is broken or hostile, and must not exhaust the workstation's memory.
 MAX_SNAPSHOT_BYTES = 256 << 20
-MAX_CLOCK_RATE = 10_000.0
 
 
 class ProtocolError(Exception):
@@ -105,20 +99,17 @@ class Client:
         accepts them, and a refused attempt leaves the client as it was."""
         if username is None:
             username, password = self.username, self._password
-        resp = await self._http.post(f"{API}/session",
-                                     json={"username": username, "password": password})
+        resp = await self._http.post(f"{API}/session", content=schema.encode(
+            schema.SignIn(username, password)), headers={"Content-Type": "application/json"})
         if resp.status_code == 401:
             raise AuthError(_problem(resp).get("title", "sign-in refused"))
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
         try:
-            body = orjson.loads(resp.content)
-            token, operator = body["token"], body["operator"]
-            if not isinstance(token, str) or not token or not isinstance(operator, dict):
-                raise TypeError("token or operator of the wrong type")
-        except (ValueError, KeyError, TypeError) as e:
+            session = schema.decode(resp.content, schema.Session)
+        except BadEvent as e:
             raise ProtocolError(f"the answer to sign-in is not a session: {e}") from None
-        self.token, self.operator = token, operator
+        self.token, self.operator = session.token, msgspec.to_builtins(session.operator)
         self.username, self._password = username, password
         return self.operator
 
@@ -171,12 +162,14 @@ class Client:
 
     async def acknowledge(self, alert_id: str, note: str, key: str) -> Alert:
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/acknowledge",
-                                   json={"note": note}, headers={"Idempotency-Key": key})
+                                   content=schema.encode(schema.Acknowledgement(note)),
+                                   headers={"Idempotency-Key": key,
+                                            "Content-Type": "application/json"})
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
         try:
-            return decode_alert(orjson.loads(resp.content), None)
-        except ValueError as e:  # bad JSON or not an alert
+            return schema.decode(resp.content, schema.Alert).to_domain(None)
+        except BadEvent as e:
             raise ProtocolError(f"the answer to an acknowledgement is not an alert: {e}") from e
 
     @contextlib.asynccontextmanager
@@ -188,7 +181,7 @@ class Client:
             server_time = resp.headers.get("X-Server-Time")
             yield Stream(
                 stream_id=resp.headers.get("X-Stream-Id", ""),
-                server_time=parse_ts(server_time, None) if server_time else None,
+                server_time=schema.timestamp(server_time) if server_time else None,
                 chunks=resp.aiter_raw(),
             )
 
@@ -199,54 +192,32 @@ def decode_snapshot(content: bytes) -> Snapshot:
     twice) raises ProtocolError and is refused whole, so the cache keeps its last
     good picture."""
     try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError as e:
-        raise ProtocolError(f"snapshot is not JSON: {e}") from None
-    if not isinstance(body, dict):
-        raise ProtocolError("snapshot is not a JSON object")
-    try:
-        last_id = body["last_event_id"]
-        if not isinstance(last_id, int) or isinstance(last_id, bool) or last_id < 0:
-            raise ProtocolError(f"snapshot last_event_id is not an id: {last_id!r:.40}")
-        stream_id = body["stream_id"]
-        if not isinstance(stream_id, str) or not 0 < len(stream_id) <= 200:
-            raise ProtocolError(f"snapshot stream_id is not a name: {stream_id!r:.40}")
-        rate = body.get("clock_rate", 1.0)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not (
-                0 < rate <= MAX_CLOCK_RATE):
-            raise ProtocolError(f"snapshot clock_rate outside 0-{MAX_CLOCK_RATE:g}: {rate!r:.40}")
-        head = (stream_id, parse_ts(body["server_time"], None), float(rate), last_id)
-    except (KeyError, BadEvent) as e:
-        raise ProtocolError(f"snapshot header unusable: {e}") from None
-    lists = {}
-    for name in ("wearers", "devices", "alerts"):
-        lists[name] = body.get(name)
-        if not isinstance(lists[name], list):
-            raise ProtocolError(f"snapshot {name} is not a list: {lists[name]!r:.40}")
+        body = schema.decode(content, schema.SnapshotOf[Raw, Raw, Raw])
+        server_time = schema.instant(body.server_time, None, "server_time")
+    except BadEvent as e:
+        raise ProtocolError(f"snapshot refused: {e}") from None
     rejected: list[str] = []
 
-    def each(items, decode):
-        for item in items:
+    def each(name: str, items: list[Raw], decode):
+        for i, item in enumerate(items):
             try:
                 yield decode(item)
             except BadEvent as e:
-                rejected.append(str(e))
+                rejected.append(f"{name}[{i}]: {e}")
 
-    wearers = _unique("wearer", each(lists["wearers"], decode_wearer))
+    wearers = _unique("wearer", each(
+        "wearers", body.wearers, lambda raw: schema.decode(raw, schema.Wearer).to_domain()))
     devices, statuses = [], {}
-    for item in lists["devices"]:
-        try:
-            dev = decode_device(item)
-            status = item.get("status")
-            if status is not None:
-                statuses[dev.id] = decode_status(status, head[1])
-            devices.append(dev)
-        except BadEvent as e:
-            rejected.append(str(e))
+    for device, status in each("devices", body.devices,
+                               lambda raw: schema.decode(raw, schema.Device).to_domain(server_time)):
+        devices.append(device)
+        if status is not None:
+            statuses[device.id] = status
     devices = _unique("device", devices)
-    alerts = {a.id: a for a in _unique(
-        "alert", each(lists["alerts"], lambda d: decode_alert(d, head[1])))}
-    return Snapshot(*head, wearers, devices, statuses, alerts, rejected)
+    alerts = {a.id: a for a in _unique("alert", each(
+        "alerts", body.alerts, lambda raw: schema.decode(raw, schema.Alert).to_domain(server_time)))}
+    return Snapshot(body.stream_id, server_time, body.clock_rate, body.last_event_id, wearers,
+                    devices, statuses, alerts, rejected)
 
 
 def _unique(what: str, items) -> list:

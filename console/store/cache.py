@@ -20,7 +20,7 @@ import sqlite_utils
 
 from console.changes import Changes, Picture
 from console.domain.actions import Action, ActionState
-from console.protocol.wire import Event
+from console.protocol.schema import Event
 from console.store import outbox
 from console.store.alerts import ALERT_COLUMNS, alert_from_row, alert_row
 from console.store.database import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from console.protocol.schema import event_id_of
 from console.protocol.sse import Frame
-from console.protocol.wire import event_id_of
 
 log = logging.getLogger(__name__)
 

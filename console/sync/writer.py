@@ -12,8 +12,8 @@ from concurrent.futures import Future
 
 from console.changes import Changes
 from console.domain.actions import ActionState
+from console.protocol.schema import BadEvent, Event, decode_event
 from console.protocol.sse import Frame
-from console.protocol.wire import BadEvent, Event, decode_event
 from console.store import Store
 
 log = logging.getLogger(__name__)

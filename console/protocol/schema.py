@@ -1,0 +1,312 @@
+"""The protocol's wire types (docs/protocol.md), each defined once with its limits.
+
+These msgspec Structs are what the client decodes, what the simulator encodes and
+validates requests with, and what its /openapi.json describes. Decoding is strict
+about what it uses and silent about what it does not: unknown fields are ignored,
+and anything else that does not fit raises BadEvent with msgspec's reason, which
+names the field ("Expected `float` <= 100.0 - at `$.battery`").
+
+The rules a JSON Schema cannot say are here too, next to the types: timestamps
+are not before 2000 nor from the future (`instant`), alert.cleared carries a
+closed alert (`decode_event`), event ids are 1 to 18 ASCII digits (`event_id_of`).
+
+The domain keeps its own types (console/domain): epoch seconds rather than ISO
+strings, a parsed Curfew, a tuple of history, and no limits. Each wire type
+converts to and from its domain type here (`to_domain`, `from_domain`), so the
+rest of the console sees only domain types.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Raw, Struct
+
+from console import domain
+from console.domain import AlertState, DeviceKind
+
+API = "/api/v1"
+EARLIEST = datetime(2000, 1, 1).timestamp()
+MAX_CLOCK_SKEW = 600.0  # a timestamp this far past the server clock is a lie
+MAX_CLOCK_RATE = 10_000.0  # a simulator runs at most this much faster than real time
+MAX_NOTE = 2_000
+
+Id = Annotated[str, Meta(min_length=1, max_length=200, description="opaque, never reused")]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Note = Annotated[str, Meta(max_length=MAX_NOTE)]
+# The time itself is checked by `instant`: not before 2000, not from the future.
+Timestamp = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a zone")]
+T = TypeVar("T")
+
+
+class BadEvent(ValueError):
+    """An event or object that cannot be applied; the reason says why."""
+
+
+def instant(value: datetime, now: float | None, where: str = "") -> float:
+    """A wire timestamp as epoch seconds, if it can be true: not before 2000 and,
+    given the server's `now`, not more than MAX_CLOCK_SKEW after it. `where` is
+    the field's path, for the reason."""
+    ts = value.timestamp()
+    at = f" - at `$.{where}`" if where else ""
+    if ts < EARLIEST:
+        raise BadEvent(f"Timestamp {value.isoformat()} is before 2000{at}")
+    if now is not None and ts > now + MAX_CLOCK_SKEW:
+        raise BadEvent(f"Timestamp {value.isoformat()} is in the future{at}")
+    return ts
+
+
+def wire_time(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+# -- the fleet ------------------------------------------------------------------
+
+
+class DeviceStatus(Struct):
+    """A device's latest report."""
+
+    device_id: Id
+    ts: Annotated[Timestamp, Meta(description="time of the device's last contact")]
+    battery: Annotated[float, Meta(ge=0, le=100, description="percent")]
+    charging: Annotated[bool, Meta(description="on the charger")]
+    strap: Annotated[Literal["ok", "open"] | None,
+                     Meta(description="null for devices without a strap")] = None
+    gps_fix: Annotated[bool | None, Meta(description="null for devices without GPS")] = None
+    at_home: Annotated[bool | None, Meta(
+        description="present at the curfew address (HMU range or home zone); null if unknown")] = None
+
+    @classmethod
+    def from_domain(cls, s: domain.DeviceStatus) -> DeviceStatus:
+        return cls(s.device_id, wire_time(s.ts), round(s.battery, 1), s.charging, s.strap,
+                   s.gps_fix, s.at_home)
+
+    def to_domain(self, now: float | None) -> domain.DeviceStatus:
+        return domain.DeviceStatus(self.device_id, instant(self.ts, now, "ts"), self.battery,
+                                   self.charging, self.strap, self.gps_fix, self.at_home)
+
+
+class Wearer(Struct):
+    id: Id
+    ref: Annotated[Name, Meta(description="case reference shown to operators")]
+    curfew: Annotated[str, Meta(
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+        description="local Europe/London HH:MM-HH:MM, may span midnight")] | None = None
+
+    @classmethod
+    def from_domain(cls, w: domain.Wearer) -> Wearer:
+        return cls(w.id, w.ref, str(w.curfew) if w.curfew else None)
+
+    def to_domain(self) -> domain.Wearer:
+        return domain.Wearer(self.id, self.ref, domain.Curfew.parse(self.curfew))
+
+
+class Device(Struct):
+    id: Id
+    wearer_id: Id
+    kind: DeviceKind
+    status: DeviceStatus | None = None
+
+    @classmethod
+    def from_domain(cls, d: domain.Device, status: domain.DeviceStatus | None) -> Device:
+        return cls(d.id, d.wearer_id, d.kind,
+                   None if status is None else DeviceStatus.from_domain(status))
+
+    def to_domain(self, now: float | None) -> tuple[domain.Device, domain.DeviceStatus | None]:
+        status = None if self.status is None else self.status.to_domain(now)
+        return domain.Device(self.id, self.wearer_id, self.kind), status
+
+
+# -- alerts ---------------------------------------------------------------------
+
+
+class HistoryEntry(Struct):
+    state: AlertState
+    at: Timestamp
+    by: Annotated[Name | None, Meta(description="the operator, if one acted")] = None
+    note: Note | None = None
+
+    @classmethod
+    def from_domain(cls, h: domain.HistoryEntry) -> HistoryEntry:
+        return cls(h.state, wire_time(h.at), h.by, h.note)
+
+    def to_domain(self, now: float | None, where: str) -> domain.HistoryEntry:
+        return domain.HistoryEntry(self.state, instant(self.at, now, f"{where}.at"), self.by,
+                                   self.note)
+
+
+class Alert(Struct):
+    """A breach and its lifecycle (ISA-18.2): raised unacknowledged and active; closed
+    once both acknowledged and no longer active."""
+
+    id: Id
+    wearer_id: Id
+    device_id: Id
+    type: Annotated[Name, Meta(description="one of the sixteen breach types of ICIBI §5.13; "
+                                           "clients show unknown types by name")]
+    raised_at: Timestamp
+    state: AlertState
+    active: Annotated[bool, Meta(description="the condition that raised it is still present")]
+    history: Annotated[list[HistoryEntry], Meta(max_length=1_000)] = []
+
+    @classmethod
+    def from_domain(cls, a: domain.Alert) -> Alert:
+        return cls(a.id, a.wearer_id, a.device_id, a.type, wire_time(a.raised_at), a.state,
+                   a.active, [HistoryEntry.from_domain(h) for h in a.history])
+
+    def to_domain(self, now: float | None) -> domain.Alert:
+        return domain.Alert(
+            self.id, self.wearer_id, self.device_id, self.type,
+            instant(self.raised_at, now, "raised_at"), self.state, self.active,
+            tuple(h.to_domain(now, f"history[{i}]") for i, h in enumerate(self.history)))
+
+
+# -- snapshot, session, requests, problems ----------------------------------------
+
+W, D, A = TypeVar("W"), TypeVar("D"), TypeVar("A")
+
+
+class SnapshotOf(Struct, Generic[W, D, A], kw_only=True):
+    """A snapshot with items of any type: the client reads it as SnapshotOf[Raw, Raw,
+    Raw] to decode each item on its own, so that one bad item costs only itself."""
+
+    stream_id: Annotated[Name, Meta(description="names the event sequence")]
+    server_time: Timestamp
+    clock_rate: Annotated[float, Meta(gt=0, le=MAX_CLOCK_RATE,
+                                      description="server seconds per real second")] = 1.0
+    # An event id has at most 18 digits (event_id_of).
+    last_event_id: Annotated[int, Meta(ge=0, lt=10**18, description=(
+        "the last event already reflected in the snapshot"))]
+    wearers: list[W]
+    devices: list[D]
+    alerts: Annotated[list[A], Meta(description="the open alerts, with their history")]
+
+
+class Snapshot(SnapshotOf[Wearer, Device, Alert]):
+    """The whole picture: GET /snapshot."""
+
+
+class SignIn(Struct):
+    username: Name
+    password: Name
+
+
+class Operator(Struct):
+    id: Id
+    name: Name
+    roles: Annotated[list[Name], Meta(max_length=100)]
+
+
+class Session(Struct):
+    token: Annotated[str, Meta(min_length=1, max_length=4_000)]
+    operator: Operator
+
+
+class Acknowledgement(Struct):
+    """The body of POST /alerts/{id}/acknowledge."""
+
+    note: Note
+
+
+class Problem(Struct):
+    """An error answer (RFC 9457), as application/problem+json."""
+
+    type: str
+    title: str
+    status: Annotated[int, Meta(ge=400, le=599)]
+    detail: str
+
+
+class Reset(Struct):
+    """The data of a reset event."""
+
+    reason: str = ""
+
+
+class GroundTruth(Struct):
+    """Simulator only: whether a breach was real non-compliance or an equipment fault."""
+
+    alert_id: Id
+    cause: Literal["non_compliance", "equipment_fault"]
+
+
+def components() -> dict[str, dict]:
+    """The JSON Schemas of every type above, for /openapi.json's components."""
+    _, found = msgspec.json.schema_components(
+        [Snapshot, Session, SignIn, Acknowledgement, Problem, Reset, GroundTruth],
+        ref_template="#/components/schemas/{name}")
+    return found
+
+
+# -- decoding and encoding ----------------------------------------------------------
+
+encode = msgspec.json.Encoder().encode
+_decoders: dict[type, msgspec.json.Decoder] = {}
+
+
+def decode(data: bytes | Raw, type_: type[T]) -> T:
+    """One JSON document as `type_`, or BadEvent saying why not."""
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as e:
+        raise BadEvent(str(e)) from None
+    except msgspec.DecodeError as e:
+        raise BadEvent(f"data is not JSON: {e}") from None
+    except UnicodeDecodeError as e:  # in a string it uses; bytes it skips are not read
+        raise BadEvent(f"data is not UTF-8: {e}") from None
+
+
+def timestamp(text: str) -> float:
+    """A timestamp outside a body (X-Server-Time) as epoch seconds."""
+    try:
+        return instant(msgspec.convert(text, Timestamp), None)
+    except msgspec.ValidationError as e:
+        raise BadEvent(f"timestamp {text!r:.60}: {e}") from None
+
+
+# -- events -----------------------------------------------------------------------
+
+EVENT_DATA: dict[str, type] = {"device.status": DeviceStatus, "alert.raised": Alert,
+                               "alert.updated": Alert, "alert.cleared": Alert, "reset": Reset}
+
+
+class Event(Struct, frozen=True, gc=False):
+    """A decoded event. A Struct the garbage collector does not track, as
+    DeviceStatus is: the writer makes tens of thousands a second, and nothing it
+    holds refers back to it, so it can be in no reference cycle."""
+
+    id: int
+    type: str
+    payload: domain.DeviceStatus | domain.Alert | None  # None for reset
+
+
+def event_id_of(text: str | None) -> int | None:
+    """An event id as the protocol writes it (1 to 18 ASCII digits), else None.
+    str.isdigit() alone also accepts "²", which int() then refuses."""
+    if text is None or not 0 < len(text) <= 18 or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def decode_event(event_id: str | None, event_type: str, data: bytes, now: float | None) -> Event:
+    """One SSE frame to an Event; raises BadEvent for anything that cannot be applied."""
+    if event_id is None:
+        raise BadEvent("event without an id")
+    number = event_id_of(event_id)
+    if number is None:
+        raise BadEvent(f"event id is not a positive integer: {event_id!r:.40}")
+    type_ = EVENT_DATA.get(event_type)
+    if type_ is None:
+        raise BadEvent(f"unknown event type {event_type!r:.40}")
+    body = decode(data, type_)
+    if type_ is Reset:
+        return Event(number, event_type, None)
+    payload = body.to_domain(now)
+    if type_ is Alert and (event_type == "alert.cleared") != (payload.state is AlertState.CLOSED):
+        raise BadEvent(f"{event_type} with state {payload.state.value}")
+    return Event(number, event_type, payload)
