@@ -1,137 +1,29 @@
 """HTTP surface of the simulated backend: the protocol of docs/protocol.md.
 
-Response bodies are encoded once with orjson; the pydantic models only describe
-them for /openapi.json, so a 100,000-wearer snapshot is not validated twice.
+This module composes the application: the Gate in front of every request, the
+problem answers, the resources (session.py, snapshot.py, alerts.py) and
+/openapi.json, whose schemas are the wire types of console/protocol/schema.py.
 """
 
 
 import asyncio
 import contextlib
-from typing import Annotated, Literal
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from fastapi.openapi.utils import get_openapi
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
-from console.domain import iso
-from console.protocol.sse import encode_frame
-from console.protocol.wire import API, encode_alert
-from console.simulator.backend import Answer, Backend, problem
+from console.protocol import schema
+from console.protocol.schema import API
+from console.simulator import alerts, session, snapshot
+from console.simulator.backend import Backend, problem
+from console.simulator.http import MAX_BODY, answer
 
-PROBLEM = "application/problem+json"
 TICK_SECONDS = 0.1
-RESET_REASON = b'{"reason":"resume point not in the replay buffer"}'
-MAX_CHUNK = 5_000  # frames per write, so one slow client cannot hold a huge buffer
-# The largest valid request, a 2,000-character note escaped as surrogate pairs, is
-# under 25 KB; nothing needs more, and nobody may make the backend hold more.
-MAX_BODY = 64 << 10
 OPEN_PATHS = {f"{API}/session", "/openapi.json"}  # the only ones a stranger may use
-
-
-class SessionIn(BaseModel):
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=200)
-
-
-class Operator(BaseModel):
-    id: str
-    name: str
-    roles: list[str]
-
-
-class SessionOut(BaseModel):
-    token: str
-    operator: Operator
-
-
-class Status(BaseModel):
-    device_id: str
-    ts: str = Field(description="last contact, ISO 8601 with zone")
-    battery: float = Field(ge=0, le=100)
-    charging: bool
-    strap: Literal["ok", "open"] | None
-    gps_fix: bool | None
-    at_home: bool | None = Field(description="present at the curfew address; null if unknown")
-
-
-class WearerOut(BaseModel):
-    id: str
-    ref: str
-    curfew: str | None = Field(description="local HH:MM-HH:MM, Europe/London")
-
-
-class DeviceOut(BaseModel):
-    id: str
-    wearer_id: str
-    kind: Literal["gps", "rf", "nfd", "wristband"]
-    status: Status | None
-
-
-class HistoryItem(BaseModel):
-    state: Literal["unacknowledged", "acknowledged", "closed"]
-    at: str
-    by: str | None
-    note: str | None
-
-
-class AlertOut(BaseModel):
-    id: str
-    wearer_id: str
-    device_id: str
-    type: str
-    raised_at: str
-    state: Literal["unacknowledged", "acknowledged", "closed"]
-    active: bool
-    history: list[HistoryItem]
-
-
-class Snapshot(BaseModel):
-    stream_id: str
-    server_time: str
-    clock_rate: float = Field(description="server seconds per real second; 1 for a real backend")
-    last_event_id: int
-    wearers: list[WearerOut]
-    devices: list[DeviceOut]
-    alerts: list[AlertOut]
-
-
-class AckIn(BaseModel):
-    note: str = Field(max_length=2000)
-
-
-class Problem(BaseModel):
-    type: str
-    title: str
-    status: int
-    detail: str
-
-
-MEANINGS = {
-    400: "The body is not JSON sent as application/json.",
-    401: "No valid token (for sign-in: wrong username or password).",
-    404: "No such alert.",
-    409: "The alert is already acknowledged or closed.",
-    413: f"The body is larger than {MAX_BODY // 1024} KiB.",
-    422: "Not a request the operation accepts: a JSON field, header or parameter is wrong.",
-}
-
-
-def problems(*codes: int) -> dict:
-    """The problem answers an operation documents: its own codes, and the Gate's.
-    The schema is inline: a model would describe the body as application/json."""
-    schema = Problem.model_json_schema()
-    return {code: {"description": MEANINGS[code], "content": {PROBLEM: {"schema": schema}}}
-            for code in sorted({401, 413, *codes})}
-
-
-def answer(a: Answer, headers: dict | None = None) -> Response:
-    media = "application/json" if a.status < 400 else PROBLEM
-    return Response(a.body, status_code=a.status, headers=headers, media_type=media)
 
 
 def is_json(content_type: str | None, body: bytes) -> bool:
@@ -159,7 +51,7 @@ class Gate:
     backend read a body at all, nobody can make it hold more than MAX_BODY bytes,
     and the app sees only JSON, so its 422 means JSON it does not accept."""
 
-    def __init__(self, app, sessions: dict[str, dict]):
+    def __init__(self, app, sessions: dict[str, schema.Operator]):
         self.app = app
         self.sessions = sessions
 
@@ -226,90 +118,17 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return answer(problem(422, "Invalid request", detail[:2000]))
 
-    def operator(
-        request: Request,
-        _: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
-    ) -> dict:
-        # The Gate checked the token before the body was read; the bearer
-        # dependency only declares the scheme in /openapi.json.
-        return request.state.operator
+    app.include_router(session.router(backend))
+    app.include_router(snapshot.router(backend, heartbeat))
+    app.include_router(alerts.router(backend))
 
-    Authed = Annotated[dict, Depends(operator)]
+    def openapi() -> dict:
+        """FastAPI's paths, with the wire schema's types as the components they name."""
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(schema.components())
+            app.openapi_schema = doc
+        return app.openapi_schema
 
-    @app.post(f"{API}/session", response_model=SessionOut, responses=problems(400, 422))
-    async def session(body: SessionIn):
-        out = backend.sign_in(body.username, body.password)
-        if out is None:
-            return answer(problem(401, "Wrong username or password", "sign-in refused"))
-        return out
-
-    @app.get(f"{API}/snapshot", response_model=Snapshot, responses=problems())
-    async def snapshot(_: Authed):
-        return Response(backend.snapshot(), media_type="application/json")
-
-    @app.get(
-        f"{API}/events",
-        responses={200: {"content": {"text/event-stream": {}}}, **problems(422)},
-        response_class=StreamingResponse,
-    )
-    async def events(
-        _: Authed, last_event_id: Annotated[str | None, Header(max_length=40)] = None
-    ):
-        if last_event_id is None:
-            start = backend.last_id
-        elif last_event_id.strip().isdigit():
-            start = int(last_event_id)
-        else:
-            return answer(problem(422, "Invalid Last-Event-ID", "expected a non-negative integer"))
-
-        async def stream():
-            yield b"retry: 2000\n\n"
-            cursor = start
-            while True:
-                frames = backend.frames_after(cursor)
-                if frames is None:
-                    yield encode_frame(backend.last_id, "reset", RESET_REASON)
-                    return
-                if frames:
-                    frames = frames[:MAX_CHUNK]
-                    cursor += len(frames)
-                    yield b"".join(frames)
-                    await asyncio.sleep(0)
-                else:
-                    before = backend.last_id
-                    await backend.wait_for_events(heartbeat)
-                    if backend.last_id == before:
-                        yield b": heartbeat\n\n"
-
-        return StreamingResponse(
-            stream(), media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Stream-Id": backend.stream_id,
-                     "X-Server-Time": iso(backend.sim_now())},
-        )
-
-    @app.get(f"{API}/alerts/{{alert_id}}", response_model=AlertOut, responses=problems(404, 422))
-    async def get_alert(alert_id: str, _: Authed):
-        alert = backend.fleet.alerts.get(alert_id)
-        if alert is None:
-            return answer(problem(404, "No such alert", f"no alert has the id {alert_id}"))
-        return encode_alert(alert)
-
-    @app.post(f"{API}/alerts/{{alert_id}}/acknowledge", response_model=AlertOut,
-              responses=problems(400, 404, 409, 422))
-    async def ack(
-        alert_id: str,
-        body: AckIn,
-        op: Authed,
-        idempotency_key: Annotated[str, Header(min_length=8, max_length=200)],
-    ):
-        return answer(backend.acknowledge(alert_id, body.note, op, idempotency_key))
-
-    @app.get("/sim/ground-truth/{alert_id}", responses=problems(404, 422),
-             description="Simulator only: whether a breach was real non-compliance or an equipment fault.")
-    async def ground_truth(alert_id: str, _: Authed) -> dict[str, str]:
-        cause = backend.fleet.truth.get(alert_id)
-        if cause is None:
-            return answer(problem(404, "No such alert", f"no alert has the id {alert_id}"))
-        return {"alert_id": alert_id, "cause": cause}
-
+    app.openapi = openapi
     return app

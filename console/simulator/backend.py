@@ -17,24 +17,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
-import orjson
-
-from console.domain import LifecycleError, iso
+from console.domain import LifecycleError
+from console.protocol import schema
+from console.protocol.schema import encode
 from console.protocol.sse import encode_frame
-from console.protocol.wire import (
-    decode_alert,
-    decode_status,
-    encode_alert,
-    encode_device,
-    encode_status,
-    encode_wearer,
-)
 from console.simulator.fleet import Fleet
 
 # username: (password, operator). A second operator, to see what one does to another.
 TRAINING_OPERATORS = {
-    "demo": ("demo", {"id": "op-demo", "name": "Demo Operator", "roles": ["operator"]}),
-    "demo2": ("demo2", {"id": "op-demo2", "name": "Second Operator", "roles": ["operator"]}),
+    "demo": ("demo", schema.Operator("op-demo", "Demo Operator", ["operator"])),
+    "demo2": ("demo2", schema.Operator("op-demo2", "Second Operator", ["operator"])),
 }
 
 # An idempotency key is its operator's own: another operator's same key is another request.
@@ -86,7 +78,7 @@ class Backend:
         self.last_id = int(meta.get("last_id", 0))
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
-        self.sessions: dict[str, dict] = {}
+        self.sessions: dict[str, schema.Operator] = {}
         self._idempotency: dict[tuple[str, str], tuple[str, Answer]] = {}  # (operator id, key)
         self._changed_alerts: set[str] = set()
         self._new_events = asyncio.Event()
@@ -125,9 +117,9 @@ class Backend:
         db = self.db
         meta = dict(db.execute("SELECT key, value FROM meta"))
         self.fleet.restore(
-            devices=[(idx, json.loads(state), decode_status(orjson.loads(reported), None))
+            devices=[(idx, json.loads(state), schema.decode(reported, schema.DeviceStatus).to_domain(None))
                      for idx, state, reported in db.execute("SELECT * FROM devices")],
-            alerts=[(decode_alert(orjson.loads(body), None), truth)
+            alerts=[(schema.decode(body, schema.Alert).to_domain(None), truth)
                     for body, truth in db.execute("SELECT body, truth FROM alerts ORDER BY id")],
             next_alert=int(meta["next_alert"]),
             timers=[tuple(t) for t in json.loads(meta["timers"])],
@@ -138,7 +130,7 @@ class Backend:
         self.frames = [f for _, f in rows]
         self.first_id = rows[0][0] if rows else self.last_id + 1
         for token, operator in self.db.execute("SELECT token, operator FROM sessions"):
-            self.sessions[token] = json.loads(operator)
+            self.sessions[token] = schema.decode(operator, schema.Operator)
         for operator, key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
             self._idempotency[operator, key] = (fp, Answer(status, body))
 
@@ -156,10 +148,11 @@ class Backend:
             self.db.execute("BEGIN")
             self.db.executemany("INSERT INTO events VALUES (?, ?)", new_frames)
             self.db.executemany("REPLACE INTO devices VALUES (?, ?, ?)", [
-                (i, json.dumps(fleet.dump_device(i)), orjson.dumps(encode_status(fleet.reported[i])))
+                (i, json.dumps(fleet.dump_device(i)),
+                 encode(schema.DeviceStatus.from_domain(fleet.reported[i])))
                 for i in fleet.touched])
             self.db.executemany("REPLACE INTO alerts VALUES (?, ?, ?)", [
-                (a, orjson.dumps(encode_alert(fleet.alerts[a])), fleet.truth[a])
+                (a, encode(schema.Alert.from_domain(fleet.alerts[a])), fleet.truth[a])
                 for a in self._changed_alerts])
             self.db.executemany("REPLACE INTO meta VALUES (?, ?)",
                                 [(k, str(v)) for k, v in meta.items()])
@@ -186,11 +179,11 @@ class Backend:
         for event_type, payload in events:
             self.last_id += 1
             if event_type == "device.status":
-                body = encode_status(payload)
+                body = schema.DeviceStatus.from_domain(payload)
             else:
-                body = encode_alert(payload)
+                body = schema.Alert.from_domain(payload)
                 self._changed_alerts.add(payload.id)
-            new.append((self.last_id, encode_frame(self.last_id, event_type, orjson.dumps(body))))
+            new.append((self.last_id, encode_frame(self.last_id, event_type, encode(body))))
         self._commit(new, extra_sql=extra_sql)
         self.frames.extend(f for _, f in new)
         excess = len(self.frames) - self.replay
@@ -215,7 +208,7 @@ class Backend:
 
     # -- requests -----------------------------------------------------------
 
-    def sign_in(self, username: str, password: str) -> dict | None:
+    def sign_in(self, username: str, password: str) -> schema.Session | None:
         known = TRAINING_OPERATORS.get(username)
         if known is None or not secrets.compare_digest(known[0], password):
             return None
@@ -223,25 +216,25 @@ class Backend:
         self.sessions[token] = known[1]
         if self.db is not None:
             with self.db:
-                self.db.execute("INSERT INTO sessions VALUES (?, ?)", (token, json.dumps(known[1])))
-        return {"token": token, "operator": known[1]}
+                self.db.execute("INSERT INTO sessions VALUES (?, ?)", (token, encode(known[1])))
+        return schema.Session(token, known[1])
 
     def snapshot(self) -> bytes:
         fleet = self.fleet
-        return orjson.dumps({
-            "stream_id": self.stream_id,
-            "server_time": iso(self.sim_now()),
-            "clock_rate": self.speed,
-            "last_event_id": self.last_id,
-            "wearers": [encode_wearer(w) for w in fleet.wearers],
-            "devices": [{**encode_device(d), "status": encode_status(fleet.reported[i])}
-                        for i, d in enumerate(fleet.devices)],
-            "alerts": [encode_alert(a) for a in fleet.open_alerts()],
-        })
+        return encode(schema.Snapshot(
+            stream_id=self.stream_id,
+            server_time=schema.wire_time(self.sim_now()),
+            clock_rate=self.speed,
+            last_event_id=self.last_id,
+            wearers=[schema.Wearer.from_domain(w) for w in fleet.wearers],
+            devices=[schema.Device.from_domain(d, fleet.reported[i])
+                     for i, d in enumerate(fleet.devices)],
+            alerts=[schema.Alert.from_domain(a) for a in fleet.open_alerts()],
+        ))
 
-    def acknowledge(self, alert_id: str, note: str, operator: dict, key: str) -> Answer:
+    def acknowledge(self, alert_id: str, note: str, operator: schema.Operator, key: str) -> Answer:
         fingerprint = hashlib.sha256(f"ack\0{alert_id}\0{note}".encode()).hexdigest()
-        scoped = (operator["id"], key)  # each operator has keys of their own
+        scoped = (operator.id, key)  # each operator has keys of their own
         seen = self._idempotency.get(scoped)
         if seen is not None:
             if seen[0] != fingerprint:
@@ -252,12 +245,12 @@ class Backend:
         if alert is None:
             return problem(404, "No such alert", f"no alert has the id {alert_id}")
         try:
-            event = self.fleet.acknowledge(alert_id, operator["name"], note)
+            event = self.fleet.acknowledge(alert_id, operator.name, note)
         except LifecycleError as e:
             answer = problem(409, "Alert not acknowledgeable", str(e))
             self._remember(scoped, fingerprint, answer)
             return answer
-        answer = Answer(200, orjson.dumps(encode_alert(event[1])))
+        answer = Answer(200, encode(schema.Alert.from_domain(event[1])))
         self._idempotency[scoped] = (fingerprint, answer)
         # The effect, its event and the key's answer are committed together.
         self._publish([event], extra_sql=[self._key_sql(scoped, fingerprint, answer)])
@@ -276,6 +269,5 @@ class Backend:
 
 
 def problem(status: int, title: str, detail: str) -> Answer:
-    return Answer(status, orjson.dumps({"type": "about:blank", "title": title,
-                                        "status": status, "detail": detail}))
+    return Answer(status, encode(schema.Problem("about:blank", title, status, detail)))
 

@@ -15,6 +15,7 @@ import threading
 
 import uvicorn
 
+from console.protocol.schema import MAX_CLOCK_RATE
 from console.simulator.app import create_app
 from console.simulator.backend import Backend, StateInUse
 
@@ -40,8 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 1 <= args.wearers <= 100_000:
         p.error("--wearers must be between 1 and 100000")
-    if not 0 < args.speed <= 10_000:
-        p.error("--speed must be above 0 and at most 10000")
+    if not 0 < args.speed <= MAX_CLOCK_RATE:
+        p.error(f"--speed must be above 0 and at most {MAX_CLOCK_RATE:g}")
     if not 0.1 <= args.heartbeat <= 15:
         p.error("--heartbeat must be between 0.1 and 15 seconds")
     if bool(args.tls_cert) != bool(args.tls_key):

@@ -1,0 +1,90 @@
+"""What every resource of the simulated backend needs: answers as responses, the
+signed-in operator, request bodies decoded by the wire schema, and how each of
+these is described in /openapi.json.
+
+FastAPI routes requests and declares headers and path parameters; the bodies and
+their documentation come from console/protocol/schema.py, so that no field is
+described twice.
+"""
+
+from typing import Annotated, TypeVar
+
+import msgspec
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from console.protocol import schema
+from console.protocol.schema import BadEvent
+from console.simulator.backend import Answer
+
+PROBLEM = "application/problem+json"
+# The largest valid request, a 2,000-character note escaped as surrogate pairs, is
+# under 25 KB; nothing needs more, and nobody may make the backend hold more.
+MAX_BODY = 64 << 10
+# Inline in every operation's problem answers, as they were documented before.
+PROBLEM_SCHEMA = schema.components()["Problem"]
+T = TypeVar("T")
+
+MEANINGS = {
+    400: "The body is not JSON sent as application/json.",
+    401: "No valid token (for sign-in: wrong username or password).",
+    404: "No such alert.",
+    409: "The alert is already acknowledged or closed.",
+    413: f"The body is larger than {MAX_BODY // 1024} KiB.",
+    422: "Not a request the operation accepts: a JSON field, header or parameter is wrong.",
+}
+
+
+def answer(a: Answer, headers: dict | None = None) -> Response:
+    media = "application/json" if a.status < 400 else PROBLEM
+    return Response(a.body, status_code=a.status, headers=headers, media_type=media)
+
+
+def ok(body: msgspec.Struct) -> Response:
+    return Response(schema.encode(body), media_type="application/json")
+
+
+def ref(type_: type) -> dict:
+    return {"$ref": f"#/components/schemas/{type_.__name__}"}
+
+
+def problems(*codes: int) -> dict:
+    """The problem answers an operation documents: its own codes, and the Gate's."""
+    return {code: {"description": MEANINGS[code], "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+            for code in sorted({401, 413, *codes})}
+
+
+def returns(type_: type, *codes: int) -> dict:
+    """`responses=` of an operation that answers a `type_` or a problem."""
+    return {200: {"content": {"application/json": {"schema": ref(type_)}}}, **problems(*codes)}
+
+
+def takes(type_: type) -> dict:
+    """`openapi_extra=` of an operation whose body is a `type_`."""
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": ref(type_)}}}}
+
+
+def body_of(type_: type[T]):
+    """A dependency: the request's body as a `type_`, or a 422 saying why not. The
+    Gate has already made sure that it is JSON and not too large."""
+    async def decoded(request: Request) -> T:
+        try:
+            return schema.decode(await request.body(), type_)
+        except BadEvent as e:
+            raise RequestValidationError([{"loc": ("body",), "msg": str(e)}]) from None
+    return Depends(decoded)
+
+
+def operator(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
+) -> schema.Operator:
+    # The Gate checked the token before the body was read; the bearer
+    # dependency only declares the scheme in /openapi.json.
+    return request.state.operator
+
+
+Authed = Annotated[schema.Operator, Depends(operator)]
