@@ -15,9 +15,8 @@ from PySide6.QtWidgets import (
 )
 
 from console.domain import Alert, format_age
+from console.protocol.schema import MAX_NOTE
 from ui.common.table import uk_datetime
-
-MAX_NOTE = 2000
 
 
 class AcknowledgeDialog(QDialog):
