@@ -37,7 +37,7 @@ from maps.web import sandbox_off_reason  # imports QtWebEngine, before any QAppl
 from ui.access.signin import SignInDialog
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
-from ui.bridge import GuiBridge, finished, off_gui_thread, result_of, tune_collector
+from ui.bridge import GuiBridge, finished, off_gui_thread, on_gui_thread, result_of, tune_collector
 from ui.main_window import MainWindow
 from ui.resources import resource
 
@@ -79,7 +79,7 @@ class Session:
     def start(self) -> None:
         """Start the engine without waiting: it opens the cache on its writer thread
         (publishing the cached picture) and is ready to sign in at once."""
-        opened = asyncio.wrap_future(self.engine.launch())
+        opened = on_gui_thread(self.engine.launch())
         opened.add_done_callback(
             lambda f: f.cancelled() or f.exception() is None or self.end(f.exception()))
 

@@ -35,10 +35,50 @@ SLICE = 5_000  # statuses per turn of the event loop: a few milliseconds of mode
 T = TypeVar("T")
 
 
+class _Hop(QObject):
+    """Carries a future that another thread finished onto the GUI thread, through a
+    queued signal of an object that lives as long as the process. Not
+    asyncio.wrap_future: that makes the other thread call the qasync loop itself,
+    and a late answer for a loop that was stopping or closed crashed the process."""
+
+    arrived = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.arrived.connect(self._arrive)
+
+    @staticmethod
+    def _arrive(pair) -> None:
+        waiting, fut = pair
+        if waiting.done() or waiting.get_loop().is_closed():
+            return
+        if fut.cancelled():
+            waiting.cancel()
+        elif fut.exception() is not None:
+            waiting.set_exception(fut.exception())
+        else:
+            waiting.set_result(fut.result())
+
+
+_hop: _Hop | None = None
+
+
+def on_gui_thread(fut: Future[T]) -> asyncio.Future[T]:
+    """An asyncio future of the GUI thread's loop that follows `fut`, which another
+    thread resolves; cancelling it cancels `fut`."""
+    global _hop
+    if _hop is None:
+        _hop = _Hop()  # made on the GUI thread, at the first await
+    waiting = asyncio.get_running_loop().create_future()
+    waiting.add_done_callback(lambda w: w.cancelled() and fut.cancel())
+    fut.add_done_callback(lambda f: _hop.arrived.emit((waiting, f)))
+    return waiting
+
+
 async def result_of(fut: Future[T]) -> T:
     """Await, in a coroutine on the GUI thread, a future another thread resolves
     (an engine operation). Cancelling the coroutine cancels the operation."""
-    return await asyncio.wrap_future(fut)
+    return await on_gui_thread(fut)
 
 
 async def off_gui_thread(fn: Callable[[], T], name: str) -> T:
@@ -54,7 +94,7 @@ async def off_gui_thread(fn: Callable[[], T], name: str) -> T:
             fut.set_exception(e)
 
     threading.Thread(target=run, name=name, daemon=True).start()
-    return await asyncio.wrap_future(fut)
+    return await on_gui_thread(fut)
 
 
 async def finished(dialog: QDialog) -> int:
