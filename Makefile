@@ -43,7 +43,10 @@ system-packages:
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	QT_QPA_PLATFORM=offscreen $(BIN)/pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest --ignore=tests/test_signin.py
+	# The window's qasync loop, in a process of its own: after the rest of the suite,
+	# stopping it crashed now and then in Qt (see the closing note of issue 9).
+	QT_QPA_PLATFORM=offscreen $(BIN)/pytest tests/test_signin.py
 
 # The long fault-injection run (200 kills of each process); writes docs/reliability.md.
 faults: $(VENV)/.installed

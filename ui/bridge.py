@@ -71,7 +71,8 @@ def on_gui_thread(fut: Future[T]) -> asyncio.Future[T]:
         _hop = _Hop()  # made on the GUI thread, at the first await
     waiting = asyncio.get_running_loop().create_future()
     waiting.add_done_callback(lambda w: w.cancelled() and fut.cancel())
-    fut.add_done_callback(lambda f: _hop.arrived.emit((waiting, f)))
+    # An answer nobody waits for any more (the attempt was cancelled) is not sent.
+    fut.add_done_callback(lambda f: waiting.done() or _hop.arrived.emit((waiting, f)))
     return waiting
 
 
