@@ -44,8 +44,10 @@ test: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest --ignore=tests/test_signin.py
-	# The window's qasync loop, in a process of its own: after the rest of the suite,
-	# stopping it crashed now and then in Qt (see the closing note of issue 9).
+	# The qasync tests, in a process without QtWebEngine: each test ends the Qt event
+	# loop, and QCoreApplication::exit() emits aboutToQuit, whose QtWebEngine handler
+	# crashes on its second run in a process (gdb: exit > aboutToQuit > WebEngineCore).
+	# The console itself exits once.
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest tests/test_signin.py
 
 # The long fault-injection run (200 kills of each process); writes docs/reliability.md.

@@ -1,10 +1,14 @@
 """The core's contract: what the sync engine hands its consumers (the Qt UI, the
-headless status line, tests). Every write to the cache returns `Changes`; the
-engine coalesces them and publishes them, at most about ten times a second."""
+headless status line, tests), and the decoded Event that the protocol hands the
+store (so that neither imports the other). Every write to the cache returns
+`Changes`; the engine coalesces them and publishes them, at most about ten times
+a second."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from msgspec import Struct
 
 from console.domain import Alert, Device, DeviceStatus, Wearer
 from console.domain.actions import Action
@@ -61,3 +65,13 @@ class Changes:
                         self.actions, self.last_event_id, self.applied)
         return [first] + [Changes(statuses=dict(items[i:i + size]))
                           for i in range(size, len(items), size)]
+
+
+class Event(Struct, frozen=True, gc=False):
+    """A decoded event. A Struct the garbage collector does not track, as
+    DeviceStatus is: the writer makes tens of thousands a second, and nothing it
+    holds refers back to it, so it can be in no reference cycle."""
+
+    id: int
+    type: str
+    payload: DeviceStatus | Alert | None  # None for reset

@@ -113,7 +113,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from console.embedded import EmbeddedSimulator
 from console.protocol.client import decode_snapshot
-from console.changes import Changes, Picture
+from console.changes import Changes
 from tests.bench_suite import snapshot_bytes
 from ui.board.model import StatusBoardModel
 from ui.board.widget import StatusBoard
@@ -125,7 +125,7 @@ model = StatusBoardModel(lambda: snap.server_time)
 board = StatusBoard(model)
 board.resize(1400, 900)
 board.show()
-model.apply(Changes(picture=Picture(snap.wearers, snap.devices, snap.statuses, snap.alerts)))
+model.apply(Changes(picture=snap.picture))
 app.processEvents()
 times = {{}}
 def timed(name, fn):
@@ -223,10 +223,9 @@ def cold_start(wearers: int) -> dict:
             snap = decode_snapshot(snapshot_bytes(sim.url))
         finally:
             sim.stop()
-        from console.changes import Picture
 
         store = Store(cache)
-        store.replace_all(Picture(snap.wearers, snap.devices, snap.statuses, snap.alerts),
+        store.replace_all(snap.picture,
                           snap.last_event_id, stream_id=snap.stream_id)
         store.close()
         started = time.time()

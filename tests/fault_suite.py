@@ -122,11 +122,11 @@ def compare(cache: Path, backend: Backend) -> list[str]:
     problems = []
     if int(meta["last_event_id"]) != snap.last_event_id:
         problems.append(f"last event id {meta['last_event_id']} != {snap.last_event_id}")
-    stale = [d for d, s in snap.statuses.items() if picture.statuses.get(d) != s]
+    stale = [d for d, s in snap.picture.statuses.items() if picture.statuses.get(d) != s]
     if stale:
         problems.append(f"{len(stale)} device statuses differ, e.g. {stale[0]}")
-    if picture.alerts != snap.alerts:
-        diff = set(picture.alerts.items()) ^ set(snap.alerts.items())
+    if picture.alerts != snap.picture.alerts:
+        diff = set(picture.alerts.items()) ^ set(snap.picture.alerts.items())
         problems.append(f"{len(diff)} open alerts differ")
     applied = int(meta["applied_since_snapshot"])
     span = int(meta["last_event_id"]) - int(meta["snapshot_event_id"])

@@ -52,11 +52,11 @@ def test_sign_in_refuses_wrong_passwords_and_bad_bodies_with_problems(backend):
 
 def test_snapshot_holds_the_fleet_with_stable_ids(backend):
     snap = decode_snapshot(backend.get(f"{API}/snapshot").content)
-    assert len(snap.wearers) == 300 and len(snap.devices) == 300 and not snap.rejected
-    assert {d.kind.value for d in snap.devices} == {"gps", "rf", "nfd", "wristband"}
-    assert snap.alerts, "the simulated centre starts with open alerts"
+    assert len(snap.picture.wearers) == 300 and len(snap.picture.devices) == 300 and not snap.rejected
+    assert {d.kind.value for d in snap.picture.devices} == {"gps", "rf", "nfd", "wristband"}
+    assert snap.picture.alerts, "the simulated centre starts with open alerts"
     again = decode_snapshot(backend.get(f"{API}/snapshot").content)
-    assert [w.id for w in again.wearers] == [w.id for w in snap.wearers]
+    assert [w.id for w in again.picture.wearers] == [w.id for w in snap.picture.wearers]
     assert again.last_event_id >= snap.last_event_id
 
 

@@ -4,10 +4,9 @@ import sqlite3
 
 import pytest
 
-from console.changes import Picture
+from console.changes import Event, Picture
 from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, Wearer
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
-from console.protocol.schema import Event
 from console.store import SCHEMA_VERSION, Store, connect
 
 T = 1_795_000_000.0

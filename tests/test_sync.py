@@ -40,9 +40,9 @@ def assert_cache_equals_backend(cache, snapshot_bytes):
     try:
         picture = store.load()
         assert store.last_event_id == snap.last_event_id
-        assert picture.statuses == snap.statuses
-        assert picture.alerts == snap.alerts
-        assert [w.id for w in picture.wearers] == [w.id for w in snap.wearers]
+        assert picture.statuses == snap.picture.statuses
+        assert picture.alerts == snap.picture.alerts
+        assert [w.id for w in picture.wearers] == [w.id for w in snap.picture.wearers]
     finally:
         store.close()
 
@@ -146,8 +146,8 @@ def test_acknowledgements_queued_offline_reach_the_backend_exactly_once(start_ba
         assert len(acks) == 1 and acks[0]["note"] == f"note for {alert_id}"
     snapshot = decode_snapshot(backend.get("/api/v1/snapshot").content)
     for alert_id in targets:
-        assert alert_id not in snapshot.alerts or \
-            snapshot.alerts[alert_id].state is AlertState.ACKNOWLEDGED
+        assert alert_id not in snapshot.picture.alerts or \
+            snapshot.picture.alerts[alert_id].state is AlertState.ACKNOWLEDGED
 
 
 def test_acknowledgements_made_while_others_are_being_sent_are_sent_too(start_backend, tmp_path):

@@ -23,6 +23,7 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
 )
 from console.domain.clock import (  # noqa: F401 - the domain's public names
     DAY,
+    EARLIEST,
     LOCAL_TZ,
     format_age,
     iso,

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 LOCAL_TZ = ZoneInfo("Europe/London")
 DAY = 86_400.0
+# No timestamp of the service is older; an earlier one is a corrupt or made-up value.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 
 
 def local_time(now: float) -> time:

@@ -12,6 +12,7 @@ import msgspec
 import orjson
 from msgspec import Raw
 
+from console.changes import Picture
 from console.domain import Alert
 from console.protocol import schema
 from console.protocol.schema import API, BadEvent
@@ -43,10 +44,7 @@ class Snapshot:
     server_time: float
     clock_rate: float
     last_event_id: int
-    wearers: list
-    devices: list
-    statuses: dict
-    alerts: dict
+    picture: Picture
     rejected: list[str]  # reasons for items that could not be used
 
 
@@ -216,8 +214,8 @@ def decode_snapshot(content: bytes) -> Snapshot:
     devices = _unique("device", devices)
     alerts = {a.id: a for a in _unique("alert", each(
         "alerts", body.alerts, lambda raw: schema.decode(raw, schema.Alert).to_domain(server_time)))}
-    return Snapshot(body.stream_id, server_time, body.clock_rate, body.last_event_id, wearers,
-                    devices, statuses, alerts, rejected)
+    return Snapshot(body.stream_id, server_time, body.clock_rate, body.last_event_id,
+                    Picture(wearers, devices, statuses, alerts), rejected)
 
 
 def _unique(what: str, items) -> list:

@@ -25,10 +25,10 @@ import msgspec
 from msgspec import Meta, Raw, Struct
 
 from console import domain
-from console.domain import AlertState, DeviceKind
+from console.changes import Event
+from console.domain import EARLIEST, AlertState, DeviceKind
 
 API = "/api/v1"
-EARLIEST = datetime(2000, 1, 1).timestamp()
 MAX_CLOCK_SKEW = 600.0  # a timestamp this far past the server clock is a lie
 MAX_CLOCK_RATE = 10_000.0  # a simulator runs at most this much faster than real time
 MAX_NOTE = 2_000
@@ -273,16 +273,6 @@ def timestamp(text: str) -> float:
 
 EVENT_DATA: dict[str, type] = {"device.status": DeviceStatus, "alert.raised": Alert,
                                "alert.updated": Alert, "alert.cleared": Alert, "reset": Reset}
-
-
-class Event(Struct, frozen=True, gc=False):
-    """A decoded event. A Struct the garbage collector does not track, as
-    DeviceStatus is: the writer makes tens of thousands a second, and nothing it
-    holds refers back to it, so it can be in no reference cycle."""
-
-    id: int
-    type: str
-    payload: domain.DeviceStatus | domain.Alert | None  # None for reset
 
 
 def event_id_of(text: str | None) -> int | None:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from console.changes import Changes, Picture
+from console.changes import Changes, Event, Picture
 from console.domain.actions import Action, ActionState
-from console.protocol.schema import Event
 from console.store import outbox
 from console.store.alerts import ALERT_COLUMNS, alert_from_row, alert_row
 from console.store.database import (

@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 
-from console.protocol.schema import EARLIEST
+from console.domain import EARLIEST
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 import httpx
 
-from console.changes import Changes, Picture
+from console.changes import Changes
 from console.domain.actions import Acknowledge, Action, ActionState, Payload, kind_of
 from console.protocol.client import (
     MAX_HEARTBEAT,
@@ -368,7 +368,7 @@ class SyncEngine:
         for reason in snap.rejected:
             log.warning("snapshot item rejected: %s", reason)
         self.clock.set(snap.server_time, snap.clock_rate)
-        picture = Picture(snap.wearers, snap.devices, snap.statuses, snap.alerts)
+        picture = snap.picture
         await self._writer_call(lambda s: s.replace_all(
             picture, snap.last_event_id, stream_id=snap.stream_id,
             server_time=snap.server_time, clock_rate=snap.clock_rate))

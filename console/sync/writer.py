@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from console.changes import Changes
+from console.changes import Changes, Event
 from console.domain.actions import ActionState
-from console.protocol.schema import BadEvent, Event, decode_event
+from console.protocol.schema import BadEvent, decode_event
 from console.protocol.sse import Frame
 from console.store import Store
 
