@@ -5,6 +5,7 @@ live console, the offline cache and the simulator.
 - clock: UK wall-clock time, ISO 8601, ages
 - fleet: wearers, devices, device status; connection, curfew, low battery
 - alerts: breach types, the alert lifecycle, the queue's priority
+- battery: the accumulated battery policy (flat-battery time in 7 days, one breach)
 """
 
 from console.domain.alerts import (  # noqa: F401 - the domain's public names
@@ -20,6 +21,15 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
     priority,
     queue_key,
     return_to_normal,
+)
+from console.domain.battery import (  # noqa: F401 - the domain's public names
+    BREACH_AFTER,
+    WINDOW,
+    BatteryStanding,
+    Span,
+    accumulated,
+    merged,
+    standing,
 )
 from console.domain.clock import (  # noqa: F401 - the domain's public names
     DAY,
