@@ -4,6 +4,8 @@ import re
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from console.domain import AlertState
 from console.protocol.schema import BadEvent, decode_event
@@ -66,7 +68,7 @@ def test_a_missing_field_is_named():
     ("7", "device.status", b"{not json", "not JSON"),
     ("7", "device.status", b'{"battery": NaN}', "not JSON"),
     ("7", "device.status", b"\xff\xfe\x00", "not JSON"),
-    ("7", "device.status", b'{"device_id": "\xff"}', "not UTF-8"),
+    ("7", "device.status", b'{"device_id": "\xff"}', "UTF-8"),
     ("7", "device.status", b"[1, 2]", "Expected `object`, got `array`"),
     ("7", "alert.cleared", orjson.dumps(ALERT), "alert.cleared with state unacknowledged"),
     ("7", "alert.raised", orjson.dumps({**ALERT, "state": "melted"}),
@@ -90,6 +92,25 @@ def test_sse_frames_split_anywhere_still_parse():
         assert [(f.id, f.event) for f in frames] == [("1", "device.status"), ("2", "reset"),
                                                       ("3", "x")], cut
         assert parser.retry_ms == 2000 and parser.heartbeats == 1
+
+
+LINE = st.one_of(
+    st.builds(lambda n: b"id: %d" % n, st.integers(0, 10**20)),
+    st.sampled_from([b"id: 1", b"id:7", b"id: 0x1", b"id: \xc2\xb2", b"event: device.status",
+                     b"event: alert.raised", b"event: Reset", b"event:", b": heartbeat",
+                     b"data: {}", b"data:", b"data: x\xff", b"retry: 10", b"bogus: 1"]),
+    st.binary(max_size=12).filter(lambda b: b"\n" not in b and b"\r" not in b))
+
+
+@given(st.lists(st.lists(LINE, min_size=1, max_size=5), max_size=6))
+def test_the_usual_events_quick_match_parses_as_the_line_by_line_parse(blocks):
+    """Events in the protocol's own shape skip the line loop (sse._USUAL); whatever
+    the block, the frames must be those the line loop alone gives."""
+    stream = b"".join(b"\n".join(lines) + b"\n\n" for lines in blocks)
+    reference = SSEParser()
+    expected = [f for f in (reference._parse_block(b) for b in stream.split(b"\n\n")[:-1])
+                if f is not None]
+    assert SSEParser().feed(stream) == expected
 
 
 def test_an_oversized_frame_is_dropped_and_the_stream_goes_on():
