@@ -3,6 +3,8 @@
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.changes import Event, Picture
 from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, Wearer
@@ -61,6 +63,32 @@ def test_a_batch_applied_twice_changes_nothing_the_second_time(store):
     assert int(meta["applied_since_snapshot"]) == 13 - int(meta["snapshot_event_id"]) == 3
     assert store.load().statuses["D1"].battery == 39.0  # coalesced to the latest
     assert list(store.load().alerts) == ["A1"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.tuples(st.floats(0, 100), st.floats(T, T + 1e6),
+                                 st.text(min_size=1, max_size=20)), min_size=1, max_size=20))
+def test_what_is_written_in_one_statement_reads_back_bit_for_bit(tmp_path_factory, values):
+    """Rows go into SQLite as one JSON array (store.database.insert_rows): each float
+    must come back as the same double, each text as text, each None as NULL."""
+    store = Store(tmp_path_factory.mktemp("c") / "cache.db")
+    try:
+        ids = [f"{text}{i}" for i, (_, _, text) in enumerate(values)]
+        store.replace_all(Picture(
+            wearers=[Wearer(i, "007" + i, None) for i in ids],
+            devices=[Device(i, i, DeviceKind.RF) for i in ids],
+            statuses={i: DeviceStatus(i, ts, battery, True, None, None, False)
+                      for i, (battery, ts, _) in zip(ids, values, strict=True)},
+            alerts={}), 1)
+        events = [Event(2 + n, "device.status", DeviceStatus(i, ts + 1, battery / 3, False, "open",
+                                                          True, None))
+                  for n, (i, (battery, ts, _)) in enumerate(zip(ids, values, strict=True))]
+        store.apply(events)
+        loaded = store.load()
+        assert sorted(w.ref for w in loaded.wearers) == sorted("007" + i for i in ids)  # text
+        assert loaded.statuses == {e.payload.device_id: e.payload for e in events}
+    finally:
+        store.close()
 
 
 def test_a_late_out_of_order_status_does_not_overwrite_a_newer_one(store):

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import sqlite_utils
 
 from console.changes import Changes, Event, Picture
@@ -25,6 +26,7 @@ from console.store.alerts import ALERT_COLUMNS, alert_from_row, alert_row
 from console.store.database import (
     CacheLock,
     CacheUnusable,
+    insert_rows,
     move_aside,
     open_database,
     owner_only,
@@ -141,15 +143,15 @@ class Store:
             c.execute("BEGIN")
             for table in ("wearers", "devices", "device_status", "alerts"):
                 c.execute(f"DELETE FROM {table}")
-            c.executemany("INSERT INTO wearers VALUES (?, ?, ?)",
-                          [(w.id, w.ref, str(w.curfew) if w.curfew else None)
-                           for w in picture.wearers])
-            c.executemany("INSERT INTO devices VALUES (?, ?, ?)",
-                          [(d.id, d.wearer_id, d.kind.value) for d in picture.devices])
-            c.executemany("INSERT INTO device_status VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                          [status_row(s, last_event_id) for s in picture.statuses.values()])
-            c.executemany("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          [alert_row(a, last_event_id) for a in picture.alerts.values()])
+            insert_rows(c, "INSERT INTO wearers", 3,
+                        [(w.id, w.ref, str(w.curfew) if w.curfew else None)
+                         for w in picture.wearers])
+            insert_rows(c, "INSERT INTO devices", 3,
+                        [(d.id, d.wearer_id, d.kind.value) for d in picture.devices])
+            insert_rows(c, "INSERT INTO device_status", 8,
+                        [status_row(s, last_event_id) for s in picture.statuses.values()])
+            insert_rows(c, "INSERT INTO alerts", 9,
+                        [alert_row(a, last_event_id) for a in picture.alerts.values()])
             self._set_meta(last_event_id=last_event_id, snapshot_at=time.time(),
                            snapshot_event_id=last_event_id, applied_since_snapshot=0, **meta)
         return Changes(picture=picture, last_event_id=last_event_id)
@@ -181,15 +183,16 @@ class Store:
         with c:
             c.execute("BEGIN")
             # A status older than the one stored (a late, out-of-order report) loses.
-            c.executemany(
-                "INSERT INTO device_status VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            insert_rows(
+                c, "INSERT INTO device_status", 8, list(status_rows.values()),
                 "ON CONFLICT(device_id) DO UPDATE SET ts=excluded.ts, battery=excluded.battery, "
                 "charging=excluded.charging, strap=excluded.strap, gps_fix=excluded.gps_fix, "
-                "at_home=excluded.at_home, event_id=excluded.event_id WHERE excluded.ts >= ts",
-                list(status_rows.values()))
-            c.executemany("REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                          [alert_row(a, last) for a in changes.alerts.values()])
-            c.executemany("DELETE FROM alerts WHERE id = ?", [(i,) for i in changes.closed])
+                "at_home=excluded.at_home, event_id=excluded.event_id WHERE excluded.ts >= ts")
+            insert_rows(c, "INSERT OR REPLACE INTO alerts", 9,
+                        [alert_row(a, last) for a in changes.alerts.values()])
+            if changes.closed:
+                c.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
+                          (msgspec.json.encode(list(changes.closed)),))
             # A running count, so anyone can check that no event was applied twice:
             # last_event_id - snapshot_event_id == applied_since_snapshot + rejected ones.
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? "

