@@ -4,23 +4,35 @@ live console, the offline cache and the simulator.
 
 - clock: UK wall-clock time, ISO 8601, ages
 - fleet: wearers, devices, device status; connection, curfew, low battery
-- alerts: breach types, the alert lifecycle, the queue's priority
+- alerts: breach types, the alert lifecycle (claim, work, close with an outcome; latching,
+  shelving, suspensions), the queue's priority
 - battery: the accumulated battery policy (flat-battery time in 7 days, one breach)
 """
 
 from console.domain.alerts import (  # noqa: F401 - the domain's public names
     BREACH_TYPES,
+    MAX_SHELVE,
     URGENT_OUT_OF_CONTACT,
     URGENT_TYPES,
     Alert,
     AlertState,
     HistoryEntry,
     LifecycleError,
+    Outcome,
     Priority,
+    Suspension,
+    SuspensionReason,
     acknowledge,
+    claim,
+    close,
+    close_cleared,
+    notifies,
     priority,
     queue_key,
     return_to_normal,
+    shelve,
+    start_work,
+    unshelve,
 )
 from console.domain.battery import (  # noqa: F401 - the domain's public names
     BREACH_AFTER,

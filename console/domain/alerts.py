@@ -1,5 +1,13 @@
 """Alerts: the sixteen breach types, the alert lifecycle and the queue's priority.
 
+Two independent axes on every alert (ISA-18.2, and the tickets of commercial
+centres): the condition (`active`: the device or rule still reports it) and the
+handling (`state`: unacknowledged, claimed by one named operator, in work, closed
+with an outcome and a note). A condition that clears before anyone handled it
+stays open, latched: "cleared, not yet handled". Shelving is an overlay with a
+reason and an expiry of at most 8 hours; it hides nothing from the record and
+only stops the alert notifying.
+
 Pure code: every function that needs the time takes `now` (epoch seconds).
 """
 
@@ -32,6 +40,7 @@ BREACH_TYPES = {
 
 URGENT_TYPES = {"strap_tamper", "curfew_missed"}
 URGENT_OUT_OF_CONTACT = 7 * DAY  # ICIBI §5.14
+MAX_SHELVE = 8 * 3600.0  # longer than a shift is not shelving but forgetting
 
 
 class AlertState(StrEnum):
@@ -39,8 +48,24 @@ class AlertState(StrEnum):
     both acknowledged and no longer active."""
 
     UNACKNOWLEDGED = "unacknowledged"
-    ACKNOWLEDGED = "acknowledged"
+    ACKNOWLEDGED = "acknowledged"  # the protocol's single step today; claim replaces it
+    CLAIMED = "claimed"  # one named operator holds it; every workstation sees who
+    IN_WORK = "in_work"
     CLOSED = "closed"
+
+
+class Outcome(StrEnum):
+    """Why an alert was closed: a fixed list, so that breaches can be counted."""
+
+    CONFIRMED_NON_COMPLIANCE = "confirmed_non_compliance"
+    EQUIPMENT_FAULT = "equipment_fault"
+    RESOLVED_BY_CONTACT = "resolved_by_contact"
+    FALSE_ALARM = "false_alarm"
+    DUPLICATE = "duplicate"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
 
 
 class Priority(int, Enum):
@@ -60,6 +85,7 @@ class HistoryEntry:
     at: float
     by: str | None = None
     note: str | None = None
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +98,22 @@ class Alert:
     state: AlertState
     active: bool  # the condition that raised it is still present
     history: tuple[HistoryEntry, ...] = field(default=())
+    holder: str | None = None  # who claimed it, while claimed or in work
+    outcome: Outcome | None = None  # once closed
+    shelved_until: float | None = None
+    shelved_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
         return self.state is not AlertState.CLOSED
+
+    @property
+    def latched(self) -> bool:
+        """Cleared, not yet handled: it stays on the list until someone closes it."""
+        return self.is_open and not self.active
+
+    def shelved(self, now: float) -> bool:
+        return self.shelved_until is not None and now < self.shelved_until
 
     @property
     def type_label(self) -> str:
@@ -129,3 +167,122 @@ def priority(alert: Alert, last_contact: float | None, now: float) -> Priority:
 def queue_key(alert: Alert, last_contact: float | None, now: float) -> tuple:
     """Alert queue order: priority, then oldest first."""
     return (priority(alert, last_contact, now), alert.raised_at, alert.id)
+
+
+def _note(note: str, what: str) -> str:
+    if not note.strip():
+        raise LifecycleError(f"{what} needs a note")
+    return note
+
+
+def claim(alert: Alert, at: float, by: str, take_over: bool = False) -> Alert:
+    """`by` holds the alert. What someone else holds is taken only on purpose
+    (`take_over`), and the history says from whom. Claiming what one holds
+    already changes nothing, so a repeated request is harmless."""
+    if not alert.is_open:
+        raise LifecycleError(f"alert {alert.id} is closed")
+    if alert.holder == by:
+        return alert
+    if alert.holder is not None and not take_over:
+        raise LifecycleError(f"alert {alert.id} is held by {alert.holder}; take it over to claim it")
+    note = f"taken over from {alert.holder}" if alert.holder is not None else None
+    return replace(alert, state=AlertState.CLAIMED, holder=by,
+                   history=alert.history + (HistoryEntry(AlertState.CLAIMED, at, by, note),))
+
+
+def start_work(alert: Alert, at: float, by: str) -> Alert:
+    if alert.state is not AlertState.CLAIMED or alert.holder != by:
+        raise LifecycleError(f"alert {alert.id} is not claimed by {by}")
+    return replace(alert, state=AlertState.IN_WORK,
+                   history=alert.history + (HistoryEntry(AlertState.IN_WORK, at, by),))
+
+
+def close(alert: Alert, at: float, by: str, outcome: Outcome, note: str) -> Alert:
+    """Only its holder closes an alert, and only with an outcome and a note: an
+    alert closed without a reason cannot be counted or reviewed."""
+    if not alert.is_open:
+        raise LifecycleError(f"alert {alert.id} is closed already")
+    if alert.holder != by:
+        holder = alert.holder or "nobody"
+        raise LifecycleError(f"alert {alert.id} is held by {holder}; claim it to close it")
+    entry = HistoryEntry(AlertState.CLOSED, at, by, _note(note, "closing"), outcome)
+    return replace(alert, state=AlertState.CLOSED, outcome=outcome, holder=None,
+                   shelved_until=None, shelved_reason=None, history=alert.history + (entry,))
+
+
+def close_cleared(alerts: list[Alert], at: float, by: str, outcome: Outcome,
+                  note: str) -> list[Alert]:
+    """Battery alerts that cleared by themselves, closed in one go with one outcome
+    and note; each one's own history records it. Anything else, or an alert someone
+    else holds, is refused, and then none is closed."""
+    _note(note, "closing")
+    for a in alerts:
+        if a.type != "battery" or not a.latched:
+            raise LifecycleError(f"alert {a.id} is not a cleared battery alert")
+        if a.holder not in (None, by):
+            raise LifecycleError(f"alert {a.id} is held by {a.holder}")
+    return [close(claim(a, at, by), at, by, outcome, note) for a in alerts]
+
+
+def shelve(alert: Alert, at: float, by: str, reason: str, until: float) -> Alert:
+    """Quiet for a while, with a reason; it lifts itself at `until` (at most 8 h)."""
+    if not alert.is_open:
+        raise LifecycleError(f"alert {alert.id} is closed")
+    if not 0 < until - at <= MAX_SHELVE:
+        raise LifecycleError("shelving lasts more than 0 and at most 8 hours")
+    entry = HistoryEntry(alert.state, at, by, f"shelved: {_note(reason, 'shelving')}")
+    return replace(alert, shelved_until=until, shelved_reason=reason,
+                   history=alert.history + (entry,))
+
+
+def unshelve(alert: Alert, at: float, by: str) -> Alert:
+    if alert.shelved_until is None:
+        return alert
+    return replace(alert, shelved_until=None, shelved_reason=None,
+                   history=alert.history + (HistoryEntry(alert.state, at, by, "unshelved"),))
+
+
+class SuspensionReason(StrEnum):
+    HOSPITAL = "hospital"
+    CUSTODY = "custody"
+    APPROVED_ABSENCE = "approved_absence"
+    NOT_FITTED = "not_fitted"  # no device fitted yet
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+@dataclass(frozen=True, slots=True)
+class Suspension:
+    """Monitoring of a wearer suspended by design, from `start` to `end`, and again
+    every `every` seconds after (a weekly hospital appointment) when given. Every
+    event is still recorded; the wearer's alerts raise no notification meanwhile."""
+
+    wearer_id: str
+    reason: SuspensionReason
+    start: float
+    end: float
+    every: float | None = None
+
+    def problem(self) -> str | None:
+        """Why this suspension cannot be recorded, or None."""
+        if not self.end > self.start:
+            return "it ends before it starts"
+        if self.every is not None and self.every < self.end - self.start:
+            return "it repeats before it ends"
+        return None
+
+    def holds(self, now: float) -> bool:
+        if now < self.start:
+            return False
+        if self.every is None:
+            return now < self.end
+        return (now - self.start) % self.every < self.end - self.start
+
+
+def notifies(alert: Alert, suspensions: list[Suspension], now: float) -> bool:
+    """An open alert notifies (sound, tray count, the flood summary) unless it is
+    shelved or its wearer's monitoring is suspended."""
+    return (alert.is_open and not alert.shelved(now)
+            and not any(s.wearer_id == alert.wearer_id and s.holds(now) for s in suspensions))

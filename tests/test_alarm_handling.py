@@ -1,0 +1,130 @@
+"""The alarm model's handling axis and overlays, as pure rules: claim, take over,
+work, close with an outcome, latching, bulk close of cleared battery alerts,
+shelving with an expiry, suspensions on the wearer."""
+
+from dataclasses import replace
+
+import pytest
+
+from console.domain import (
+    DAY,
+    MAX_SHELVE,
+    Alert,
+    AlertState,
+    HistoryEntry,
+    LifecycleError,
+    Outcome,
+    Suspension,
+    SuspensionReason,
+    claim,
+    close,
+    close_cleared,
+    notifies,
+    return_to_normal,
+    shelve,
+    start_work,
+    unshelve,
+)
+
+T = 1_795_000_000.0
+
+
+def alert(id_="A1", type_="strap_tamper", active=True, wearer="W1") -> Alert:
+    return Alert(id_, wearer, "D1", type_, T, AlertState.UNACKNOWLEDGED, active,
+                 (HistoryEntry(AlertState.UNACKNOWLEDGED, T),))
+
+
+def test_a_claim_names_its_holder_and_a_second_claim_needs_take_over():
+    held = claim(alert(), T + 10, "Ann")
+    assert held.state is AlertState.CLAIMED and held.holder == "Ann"
+    with pytest.raises(LifecycleError, match="held by Ann; take it over"):
+        claim(held, T + 20, "Bob")
+    taken = claim(held, T + 20, "Bob", take_over=True)
+    assert taken.holder == "Bob" and taken.history[-1].note == "taken over from Ann"
+
+
+def test_claiming_what_one_holds_changes_nothing():
+    held = claim(alert(), T + 10, "Ann")
+    assert claim(held, T + 30, "Ann") is held
+
+
+def test_only_the_holder_closes_and_only_with_an_outcome_and_a_note():
+    held = start_work(claim(alert(), T + 10, "Ann"), T + 20, "Ann")
+    assert held.state is AlertState.IN_WORK
+    with pytest.raises(LifecycleError, match="held by Ann; claim it"):
+        close(held, T + 30, "Bob", Outcome.FALSE_ALARM, "tested")
+    with pytest.raises(LifecycleError, match="needs a note"):
+        close(held, T + 30, "Ann", Outcome.FALSE_ALARM, "  ")
+    closed = close(held, T + 30, "Ann", Outcome.EQUIPMENT_FAULT, "strap sensor, swap booked")
+    assert not closed.is_open and closed.outcome is Outcome.EQUIPMENT_FAULT
+    assert closed.history[-1] == HistoryEntry(AlertState.CLOSED, T + 30, "Ann",
+                                              "strap sensor, swap booked", Outcome.EQUIPMENT_FAULT)
+    with pytest.raises(LifecycleError, match="closed"):
+        claim(closed, T + 40, "Ann")
+
+
+def test_an_unclaimed_alert_cannot_be_closed_or_worked():
+    with pytest.raises(LifecycleError, match="held by nobody"):
+        close(alert(), T + 30, "Ann", Outcome.DUPLICATE, "same as A0")
+    with pytest.raises(LifecycleError, match="not claimed by Ann"):
+        start_work(alert(), T + 30, "Ann")
+
+
+def test_a_condition_that_clears_before_handling_stays_latched_until_closed():
+    cleared = return_to_normal(alert(), T + 60)
+    assert cleared.is_open and cleared.latched and cleared.state is AlertState.UNACKNOWLEDGED
+
+
+def test_cleared_battery_alerts_close_in_bulk_each_with_its_own_history():
+    cleared = [return_to_normal(alert(f"B{i}", "battery"), T + 60) for i in range(3)]
+    closed = close_cleared(cleared, T + 90, "Ann", Outcome.EQUIPMENT_FAULT, "charged again")
+    assert all(not a.is_open and a.outcome is Outcome.EQUIPMENT_FAULT for a in closed)
+    assert all(a.history[-1].by == "Ann" and a.history[-2].state is AlertState.CLAIMED
+               for a in closed)
+
+
+@pytest.mark.parametrize("odd_one, reason", [
+    (alert("S1", "strap_tamper", active=False), "not a cleared battery alert"),
+    (alert("B9", "battery", active=True), "not a cleared battery alert"),
+    (replace(alert("B8", "battery", active=False), holder="Bob", state=AlertState.CLAIMED),
+     "held by Bob"),
+])
+def test_a_bulk_close_with_one_ineligible_alert_closes_none(odd_one, reason):
+    cleared = [return_to_normal(alert("B1", "battery"), T + 60), odd_one]
+    with pytest.raises(LifecycleError, match=reason):
+        close_cleared(cleared, T + 90, "Ann", Outcome.EQUIPMENT_FAULT, "charged again")
+
+
+@pytest.mark.parametrize("hours", [0, -1, 8.01])
+def test_shelving_lasts_more_than_nothing_and_at_most_8_hours(hours):
+    with pytest.raises(LifecycleError, match="at most 8 hours"):
+        shelve(alert(), T, "Ann", "known fault, engineer booked", T + hours * 3600)
+
+
+def test_a_shelved_alert_is_quiet_until_its_expiry_and_stays_recorded():
+    quiet = shelve(alert(), T, "Ann", "known fault, engineer booked", T + MAX_SHELVE)
+    assert quiet.shelved(T + MAX_SHELVE - 1) and not quiet.shelved(T + MAX_SHELVE)
+    assert not notifies(quiet, [], T + 60) and notifies(quiet, [], T + MAX_SHELVE)
+    assert quiet.is_open and quiet.history[-1].note == "shelved: known fault, engineer booked"
+    with pytest.raises(LifecycleError, match="needs a note"):
+        shelve(alert(), T, "Ann", "", T + 60)
+    assert notifies(unshelve(quiet, T + 60, "Ann"), [], T + 61)
+
+
+def test_a_suspension_on_the_wearer_quiets_its_alerts_and_repeats_weekly():
+    hospital = Suspension("W1", SuspensionReason.HOSPITAL, T, T + 3 * 3600, every=7 * DAY)
+    assert hospital.problem() is None
+    assert not notifies(alert(), [hospital], T + 3600)
+    assert notifies(alert(), [hospital], T + 4 * 3600)
+    assert not notifies(alert(), [hospital], T + 7 * DAY + 60)  # next week's appointment
+    assert notifies(alert(wearer="W2"), [hospital], T + 3600)  # only its own wearer
+    assert notifies(alert(), [hospital], T - 60)  # not before it starts
+
+
+@pytest.mark.parametrize("end, every, problem", [
+    (T - 1, None, "ends before it starts"),
+    (T, None, "ends before it starts"),
+    (T + DAY, 3600.0, "repeats before it ends"),
+])
+def test_an_impossible_suspension_is_refused_with_a_reason(end, every, problem):
+    assert problem in Suspension("W1", SuspensionReason.CUSTODY, T, end, every).problem()
