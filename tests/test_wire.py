@@ -67,6 +67,7 @@ def test_a_missing_field_is_named():
     ("7", "device.exploded", orjson.dumps(STATUS), "unknown event type"),
     ("7", "device.status", b"{not json", "not JSON"),
     ("7", "device.status", b'{"battery": NaN}', "not JSON"),
+    ("7", "device.status", orjson.dumps({**STATUS, "device_id": "D\x001"}), "at `$.device_id`"),
     ("7", "device.status", b"\xff\xfe\x00", "not JSON"),
     ("7", "device.status", b'{"device_id": "\xff"}', "UTF-8"),
     ("7", "device.status", b"[1, 2]", "Expected `object`, got `array`"),

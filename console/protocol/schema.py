@@ -33,8 +33,11 @@ MAX_CLOCK_SKEW = 600.0  # a timestamp this far past the server clock is a lie
 MAX_CLOCK_RATE = 10_000.0  # a simulator runs at most this much faster than real time
 MAX_NOTE = 2_000
 
-Id = Annotated[str, Meta(min_length=1, max_length=200, description="opaque, never reused")]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+# No NUL in ids and names: SQLite's JSON functions, which the store writes batches
+# through (console/store/database.py, insert_rows), end a string at its first NUL.
+Id = Annotated[str, Meta(min_length=1, max_length=200, pattern="^[^\x00]*$",
+                         description="opaque, never reused")]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern="^[^\x00]*$")]
 Note = Annotated[str, Meta(max_length=MAX_NOTE)]
 # The time itself is checked by `instant`: not before 2000, not from the future.
 Timestamp = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a zone")]

@@ -192,7 +192,7 @@ class Store:
                         [alert_row(a, last) for a in changes.alerts.values()])
             if changes.closed:
                 c.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
-                          (msgspec.json.encode(list(changes.closed)),))
+                          (msgspec.json.encode(list(changes.closed)).decode(),))
             # A running count, so anyone can check that no event was applied twice:
             # last_event_id - snapshot_event_id == applied_since_snapshot + rejected ones.
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? "

@@ -158,8 +158,9 @@ def insert_rows(conn: sqlite3.Connection, insert: str, width: int, rows: list[tu
     if not rows:
         return
     values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
+    # As text: SQLite 3.45 and later read a BLOB argument as its binary JSONB.
     conn.execute(f"{insert} SELECT {values} FROM json_each(?) WHERE true {conflict}",
-                 (msgspec.json.encode(rows),))
+                 (msgspec.json.encode(rows).decode(),))
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
