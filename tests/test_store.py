@@ -173,6 +173,42 @@ def test_an_unusable_cache_is_moved_aside_and_a_fresh_one_built(tmp_path, spoil)
     store.close()
 
 
+def test_queued_actions_in_an_unusable_cache_are_carried_into_the_fresh_one(tmp_path):
+    """The backend rebuilds a replaced cache, but not the operator's unsent acts."""
+    path = tmp_path / "cache.db"
+    store = Store(path)
+    store.enqueue(ack("k1", "A1", "called wearer", operator="Ann", username="ann"))
+    store.enqueue(ack("k2", "A2", "sent already"))
+    store.settle("k2", ActionState.DELIVERED, None, 1)
+    store.close()
+    _newer(path)
+    store = Store(path)
+    try:
+        assert "moved to" in store.notice and "1 queued action was carried over" in store.notice
+        [carried] = store.actions((ActionState.PENDING,))
+        assert (carried.key, carried.payload, carried.operator) == ("k1", Acknowledge(
+            "A1", "called wearer"), "Ann")  # the same key: delivered at most once
+        assert [a.key for a in store.actions((ActionState.DELIVERED,))] == []
+    finally:
+        store.close()
+
+
+def test_queued_actions_that_cannot_be_read_are_said_to_stay_in_the_unusable_file(tmp_path):
+    path = tmp_path / "cache.db"
+    Store(path).close()
+    conn = connect(path)
+    conn.execute("DROP TABLE outbox")
+    conn.close()
+    _newer(path)
+    store = Store(path)
+    try:
+        assert "queued actions could not be read (no such table: outbox)" in store.notice
+        assert ".unusable-" in store.notice.rsplit("stay in", 1)[1]
+        assert store.actions() == []
+    finally:
+        store.close()
+
+
 def test_every_action_is_audited_with_its_operator_in_the_same_write(store):
     store.enqueue(ack("k9", "A1", "called", operator="Ann", username="ann"))
     store.settle("k9", ActionState.PENDING, "ConnectError", 1)  # a retry is not an outcome

@@ -30,6 +30,7 @@ from console.store.database import (
     move_aside,
     open_database,
     owner_only,
+    text_or_bytes,
 )
 from console.store.fleet import (
     STATUS_COLUMNS,
@@ -63,8 +64,9 @@ class Store:
                 self._notices["replaced"] = (
                     f"The offline cache could not be used ({e}). It was moved to {aside.name} "
                     "and a fresh cache is being built from the backend.")
-                log.warning(self.notice)
                 self.conn = open_database(self.path)
+                self._notices["carried"] = self._carry_over(aside)
+                log.warning(self.notice)
         except BaseException:
             self._lock.release()
             raise
@@ -72,7 +74,26 @@ class Store:
 
     @property
     def notice(self) -> str | None:
-        return " ".join(self._notices.values()) or None
+        return " ".join(n for n in self._notices.values() if n) or None
+
+    def _carry_over(self, aside: Path) -> str:
+        """The backend rebuilds everything in a cache but the operators' queued
+        actions: take those that still read from the unusable file into the new one,
+        under their own keys, so that each still reaches the backend exactly once."""
+        try:
+            old = sqlite3.connect(aside)
+            try:
+                old.text_factory = text_or_bytes
+                queued = outbox.actions(old, (ActionState.PENDING,))
+            finally:
+                old.close()
+        except sqlite3.Error as e:
+            return (f"Its queued actions could not be read ({e}): they were not sent, and "
+                    f"stay in {aside.name}.")
+        for action in queued:
+            outbox.enqueue(self.conn, action)
+        n = len(queued)
+        return f"{n} queued {'action was' if n == 1 else 'actions were'} carried over." if n else ""
 
     def close(self) -> None:
         self.conn.close()

@@ -113,7 +113,7 @@ def owner_only(cache: Path) -> None:
             log.warning("could not make %s owner-only: %s", f, e)
 
 
-def _text(data: bytes) -> str | bytes:
+def text_or_bytes(data: bytes) -> str | bytes:
     """SQLite does not check that TEXT is UTF-8, and sqlite3's own decoding raises on
     such a row again at every fetch: one bad byte would block every read of its
     table. Text that is not UTF-8 comes back as bytes, which the row decoders refuse."""
@@ -130,7 +130,7 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
     # process's, and other threads create files meanwhile.
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.text_factory = _text
+    conn.text_factory = text_or_bytes
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
