@@ -228,7 +228,7 @@ class SyncEngine:
     def operation(self, fn: Callable[[Client], Awaitable[T]]) -> Future[T]:
         """Run fn(client) on the network thread's loop with the engine's one HTTP
         client (its session; a 401 signs in again there), and return its future,
-        which any thread may wait on (the UI: `await asyncio.wrap_future(fut)`).
+        which any thread may wait on (the UI: `await ui.bridge.result_of(fut)`).
         Cancelling the future cancels the operation; stop() cancels those still
         running. Nothing here blocks the caller."""
         async def run() -> T:
