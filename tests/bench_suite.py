@@ -176,16 +176,17 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
                                 [*extra, "--port", port])
         try:
             target = backend_last_id(sim.url)
-            started = time.monotonic()
+            started = time.time()
             window = subprocess.Popen(
                 [sys.executable, "-m", "ui.cli", "--backend", sim.url, "--cache", str(cache),
                  "--offscreen-for", "120", "--warm-up", "5"],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                 env=CONSOLE_ENV)
-            drained_in = None
+            drained_in = drained_at = None
             while window.poll() is None:
                 if drained_in is None and _last_id(cache) >= target:
-                    drained_in = time.monotonic() - started
+                    drained_at = time.time()
+                    drained_in = drained_at - started
                 time.sleep(0.25)
             summary = json.loads(window.stdout.read().strip().splitlines()[-1])
             store = Store(cache)
@@ -198,8 +199,12 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
     backlog = target - left_at
     rows = (rows * (backlog // max(1, len(rows)) + 1))[:backlog]
     raw = raw_executemany_rate([(f"{r[0]}-{i}", *r[1:]) for i, r in enumerate(rows)])
-    drain_rate = backlog / drained_in if drained_in else 0.0
-    return {"backlog": backlog, "drained_in_s": drained_in, "drain_rate": drain_rate,
+    # The rate is timed from the window showing its cached board: the launch before
+    # that is a fixed cost, whatever the backlog, and P5 times it.
+    draining = drained_at - summary["ready_at"] if drained_in else None
+    drain_rate = backlog / draining if draining else 0.0
+    return {"backlog": backlog, "drained_in_s": drained_in, "draining_s": draining,
+            "drain_rate": drain_rate,
             "raw_rows_per_s": raw, "capacity": drain_rate / raw, **summary}
 
 
@@ -293,12 +298,14 @@ def summarise(results: dict, args) -> str:
          f"{median(worst_sort):.0f} ms; {median([r['rss_bytes'] for r in p3]) / 2**20:,.0f} MiB"),
         ("P4", "catch-up of a 10-minute outage at 1,000 events/s", "600,000 drained ≤ 60 s, P2 holds",
          f"{median([r['backlog'] for r in p4]):,.0f} drained in "
-         f"{median([r['drained_in_s'] for r in p4]):.0f} s; stalls p99 "
+         f"{median([r['drained_in_s'] for r in p4]):.1f} s from launch "
+         f"({median([r['draining_s'] for r in p4]):.1f} s from the cached board); stalls p99 "
          f"{median([r['gui_stall_p99_ms'] for r in p4])} ms, max "
          f"{median([r['gui_stall_max_ms'] for r in p4])} ms after the first 5 s "
          f"({median([r['gui_stall_max_with_warm_up_ms'] for r in p4])} ms with the cached "
          f"picture's load)"),
-        ("P4c", "capacity: P4's drain rate against a raw executemany of as many rows, same run",
+        ("P4c", "capacity: P4's drain rate, timed from the window showing its cached board, "
+                "against a raw executemany of as many rows, same run",
          "≥ 25% of raw",
          f"{median([r['drain_rate'] for r in p4]):,.0f} events/s, "
          f"{median([r['capacity'] for r in p4]):.1%} of raw executemany "

@@ -182,7 +182,7 @@ class Store:
         applied id are skipped, so a batch delivered twice changes nothing."""
         last = self.last_event_id
         changes = Changes(last_event_id=last)
-        status_rows: dict[str, tuple] = {}
+        status_ids: dict[str, int] = {}  # the event that brought each device's newest status
         for ev in events:
             if ev.id <= last:
                 continue
@@ -193,7 +193,7 @@ class Store:
                 prior = changes.statuses.get(p.device_id)
                 if prior is None or p.ts >= prior.ts:
                     changes.statuses[p.device_id] = p
-                    status_rows[p.device_id] = status_row(p, ev.id)
+                    status_ids[p.device_id] = ev.id
             elif p.is_open:
                 changes.alerts[p.id] = p
                 changes.closed.discard(p.id)
@@ -205,7 +205,8 @@ class Store:
             c.execute("BEGIN")
             # A status older than the one stored (a late, out-of-order report) loses.
             insert_rows(
-                c, "INSERT INTO device_status", 8, list(status_rows.values()),
+                c, "INSERT INTO device_status", 8,
+                [status_row(s, status_ids[d]) for d, s in changes.statuses.items()],
                 "ON CONFLICT(device_id) DO UPDATE SET ts=excluded.ts, battery=excluded.battery, "
                 "charging=excluded.charging, strap=excluded.strap, gps_fix=excluded.gps_fix, "
                 "at_home=excluded.at_home, event_id=excluded.event_id WHERE excluded.ts >= ts")
