@@ -14,6 +14,7 @@ from console.domain import (
     HistoryEntry,
     LifecycleError,
     Outcome,
+    OutOfBounds,
     Suspension,
     SuspensionReason,
     claim,
@@ -53,7 +54,7 @@ def test_only_the_holder_closes_and_only_with_an_outcome_and_a_note():
     assert held.state is AlertState.IN_WORK
     with pytest.raises(LifecycleError, match="held by Ann; claim it"):
         close(held, T + 30, "Bob", Outcome.FALSE_ALARM, "tested")
-    with pytest.raises(LifecycleError, match="needs a note"):
+    with pytest.raises(OutOfBounds, match="needs a note"):
         close(held, T + 30, "Ann", Outcome.FALSE_ALARM, "  ")
     closed = close(held, T + 30, "Ann", Outcome.EQUIPMENT_FAULT, "strap sensor, swap booked")
     assert not closed.is_open and closed.outcome is Outcome.EQUIPMENT_FAULT
@@ -97,7 +98,7 @@ def test_a_bulk_close_with_one_ineligible_alert_closes_none(odd_one, reason):
 
 @pytest.mark.parametrize("hours", [0, -1, 8.01])
 def test_shelving_lasts_more_than_nothing_and_at_most_8_hours(hours):
-    with pytest.raises(LifecycleError, match="at most 8 hours"):
+    with pytest.raises(OutOfBounds, match="at most 8 hours"):
         shelve(alert(), T, "Ann", "known fault, engineer booked", T + hours * 3600)
 
 
@@ -106,7 +107,7 @@ def test_a_shelved_alert_is_quiet_until_its_expiry_and_stays_recorded():
     assert quiet.shelved(T + MAX_SHELVE - 1) and not quiet.shelved(T + MAX_SHELVE)
     assert not notifies(quiet, [], T + 60) and notifies(quiet, [], T + MAX_SHELVE)
     assert quiet.is_open and quiet.history[-1].note == "shelved: known fault, engineer booked"
-    with pytest.raises(LifecycleError, match="needs a note"):
+    with pytest.raises(OutOfBounds, match="needs a note"):
         shelve(alert(), T, "Ann", "", T + 60)
     assert notifies(unshelve(quiet, T + 60, "Ann"), [], T + 61)
 

@@ -7,7 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.changes import Event, Picture
-from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, Wearer
+from console.domain import (
+    Alert,
+    AlertState,
+    Device,
+    DeviceKind,
+    DeviceStatus,
+    HistoryEntry,
+    Outcome,
+    Wearer,
+)
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
 from console.store import SCHEMA_VERSION, Store, connect
 
@@ -107,6 +116,39 @@ def test_closed_alerts_leave_the_store(store):
     changes = store.apply([Event(13, "alert.cleared", raised("A1", AlertState.CLOSED, False))])
     assert changes.closed == {"A1"}
     assert list(store.load().alerts) == ["A2"]
+
+
+def test_an_alerts_handling_reads_back_as_written(tmp_path, store):
+    handled = Alert("A7", "W1", "D1", "strap_tamper", T, AlertState.IN_WORK, False, (
+        HistoryEntry(AlertState.UNACKNOWLEDGED, T),
+        HistoryEntry(AlertState.CLAIMED, T + 60, "Ann", "taken over from Bob"),
+        HistoryEntry(AlertState.CLOSED, T + 90, "Ann", "spoke to him", Outcome.FALSE_ALARM),
+    ), holder="Ann", outcome=None, shelved_until=T + 3600, shelved_reason="engineer booked")
+    store.apply([Event(11, "alert.updated", handled)])
+    store.close()
+    again = Store(tmp_path / "cache.db")
+    try:
+        assert again.load().alerts == {"A7": handled}
+    finally:
+        again.close()
+
+
+def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
+    store.apply([Event(11, "alert.raised", raised("A1"))])
+    conn = store.conn
+    # A schema-3 cache: history entries of four items, no handling columns.
+    for column in ("holder", "outcome", "shelved_until", "shelved_reason"):
+        conn.execute(f"ALTER TABLE alerts DROP COLUMN {column}")
+    conn.execute("UPDATE alerts SET history = ?", (f'[["unacknowledged", {T!r}, null, null]]',))
+    conn.execute("PRAGMA user_version=3")
+    store.close()
+    again = Store(tmp_path / "cache.db")
+    try:
+        alert = again.load().alerts["A1"]
+        assert alert.history == (HistoryEntry(AlertState.UNACKNOWLEDGED, T),)
+        assert alert.holder is None and alert.outcome is None and alert.shelved_until is None
+    finally:
+        again.close()
 
 
 def test_a_queued_action_survives_reopening_and_settles(tmp_path, store):
@@ -267,7 +309,7 @@ def test_a_version_2_cache_is_migrated_keeping_every_action_and_its_audit(tmp_pa
     conn.close()
 
     store = Store(tmp_path / "v2.db")
-    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     store.load()  # sets the damaged one aside, and says so
     assert "1 queued operator action in the offline cache is damaged" in store.notice
     assert "alert 'A5'" in store.notice

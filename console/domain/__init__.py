@@ -19,6 +19,7 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
     HistoryEntry,
     LifecycleError,
     Outcome,
+    OutOfBounds,
     Priority,
     Suspension,
     SuspensionReason,

@@ -1,11 +1,11 @@
 """Operators' actions, as queued in the outbox until the backend has them.
 
 Each kind of action is a member of a `Kind` enum, registered in `KINDS` with the
-type of its payload and the texts the UI shows for it. Acknowledge is the first
-kind; a new one (claim, shelve, close, call, visit outcome) adds a member to
-`ActionKind`, its payload struct, its row in `KINDS` and its delivery function in
-console/sync/outbox.py, and nothing else: the outbox, the sender's loop and the UI
-take any registered kind.
+type of its payload and the texts the UI shows for it: today the transitions on
+an alert (acknowledge, claim, start work, close, shelve, unshelve). A new one (a
+call, a visit outcome) adds a member to `ActionKind`, its payload struct, its row
+in `KINDS` and its delivery function in console/sync/outbox.py, and nothing else:
+the outbox, the sender's loop and the UI take any registered kind.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from enum import StrEnum
 
 import msgspec
 
-from console.domain.alerts import Alert, AlertState
+from console.domain.alerts import Alert, AlertState, Outcome
 
 
 class ActionState(StrEnum):
@@ -46,6 +46,31 @@ class Payload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Acknowledge(Payload, frozen=True):
     alert_id: str
     note: str
+
+
+class Claim(Payload, frozen=True):
+    alert_id: str
+    take_over: bool = False  # what another operator holds is taken only on purpose
+
+
+class StartWork(Payload, frozen=True):
+    alert_id: str
+
+
+class Close(Payload, frozen=True):
+    alert_id: str
+    outcome: Outcome
+    note: str
+
+
+class Shelve(Payload, frozen=True):
+    alert_id: str
+    until: float  # epoch seconds, server time: set when the operator shelved it
+    reason: str
+
+
+class Unshelve(Payload, frozen=True):
+    alert_id: str
 
 
 @dataclass(frozen=True)
@@ -85,6 +110,11 @@ class Kind(StrEnum):
 
 class ActionKind(Kind):
     ACKNOWLEDGE = "acknowledge"
+    CLAIM = "claim"
+    START_WORK = "start_work"
+    CLOSE = "close"
+    SHELVE = "shelve"
+    UNSHELVE = "unshelve"
 
 
 # The kinds this console queues, reads back and shows. Tests may register a kind of
@@ -93,6 +123,18 @@ KINDS: dict[Kind, KindSpec] = {
     ActionKind.ACKNOWLEDGE: KindSpec(Acknowledge, KindTexts(
         queued="◷ acknowledging (queued)", sent="✓ acknowledged (sent)",
         what="acknowledgement of alert {alert_id}")),
+    ActionKind.CLAIM: KindSpec(Claim, KindTexts(
+        queued="◷ claiming (queued)", sent="✓ claimed (sent)", what="claim of alert {alert_id}")),
+    ActionKind.START_WORK: KindSpec(StartWork, KindTexts(
+        queued="◷ starting work (queued)", sent="✓ in work (sent)",
+        what="start of work on alert {alert_id}")),
+    ActionKind.CLOSE: KindSpec(Close, KindTexts(
+        queued="◷ closing (queued)", sent="✓ closed (sent)", what="closing of alert {alert_id}")),
+    ActionKind.SHELVE: KindSpec(Shelve, KindTexts(
+        queued="◷ shelving (queued)", sent="✓ shelved (sent)", what="shelving of alert {alert_id}")),
+    ActionKind.UNSHELVE: KindSpec(Unshelve, KindTexts(
+        queued="◷ unshelving (queued)", sent="✓ unshelved (sent)",
+        what="unshelving of alert {alert_id}")),
 }
 
 

@@ -121,7 +121,13 @@ class Alert:
 
 
 class LifecycleError(ValueError):
-    pass
+    """The alert's handling does not allow this now (it is closed, someone else
+    holds it): a request that was right a moment ago may meet this (409)."""
+
+
+class OutOfBounds(ValueError):
+    """A request the rules refuse whatever the alert's state: an empty reason,
+    shelving for no time or past 8 hours (422)."""
 
 
 def acknowledge(alert: Alert, at: float, by: str, note: str) -> Alert:
@@ -171,7 +177,7 @@ def queue_key(alert: Alert, last_contact: float | None, now: float) -> tuple:
 
 def _note(note: str, what: str) -> str:
     if not note.strip():
-        raise LifecycleError(f"{what} needs a note")
+        raise OutOfBounds(f"{what} needs a note")
     return note
 
 
@@ -229,7 +235,7 @@ def shelve(alert: Alert, at: float, by: str, reason: str, until: float) -> Alert
     if not alert.is_open:
         raise LifecycleError(f"alert {alert.id} is closed")
     if not 0 < until - at <= MAX_SHELVE:
-        raise LifecycleError("shelving lasts more than 0 and at most 8 hours")
+        raise OutOfBounds("shelving lasts more than 0 and at most 8 hours")
     entry = HistoryEntry(alert.state, at, by, f"shelved: {_note(reason, 'shelving')}")
     return replace(alert, shelved_until=until, shelved_reason=reason,
                    history=alert.history + (entry,))

@@ -13,7 +13,7 @@ import orjson
 from msgspec import Raw
 
 from console.changes import Picture
-from console.domain import Alert
+from console.domain import Alert, Outcome
 from console.protocol import schema
 from console.protocol.schema import API, BadEvent
 
@@ -158,17 +158,42 @@ class Client:
                                         f"{max_bytes:,} bytes")
         return decode_snapshot(bytes(body))
 
+    # -- the operators' transitions on an alert (docs/protocol.md) ----------------
+    # Each answers the alert as it now stands, or raises ApiError with the backend's
+    # problem document (a 409's carries the alert as it stands instead).
+
     async def acknowledge(self, alert_id: str, note: str, key: str) -> Alert:
-        resp = await self._request("POST", f"{API}/alerts/{alert_id}/acknowledge",
-                                   content=schema.encode(schema.Acknowledgement(note)),
-                                   headers={"Idempotency-Key": key,
-                                            "Content-Type": "application/json"})
+        return await self._transition(alert_id, "acknowledge", key, schema.Acknowledgement(note))
+
+    async def claim(self, alert_id: str, take_over: bool, key: str) -> Alert:
+        return await self._transition(alert_id, "claim", key, schema.Claim(take_over))
+
+    async def start_work(self, alert_id: str, key: str) -> Alert:
+        return await self._transition(alert_id, "start", key)
+
+    async def close(self, alert_id: str, outcome: Outcome, note: str, key: str) -> Alert:
+        return await self._transition(alert_id, "close", key, schema.Closing(outcome, note))
+
+    async def shelve(self, alert_id: str, until: float, reason: str, key: str) -> Alert:
+        return await self._transition(alert_id, "shelve", key,
+                                      schema.Shelving(schema.wire_time(until), reason))
+
+    async def unshelve(self, alert_id: str, key: str) -> Alert:
+        return await self._transition(alert_id, "unshelve", key)
+
+    async def _transition(self, alert_id: str, verb: str, key: str,
+                          body: msgspec.Struct | None = None) -> Alert:
+        headers = {"Idempotency-Key": key}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        resp = await self._request("POST", f"{API}/alerts/{alert_id}/{verb}", headers=headers,
+                                   content=b"" if body is None else schema.encode(body))
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
         try:
             return schema.decode(resp.content, schema.Alert).to_domain(None)
         except BadEvent as e:
-            raise ProtocolError(f"the answer to an acknowledgement is not an alert: {e}") from e
+            raise ProtocolError(f"the answer to {verb} is not an alert: {e}") from e
 
     @contextlib.asynccontextmanager
     async def events(self, last_event_id: int | None) -> AsyncIterator[Stream]:

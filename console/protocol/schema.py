@@ -26,7 +26,7 @@ from msgspec import Meta, Raw, Struct
 
 from console import domain
 from console.changes import Event
-from console.domain import EARLIEST, AlertState, DeviceKind
+from console.domain import EARLIEST, AlertState, DeviceKind, Outcome
 
 API = "/api/v1"
 MAX_CLOCK_SKEW = 600.0  # a timestamp this far past the server clock is a lie
@@ -39,6 +39,8 @@ Id = Annotated[str, Meta(min_length=1, max_length=200, pattern="^[^\x00]*$",
                          description="opaque, never reused")]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern="^[^\x00]*$")]
 Note = Annotated[str, Meta(max_length=MAX_NOTE)]
+# A note that must say something: closing and shelving need a reason.
+Reason = Annotated[str, Meta(min_length=1, max_length=MAX_NOTE, pattern=r"\S")]
 # The time itself is checked by `instant`: not before 2000, not from the future.
 Timestamp = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a zone")]
 T = TypeVar("T")
@@ -130,19 +132,21 @@ class HistoryEntry(Struct):
     at: Timestamp
     by: Annotated[Name | None, Meta(description="the operator, if one acted")] = None
     note: Note | None = None
+    outcome: Annotated[Outcome | None, Meta(description="on the entry that closed it")] = None
 
     @classmethod
     def from_domain(cls, h: domain.HistoryEntry) -> HistoryEntry:
-        return cls(h.state, wire_time(h.at), h.by, h.note)
+        return cls(h.state, wire_time(h.at), h.by, h.note, h.outcome)
 
     def to_domain(self, now: float | None, where: str) -> domain.HistoryEntry:
         return domain.HistoryEntry(self.state, instant(self.at, now, f"{where}.at"), self.by,
-                                   self.note)
+                                   self.note, self.outcome)
 
 
 class Alert(Struct):
-    """A breach and its lifecycle (ISA-18.2): raised unacknowledged and active; closed
-    once both acknowledged and no longer active."""
+    """A breach and its handling. The condition (`active`) and the handling (`state`:
+    unacknowledged, claimed by one operator, in work, closed with an outcome) are
+    independent: a condition that clears before anyone handled it stays open."""
 
     id: Id
     wearer_id: Id
@@ -153,17 +157,29 @@ class Alert(Struct):
     state: AlertState
     active: Annotated[bool, Meta(description="the condition that raised it is still present")]
     history: Annotated[list[HistoryEntry], Meta(max_length=1_000)] = []
+    holder: Annotated[Name | None, Meta(
+        description="the operator who claimed it, while claimed or in work")] = None
+    outcome: Annotated[Outcome | None, Meta(description="why it was closed")] = None
+    shelved_until: Annotated[Timestamp | None, Meta(
+        description="quiet until then, at most 8 hours after shelving")] = None
+    shelved_reason: Note | None = None
 
     @classmethod
     def from_domain(cls, a: domain.Alert) -> Alert:
         return cls(a.id, a.wearer_id, a.device_id, a.type, wire_time(a.raised_at), a.state,
-                   a.active, [HistoryEntry.from_domain(h) for h in a.history])
+                   a.active, [HistoryEntry.from_domain(h) for h in a.history], a.holder,
+                   a.outcome, None if a.shelved_until is None else wire_time(a.shelved_until),
+                   a.shelved_reason)
 
     def to_domain(self, now: float | None) -> domain.Alert:
+        # shelved_until is in the future by design: only its lower bound is checked.
+        until = None if self.shelved_until is None else instant(self.shelved_until, None,
+                                                                 "shelved_until")
         return domain.Alert(
             self.id, self.wearer_id, self.device_id, self.type,
             instant(self.raised_at, now, "raised_at"), self.state, self.active,
-            tuple(h.to_domain(now, f"history[{i}]") for i, h in enumerate(self.history)))
+            tuple(h.to_domain(now, f"history[{i}]") for i, h in enumerate(self.history)),
+            self.holder, self.outcome, until, self.shelved_reason)
 
 
 # -- snapshot, session, requests, problems ----------------------------------------
@@ -213,13 +229,37 @@ class Acknowledgement(Struct):
     note: Note
 
 
-class Problem(Struct):
+class Claim(Struct):
+    """The body of POST /alerts/{id}/claim. What another operator holds is taken
+    only with take_over, and the history says from whom."""
+
+    take_over: bool = False
+
+
+class Closing(Struct):
+    """The body of POST /alerts/{id}/close: only the holder closes, with both."""
+
+    outcome: Outcome
+    note: Reason
+
+
+class Shelving(Struct):
+    """The body of POST /alerts/{id}/shelve: quiet until `until`, more than now and
+    at most 8 hours after it (console/domain/alerts.py, MAX_SHELVE)."""
+
+    until: Timestamp
+    reason: Reason
+
+
+class Problem(Struct, omit_defaults=True):
     """An error answer (RFC 9457), as application/problem+json."""
 
     type: str
     title: str
     status: Annotated[int, Meta(ge=400, le=599)]
     detail: str
+    alert: Annotated[Alert | None, Meta(
+        description="a 409 on an alert: the alert as it stands now")] = None
 
 
 class Reset(Struct):
@@ -238,7 +278,8 @@ class GroundTruth(Struct):
 def components() -> dict[str, dict]:
     """The JSON Schemas of every type above, for /openapi.json's components."""
     _, found = msgspec.json.schema_components(
-        [Snapshot, Session, SignIn, Acknowledgement, Problem, Reset, GroundTruth],
+        [Snapshot, Session, SignIn, Acknowledgement, Claim, Closing, Shelving, Problem, Reset,
+         GroundTruth],
         ref_template="#/components/schemas/{name}")
     return found
 

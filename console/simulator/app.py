@@ -47,9 +47,11 @@ NOT_JSON = answer(problem(400, "Body is not JSON",
 
 class Gate:
     """What is checked before the app reads a request, in this order: the token,
-    the body's size, and that a POST's body is JSON. A stranger cannot make the
-    backend read a body at all, nobody can make it hold more than MAX_BODY bytes,
-    and the app sees only JSON, so its 422 means JSON it does not accept."""
+    the body's size, and that a POST's body, if it has one, is JSON (starting work
+    and unshelving have none; an operation that needs one refuses its absence with
+    a 400 too). A stranger cannot make the backend read a body at all, nobody can
+    make it hold more than MAX_BODY bytes, and the app sees only JSON or nothing,
+    so its 422 means JSON it does not accept."""
 
     def __init__(self, app, sessions: dict[str, schema.Operator]):
         self.app = app
@@ -77,7 +79,7 @@ class Gate:
             more = message.get("more_body", False)
             if len(body) > MAX_BODY:
                 return await TOO_LARGE(scope, receive, send)
-        if scope["method"] == "POST" and not is_json(headers.get("content-type"), body):
+        if scope["method"] == "POST" and body and not is_json(headers.get("content-type"), body):
             return await NOT_JSON(scope, receive, send)
         replayed = False
 

@@ -15,9 +15,10 @@ import secrets
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from console.domain import LifecycleError
+from console.domain import Alert, LifecycleError, OutOfBounds
 from console.protocol import schema
 from console.protocol.schema import encode
 from console.protocol.sse import encode_frame
@@ -232,8 +233,15 @@ class Backend:
             alerts=[schema.Alert.from_domain(a) for a in fleet.open_alerts()],
         ))
 
-    def acknowledge(self, alert_id: str, note: str, operator: schema.Operator, key: str) -> Answer:
-        fingerprint = hashlib.sha256(f"ack\0{alert_id}\0{note}".encode()).hexdigest()
+    def handle(self, alert_id: str, request: bytes, operator: schema.Operator, key: str,
+               change: Callable[[Alert, float], Alert]) -> Answer:
+        """One operator's transition on one alert, once per idempotency key.
+        `request` names the transition, the alert and the body: a key reused for
+        another request is refused. An unknown alert is 404; a transition the alert's
+        handling no longer allows is 409 with the alert as it stands; one the rules
+        refuse whatever the state is 422. Each answer is kept under the key, so a
+        retry gets the same answer and changes nothing."""
+        fingerprint = hashlib.sha256(request).hexdigest()
         scoped = (operator.id, key)  # each operator has keys of their own
         seen = self._idempotency.get(scoped)
         if seen is not None:
@@ -245,9 +253,13 @@ class Backend:
         if alert is None:
             return problem(404, "No such alert", f"no alert has the id {alert_id}")
         try:
-            event = self.fleet.acknowledge(alert_id, operator.name, note)
+            event = self.fleet.handle(alert_id, change)
         except LifecycleError as e:
-            answer = problem(409, "Alert not acknowledgeable", str(e))
+            answer = problem(409, "Alert moved on", str(e), schema.Alert.from_domain(alert))
+            self._remember(scoped, fingerprint, answer)
+            return answer
+        except OutOfBounds as e:
+            answer = problem(422, "Refused by the rules", str(e))
             self._remember(scoped, fingerprint, answer)
             return answer
         answer = Answer(200, encode(schema.Alert.from_domain(event[1])))
@@ -268,6 +280,6 @@ class Backend:
                 (*key, fingerprint, answer.status, answer.body))
 
 
-def problem(status: int, title: str, detail: str) -> Answer:
-    return Answer(status, encode(schema.Problem("about:blank", title, status, detail)))
+def problem(status: int, title: str, detail: str, alert: schema.Alert | None = None) -> Answer:
+    return Answer(status, encode(schema.Problem("about:blank", title, status, detail, alert)))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -200,9 +201,10 @@ class Fleet:
         if (i, btype) not in self.open_by_cause:
             events.append(("alert.raised", self._raise(i, btype, self.now, cause)))
 
-    def acknowledge(self, alert_id: str, by: str, note: str) -> tuple[str, Alert]:
-        """Raises KeyError for an unknown id and LifecycleError for a closed one."""
-        alert = acknowledge(self.alerts[alert_id], self.now, by, note)
+    def handle(self, alert_id: str, change: Callable[[Alert, float], Alert]) -> tuple[str, Alert]:
+        """An operator's transition, change(alert, now), from console/domain/alerts.py.
+        Raises KeyError for an unknown id, and what `change` raises for a refused one."""
+        alert = change(self.alerts[alert_id], self.now)
         self._store(self._index[alert.device_id], alert)
         return ("alert.cleared" if not alert.is_open else "alert.updated", alert)
 

@@ -10,7 +10,7 @@ described twice.
 from typing import Annotated, TypeVar
 
 import msgspec
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -71,8 +71,11 @@ def body_of(type_: type[T]):
     """A dependency: the request's body as a `type_`, or a 422 saying why not. The
     Gate has already made sure that it is JSON and not too large."""
     async def decoded(request: Request) -> T:
+        body = await request.body()
+        if not body:  # the Gate lets a POST without a body through; this one needs one
+            raise HTTPException(400, "Body is not JSON: this request needs a JSON document")
         try:
-            return schema.decode(await request.body(), type_)
+            return schema.decode(body, type_)
         except BadEvent as e:
             raise RequestValidationError([{"loc": ("body",), "msg": str(e)}]) from None
     return Depends(decoded)

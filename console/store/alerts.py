@@ -1,34 +1,47 @@
-"""The alerts table: open alerts with their history."""
+"""The alerts table: open alerts with their history and handling."""
 
 from __future__ import annotations
 
 import orjson
 
-from console.domain import Alert, AlertState, HistoryEntry
+from console.domain import Alert, AlertState, HistoryEntry, Outcome
 from console.store.rows import Damaged, flag, moment, opt_text, text
 
-ALERT_COLUMNS = "id, wearer_id, device_id, type, raised_at, state, active, history"
+ALERT_COLUMNS = ("id, wearer_id, device_id, type, raised_at, state, active, history, "
+                 "holder, outcome, shelved_until, shelved_reason")
+# What alert_row writes, in its order: the columns read back, and the event id.
+ALERT_ROW = f"{ALERT_COLUMNS}, event_id"
+ALERT_WIDTH = ALERT_ROW.count(",") + 1
 
 
 def alert_row(a: Alert, event_id: int) -> tuple:
-    history = orjson.dumps([[h.state.value, h.at, h.by, h.note] for h in a.history])
+    history = orjson.dumps([[h.state.value, h.at, h.by, h.note,
+                             None if h.outcome is None else h.outcome.value] for h in a.history])
     return (a.id, a.wearer_id, a.device_id, a.type, a.raised_at, a.state.value, int(a.active),
-            history.decode(), event_id)
+            history.decode(), a.holder, None if a.outcome is None else a.outcome.value,
+            a.shelved_until, a.shelved_reason, event_id)
 
 
 def history_entry(e: object) -> HistoryEntry:
-    if not isinstance(e, list) or len(e) != 4:
+    # Four items before alerts were closed with an outcome (schema 3), five since.
+    if not isinstance(e, list) or len(e) not in (4, 5):
         raise Damaged(f"history entry {e!r:.60}")
-    state, at, by, note = e
-    return HistoryEntry(AlertState(state), moment(at), opt_text(by), opt_text(note))
+    state, at, by, note, outcome = e if len(e) == 5 else (*e, None)
+    return HistoryEntry(AlertState(state), moment(at), opt_text(by), opt_text(note),
+                        opt_outcome(outcome))
+
+
+def opt_outcome(v: object) -> Outcome | None:
+    return None if v is None else Outcome(text(v))
 
 
 def alert_from_row(r: tuple) -> Alert:
-    id_, wearer_id, device_id, type_, raised_at, state, active, history = r
+    (id_, wearer_id, device_id, type_, raised_at, state, active, history, holder, outcome,
+     shelved_until, shelved_reason) = r
     entries = orjson.loads(text(history))
     if not isinstance(entries, list):
         raise Damaged(f"history is not a list: {history!r:.40}")
     return Alert(text(id_), text(wearer_id), text(device_id), text(type_), moment(raised_at),
-                 AlertState(state), flag(active), tuple(map(history_entry, entries)))
-
-
+                 AlertState(state), flag(active), tuple(map(history_entry, entries)),
+                 opt_text(holder), opt_outcome(outcome),
+                 None if shelved_until is None else moment(shelved_until), opt_text(shelved_reason))

@@ -22,7 +22,7 @@ import sqlite_utils
 from console.changes import Changes, Event, Picture
 from console.domain.actions import Action, ActionState
 from console.store import outbox
-from console.store.alerts import ALERT_COLUMNS, alert_from_row, alert_row
+from console.store.alerts import ALERT_COLUMNS, ALERT_ROW, ALERT_WIDTH, alert_from_row, alert_row
 from console.store.database import (
     CacheLock,
     CacheUnusable,
@@ -171,7 +171,7 @@ class Store:
                         [(d.id, d.wearer_id, d.kind.value) for d in picture.devices])
             insert_rows(c, "INSERT INTO device_status", 8,
                         [status_row(s, last_event_id) for s in picture.statuses.values()])
-            insert_rows(c, "INSERT INTO alerts", 9,
+            insert_rows(c, f"INSERT INTO alerts ({ALERT_ROW})", ALERT_WIDTH,
                         [alert_row(a, last_event_id) for a in picture.alerts.values()])
             self._set_meta(last_event_id=last_event_id, snapshot_at=time.time(),
                            snapshot_event_id=last_event_id, applied_since_snapshot=0, **meta)
@@ -210,7 +210,7 @@ class Store:
                 "ON CONFLICT(device_id) DO UPDATE SET ts=excluded.ts, battery=excluded.battery, "
                 "charging=excluded.charging, strap=excluded.strap, gps_fix=excluded.gps_fix, "
                 "at_home=excluded.at_home, event_id=excluded.event_id WHERE excluded.ts >= ts")
-            insert_rows(c, "INSERT OR REPLACE INTO alerts", 9,
+            insert_rows(c, f"INSERT OR REPLACE INTO alerts ({ALERT_ROW})", ALERT_WIDTH,
                         [alert_row(a, last) for a in changes.alerts.values()])
             if changes.closed:
                 c.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))",

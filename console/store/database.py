@@ -25,7 +25,7 @@ else:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class CacheUnusable(Exception):
@@ -246,7 +246,16 @@ def _v2_payload(alert_id: object, note: object) -> str:
                       ensure_ascii=False)
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3}
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    # Alerts are claimed by one operator, closed with an outcome and shelved for a
+    # while; each history entry may carry the outcome it closed with.
+    db["alerts"].add_column("holder", str)
+    db["alerts"].add_column("outcome", str)
+    db["alerts"].add_column("shelved_until", float)
+    db["alerts"].add_column("shelved_reason", str)
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 
 
 @functools.cache

@@ -15,7 +15,18 @@ from typing import Any
 
 import httpx
 
-from console.domain.actions import Acknowledge, Action, ActionKind, ActionState, Kind
+from console.domain.actions import (
+    Acknowledge,
+    Action,
+    ActionKind,
+    ActionState,
+    Claim,
+    Close,
+    Kind,
+    Shelve,
+    StartWork,
+    Unshelve,
+)
 from console.protocol.client import ApiError, Client, ProtocolError
 from console.store import Store
 from console.sync.clock import backoff_delay
@@ -40,6 +51,31 @@ def delivers(kind: Kind) -> Callable[[Delivery], Delivery]:
 @delivers(ActionKind.ACKNOWLEDGE)
 async def _acknowledge(client: Client, payload: Acknowledge, key: str) -> object:
     return await client.acknowledge(payload.alert_id, payload.note, key)
+
+
+@delivers(ActionKind.CLAIM)
+async def _claim(client: Client, payload: Claim, key: str) -> object:
+    return await client.claim(payload.alert_id, payload.take_over, key)
+
+
+@delivers(ActionKind.START_WORK)
+async def _start_work(client: Client, payload: StartWork, key: str) -> object:
+    return await client.start_work(payload.alert_id, key)
+
+
+@delivers(ActionKind.CLOSE)
+async def _close(client: Client, payload: Close, key: str) -> object:
+    return await client.close(payload.alert_id, payload.outcome, payload.note, key)
+
+
+@delivers(ActionKind.SHELVE)
+async def _shelve(client: Client, payload: Shelve, key: str) -> object:
+    return await client.shelve(payload.alert_id, payload.until, payload.reason, key)
+
+
+@delivers(ActionKind.UNSHELVE)
+async def _unshelve(client: Client, payload: Unshelve, key: str) -> object:
+    return await client.unshelve(payload.alert_id, key)
 
 
 class OutboxSender:
