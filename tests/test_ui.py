@@ -147,7 +147,7 @@ def live(start_backend, tmp_path, qtbot):
     bridge = GuiBridge()
     engine = SyncEngine(backend.url, "demo", "demo", str(tmp_path / "cache.db"), bridge.publish)
     board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
-    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,
+    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
                         training=True, version="test")
     qtbot.addWidget(window)
     engine.start()
@@ -234,7 +234,7 @@ def test_the_cached_picture_shows_at_once_marked_stale(tmp_path, qtbot, start_ba
     bridge = GuiBridge()
     engine = SyncEngine(backend.url, "demo", "demo", cache, bridge.publish)
     board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
-    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.acknowledge,
+    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
                         training=False, version="test")
     qtbot.addWidget(window)
     started = time.monotonic()

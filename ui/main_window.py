@@ -20,8 +20,18 @@ from PySide6.QtWidgets import (
 
 from console.changes import Changes
 from console.domain import Alert
+from console.domain.actions import (
+    Acknowledge,
+    ActionKind,
+    Claim,
+    Close,
+    Payload,
+    Shelve,
+    StartWork,
+    Unshelve,
+)
 from console.sync import SyncStatus
-from ui.alerts.dialogs import AcknowledgeDialog
+from ui.alerts.dialogs import AcknowledgeDialog, CloseDialog, ShelveDialog
 from ui.alerts.model import AlertQueueModel
 from ui.alerts.widget import AlertQueue
 from ui.board.model import StatusBoardModel
@@ -48,19 +58,22 @@ class MainWindow(QMainWindow):
     closed = Signal()  # the window closed: File ▸ Quit, its close button, or signing out
 
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
-                 status: Callable[[], SyncStatus], acknowledge: Callable[[str, str], Future],
+                 status: Callable[[], SyncStatus], act: Callable[[Payload], Future],
                  training: bool, version: str):
+        """act: queue an operator's action (SyncEngine.act); the future resolves once
+        it is durable, and the window shows it only from the Changes that follow."""
         super().__init__()
         self.setWindowTitle("EM Console" + (" — TRAINING" if training else ""))
         self.board_model, self.alert_model = board, alerts
-        self._status, self._acknowledge, self._bridge = status, acknowledge, bridge
+        self._status, self._act, self._bridge = status, act, bridge
         self.version = version
         bridge.changes.connect(self.apply)
         bridge.action_failed.connect(self._action_failed)
 
         self.board = StatusBoard(board)
-        self.queue = AlertQueue(alerts)
+        self.queue = AlertQueue(alerts, lambda: self._status().operator)
         self.queue.acknowledge_requested.connect(self.acknowledge)
+        self.queue.transition_requested.connect(self.transition)
         self.connection = ConnectionIndicator(status)
         self.stale = StaleNotice(status)
         self.counters = QLabel()
@@ -154,13 +167,40 @@ class MainWindow(QMainWindow):
         ref = self.alert_model.wearer_ref(alert.wearer_id)
         dialog = AcknowledgeDialog(alert, ref, self.alert_model.clock())
         if dialog.exec():
-            self._bridge.watch(self._acknowledge(alert.id, dialog.text()))
+            self._bridge.watch(self._act(Acknowledge(alert.id, dialog.text())))
+
+    def transition(self, alert: Alert, kind: ActionKind) -> None:
+        """Claim, start work, close, shelve or unshelve `alert` (as this console will
+        see it once its queued actions arrive), asking what the act needs."""
+        ref, now = self.alert_model.wearer_ref(alert.wearer_id), self.alert_model.clock()
+        payload = None
+        if kind is ActionKind.CLAIM:
+            take_over = alert.holder is not None
+            if not take_over or QMessageBox.question(
+                    self, "Take over the alert",
+                    f"{alert.holder} holds this alert. Take it over from them?\n\n"
+                    "They and every other console will see that you took it.") == QMessageBox.Yes:
+                payload = Claim(alert.id, take_over)
+        elif kind is ActionKind.START_WORK:
+            payload = StartWork(alert.id)
+        elif kind is ActionKind.CLOSE:
+            closing = CloseDialog(alert, ref, now)
+            if closing.exec():
+                payload = Close(alert.id, closing.outcome(), closing.text())
+        elif kind is ActionKind.SHELVE:
+            shelving = ShelveDialog(alert, ref, now)
+            if shelving.exec():
+                payload = Shelve(alert.id, now + shelving.seconds(), shelving.text())
+        elif kind is ActionKind.UNSHELVE:
+            payload = Unshelve(alert.id)
+        if payload is not None:
+            self._bridge.watch(self._act(payload))
 
     def sign_out(self) -> None:
         answer = QMessageBox.question(
             self, "Sign out",
-            "Sign out of EM Console?\n\nAcknowledgements waiting to be sent: "
-            f"{self._status().pending_actions}. Queued acknowledgements stay in this "
+            "Sign out of EM Console?\n\nActions waiting to be sent: "
+            f"{self._status().pending_actions}. Queued actions stay in this "
             "console's offline cache; each is sent once the operator who queued it is "
             "signed in here again.")
         if answer == QMessageBox.Yes:
@@ -174,7 +214,7 @@ class MainWindow(QMainWindow):
 
     def _action_failed(self, message: str) -> None:
         QMessageBox.critical(self, "Action not saved",
-                             f"The acknowledgement could not be saved and was not sent:\n{message}")
+                             f"The action could not be saved and was not sent:\n{message}")
 
     def show_problems(self) -> None:
         problems = self.alert_model.problems.values()

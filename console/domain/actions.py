@@ -15,7 +15,8 @@ from enum import StrEnum
 
 import msgspec
 
-from console.domain.alerts import Alert, AlertState, Outcome
+from console.domain import alerts as rules
+from console.domain.alerts import Alert, AlertState, LifecycleError, Outcome, OutOfBounds
 
 
 class ActionState(StrEnum):
@@ -228,3 +229,64 @@ def may_acknowledge(alert: Alert, latest: Action | None) -> bool:
     aside may be tried again."""
     return alert.state is AlertState.UNACKNOWLEDGED and (
         latest is None or latest.kind is not ActionKind.ACKNOWLEDGE or not latest.state.stands)
+
+
+# The transitions the alert queue offers, in its order.
+TRANSITIONS = (ActionKind.CLAIM, ActionKind.START_WORK, ActionKind.CLOSE, ActionKind.SHELVE,
+               ActionKind.UNSHELVE)
+
+
+def anticipated(alert: Alert, queued: list[Action], now: float) -> Alert:
+    """The alert as it will be once this console's queued actions on it arrive,
+    applied in order by the same rules the backend applies. An operator working
+    offline can so claim, work and close in a row; an action the rules would
+    refuse changes nothing here, and the backend's answer will say why."""
+    for action in queued:
+        by, p = action.operator or action.username or "", action.payload
+        try:
+            if isinstance(p, Acknowledge):
+                alert = rules.acknowledge(alert, now, by, p.note)
+            elif isinstance(p, Claim):
+                alert = rules.claim(alert, now, by, p.take_over)
+            elif isinstance(p, StartWork):
+                alert = rules.start_work(alert, now, by)
+            elif isinstance(p, Close):
+                alert = rules.close(alert, now, by, p.outcome, p.note)
+            elif isinstance(p, Shelve):
+                alert = rules.shelve(alert, now, by, p.reason, p.until)
+            elif isinstance(p, Unshelve):
+                alert = rules.unshelve(alert, now, by)
+        except (LifecycleError, OutOfBounds):
+            pass
+    return alert
+
+
+def offered(alert: Alert, me: str | None, now: float) -> dict[ActionKind, str]:
+    """Each transition of the queue for the operator called `me` on this alert (as
+    anticipated): "" when they may do it now, else why not, in words for the
+    button's tooltip, so that no button goes grey without a reason."""
+    if me is None:
+        return {kind: "Not signed in" for kind in TRANSITIONS}
+    if not alert.is_open:
+        return {kind: "The alert is closed" for kind in TRANSITIONS}
+    held = alert.holder == me
+    holder = "Claim it first" if alert.holder is None else f"{alert.holder} holds it"
+    shelved = alert.shelved(now)
+    return {
+        ActionKind.CLAIM: "You hold it" if held else "",
+        ActionKind.START_WORK: ("" if held and alert.state is AlertState.CLAIMED
+                                else "In work already" if held else holder),
+        ActionKind.CLOSE: "" if held else holder,
+        ActionKind.SHELVE: "Shelved already" if shelved else "",
+        ActionKind.UNSHELVE: "" if shelved else "Not shelved",
+    }
+
+
+
+def reflected(alert: Alert, action: Action, now: float) -> bool:
+    """Whether the alert already shows what this action does: then the stream has
+    brought its effect, and the queue shows the alert's state instead of the act."""
+    p = action.payload
+    if isinstance(p, Shelve):  # shelving again is allowed (to extend it): compare expiries
+        return alert.shelved_until is not None and abs(alert.shelved_until - p.until) < 1e-3
+    return anticipated(alert, [action], now) == alert

@@ -14,9 +14,10 @@ Pure code: every function that needs the time takes `now` (epoch seconds).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import Enum, StrEnum
 
-from console.domain.clock import DAY
+from console.domain.clock import DAY, LOCAL_TZ
 
 # The sixteen breach types of ICIBI §5.13, with the wire names used by the protocol.
 BREACH_TYPES = {
@@ -118,6 +119,19 @@ class Alert:
     @property
     def type_label(self) -> str:
         return BREACH_TYPES.get(self.type, self.type)
+
+
+def handling_text(alert: Alert, now: float) -> str:
+    """The handling in words, as every list shows it: who holds it, whether its
+    condition cleared before anyone handled it, and any shelving."""
+    words = {AlertState.CLAIMED: f"claimed by {alert.holder}",
+             AlertState.IN_WORK: f"in work: {alert.holder}"}.get(alert.state, alert.state.value)
+    if alert.latched:
+        words += ", cleared, not yet handled"
+    if alert.shelved(now):
+        until = datetime.fromtimestamp(alert.shelved_until, LOCAL_TZ)
+        words += f", shelved until {until:%H:%M}"
+    return words
 
 
 class LifecycleError(ValueError):

@@ -249,6 +249,9 @@ class Backend:
                 return problem(422, "Idempotency-Key reused",
                                "this key was used for a different request")
             return seen[1]
+        # The world first catches up with now: the rules judge the transition (a
+        # shelving's expiry, above all) at the time the backend answers, as a real one would.
+        self.tick()
         alert = self.fleet.alerts.get(alert_id)
         if alert is None:
             return problem(404, "No such alert", f"no alert has the id {alert_id}")

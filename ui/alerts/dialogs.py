@@ -1,4 +1,6 @@
-"""Acknowledging an alert: the note, its length and why the button may be off."""
+"""The dialogs of the alert queue's actions: acknowledging, closing with an outcome
+and shelving. Each takes a required note with its limit, and says why its button
+is off rather than greying it without a word."""
 
 from __future__ import annotations
 
@@ -6,43 +8,54 @@ from html import escape
 
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QVBoxLayout,
+    QWidget,
 )
 
-from console.domain import Alert, format_age
+from console.domain import MAX_SHELVE, Alert, Outcome, format_age, handling_text
 from console.protocol.schema import MAX_NOTE
 from ui.common.table import uk_datetime
 
+# What an operator can pick for shelving: the centre's usual 15 minutes to 2 hours,
+# up to the 8-hour limit of the rules.
+SHELVE_FOR = [(15 * 60, "15 minutes"), (30 * 60, "30 minutes"), (3600, "1 hour"),
+              (2 * 3600, "2 hours"), (4 * 3600, "4 hours"), (MAX_SHELVE, "8 hours")]
 
-class AcknowledgeDialog(QDialog):
-    def __init__(self, alert: Alert, wearer_ref: str, now: float):
+
+class NoteDialog(QDialog):
+    """A dialog about one alert with a required note; subclasses add their fields
+    above the note (`fields`) and their own reasons to refuse (`problem`)."""
+
+    def __init__(self, title: str, alert: Alert, wearer_ref: str, now: float, note_name: str,
+                 placeholder: str, ok_text: str, fields: list[tuple[str, QWidget]] = ()):
         super().__init__()
-        self.setWindowTitle("Acknowledge alert")
+        self.setWindowTitle(title)
+        self.ok_text = ok_text
         # Backend texts go into rich text: escaped, so they cannot restyle the dialog.
         self.summary = QLabel(f"<b>{escape(alert.type_label)}</b> — {escape(wearer_ref)}<br>"
                               f"raised {uk_datetime(alert.raised_at)} "
-                              f"({format_age(now - alert.raised_at)} ago), {alert.state.value}")
+                              f"({format_age(now - alert.raised_at)} ago), "
+                              f"{escape(handling_text(alert, now))}")
         self.summary.setAccessibleName("Alert summary")
         self.note = QPlainTextEdit()
-        self.note.setAccessibleName("Acknowledgement note")
-        self.note.setPlaceholderText("What you saw and what you will do (required)")
+        self.note.setAccessibleName(note_name)
+        self.note.setPlaceholderText(placeholder)
         self.note.setTabChangesFocus(True)
         self.note.textChanged.connect(self._validate)
-        # Why Acknowledge is disabled, and how close the note is to the limit,
-        # so the button never goes grey without a word.
         self.reason = QLabel()
-        self.reason.setAccessibleName("Why Acknowledge is unavailable")
+        self.reason.setAccessibleName(f"Why {ok_text} is unavailable")
         self.count = QLabel()
         self.count.setAccessibleName("Note length")
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         self.ok = self.buttons.button(QDialogButtonBox.Ok)
-        self.ok.setText("Acknowledge")
-        self.ok.setToolTip("Acknowledge the alert with this note (Ctrl+Return)")
+        self.ok.setText(ok_text)
+        self.ok.setToolTip(f"{ok_text} (Ctrl+Return)")
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         # Return inside the note is a new line, so the note needs its own submit key.
@@ -53,25 +66,29 @@ class AcknowledgeDialog(QDialog):
         status.addWidget(self.count)
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
+        for label, widget in fields:
+            layout.addWidget(QLabel(label, buddy=widget))
+            layout.addWidget(widget)
         layout.addWidget(QLabel("&Note", buddy=self.note))
         layout.addWidget(self.note)
         layout.addLayout(status)
         layout.addWidget(self.buttons)
-        self._validate()
 
     def text(self) -> str:
         return self.note.toPlainText().strip()
 
+    def problem(self) -> str:
+        """Why the dialog cannot be accepted yet, besides the note; "" if nothing."""
+        return ""
+
     def _validate(self) -> None:
         n = len(self.text())
         self.count.setText(f"{n} / {MAX_NOTE}")
-        if n == 0:
-            reason = "Write a note"
-        elif n > MAX_NOTE:
+        if n > MAX_NOTE:
             over = n - MAX_NOTE
             reason = f"Too long by {over:,} character{'s' if over > 1 else ''}"
         else:
-            reason = ""
+            reason = self.problem() or ("" if n else "Write a note")
         self.reason.setText(reason)
         self.ok.setEnabled(not reason)
         self.ok.setAccessibleDescription(reason)
@@ -79,3 +96,52 @@ class AcknowledgeDialog(QDialog):
     def _submit(self) -> None:
         if self.ok.isEnabled():
             self.accept()
+
+
+class AcknowledgeDialog(NoteDialog):
+    def __init__(self, alert: Alert, wearer_ref: str, now: float):
+        super().__init__("Acknowledge alert", alert, wearer_ref, now, "Acknowledgement note",
+                         "What you saw and what you will do (required)", "Acknowledge")
+        self._validate()
+
+
+class CloseDialog(NoteDialog):
+    """Closing needs an outcome from the fixed list, so that breaches can be counted,
+    and a note, so that the closing can be reviewed."""
+
+    def __init__(self, alert: Alert, wearer_ref: str, now: float):
+        self.outcome_box = QComboBox()
+        self.outcome_box.setAccessibleName("Outcome")
+        self.outcome_box.addItem("Choose an outcome…", None)
+        for outcome in Outcome:
+            self.outcome_box.addItem(outcome.label, outcome)
+        super().__init__("Close alert", alert, wearer_ref, now, "Closing note",
+                         "What was found and done (required)", "Close alert",
+                         [("&Outcome", self.outcome_box)])
+        self.outcome_box.currentIndexChanged.connect(self._validate)
+        self._validate()
+
+    def outcome(self) -> Outcome | None:
+        data = self.outcome_box.currentData()  # Qt hands a StrEnum back as a plain str
+        return None if data is None else Outcome(data)
+
+    def problem(self) -> str:
+        return "" if self.outcome() is not None else "Choose an outcome"
+
+
+class ShelveDialog(NoteDialog):
+    """Shelving quiets an alert for a while, with a reason; it lifts itself."""
+
+    def __init__(self, alert: Alert, wearer_ref: str, now: float):
+        self.duration = QComboBox()
+        self.duration.setAccessibleName("Shelve for")
+        for seconds, label in SHELVE_FOR:
+            self.duration.addItem(label, seconds)
+        self.duration.setCurrentIndex(1)
+        super().__init__("Shelve alert", alert, wearer_ref, now, "Reason for shelving",
+                         "Why it may be quiet for a while (required)", "Shelve",
+                         [("Shelve &for", self.duration)])
+        self._validate()
+
+    def seconds(self) -> float:
+        return float(self.duration.currentData())

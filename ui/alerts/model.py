@@ -8,13 +8,13 @@ from console.changes import Changes
 from console.domain import (
     LOCAL_TZ,
     Alert,
-    AlertState,
     Priority,
     format_age,
+    handling_text,
     priority,
     queue_key,
 )
-from console.domain.actions import Action, ActionState
+from console.domain.actions import Action, ActionState, anticipated, reflected
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 
 
@@ -34,6 +34,7 @@ class AlertQueueModel(SelfSortingModel):
         self._refs: dict[str, str] = {}
         self._last_contact: dict[str, float] = {}
         self.actions: dict[str, Action] = {}  # latest action per alert id
+        self.queued: dict[str, list[Action]] = {}  # per alert id: still queued, in order
         # By key: actions the backend refused, and queued ones that wait for another
         # operator to sign in (an action leaves once it no longer needs attention).
         self.problems: dict[str, Action] = {}
@@ -79,10 +80,13 @@ class AlertQueueModel(SelfSortingModel):
         action = self.actions.get(alert.id)
         # A delivered action shows until the stream brings the alert's new state.
         if action is not None and not (action.state is ActionState.DELIVERED
-                                       and alert.state is not AlertState.UNACKNOWLEDGED):
+                                       and reflected(alert, action, now)):
             return action.label  # the kind's text for its state (console/domain/actions.py)
-        state = alert.state.value
-        return state if alert.active else f"{state}, cleared"
+        return handling_text(alert, now)
+
+    def anticipated(self, alert: Alert) -> Alert:
+        """The alert as it will be once this console's queued actions on it arrive."""
+        return anticipated(alert, self.queued.get(alert.id, []), self.clock())
 
     def _compute_order(self) -> list[int]:
         now = self.device_clock()
@@ -97,6 +101,12 @@ class AlertQueueModel(SelfSortingModel):
             latest = self.actions.get(action.alert_id)
             if action.alert_id is not None and (latest is None or action.seq >= latest.seq):
                 self.actions[action.alert_id] = action
+            if action.alert_id is not None:
+                queued = [a for a in self.queued.pop(action.alert_id, []) if a.key != key]
+                if action.state is ActionState.PENDING:
+                    queued = sorted([*queued, action], key=lambda a: a.seq)
+                if queued:
+                    self.queued[action.alert_id] = queued
             if action.state.refused or action.waiting:
                 self.problems[key] = action
             else:

@@ -1,6 +1,10 @@
-"""The alert queue: the table of open alerts and the acknowledge button."""
+"""The alert queue: the table of open alerts and the buttons that handle the
+selected one. Which button is on, and why not, is the domain's rule
+(console/domain/actions.py, `offered`); each button says why it is off."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -10,17 +14,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from console.domain.actions import may_acknowledge
+from console.domain.actions import ActionKind, may_acknowledge, offered
 from ui.alerts.model import AlertQueueModel
 from ui.common.table import stack, table
+
+# Each transition's button: its text (with its Alt key) and what it does.
+BUTTONS = {
+    ActionKind.CLAIM: ("&Claim", "Hold the selected alert: every console shows who"),
+    ActionKind.START_WORK: ("Start &work", "Start work on the alert you hold"),
+    ActionKind.CLOSE: ("Clos&e…", "Close the alert you hold, with an outcome and a note"),
+    ActionKind.SHELVE: ("&Shelve…", "Quiet the alert for a while, with a reason"),
+    ActionKind.UNSHELVE: ("&Unshelve", "Let the shelved alert notify again"),
+}
 
 
 class AlertQueue(QWidget):
     acknowledge_requested = Signal(object)  # Alert
+    transition_requested = Signal(object, object)  # Alert (as anticipated), ActionKind
 
-    def __init__(self, model: AlertQueueModel):
+    def __init__(self, model: AlertQueueModel, me: Callable[[], str | None]):
+        """me: the signed-in operator's name, as the backend records holders."""
         super().__init__()
         self.model = model
+        self.me = me
         self.setAccessibleName("Alert queue")
         self.title = QLabel()
         self.title.setAccessibleName("Open alerts count")
@@ -31,6 +47,13 @@ class AlertQueue(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.title, 1)
         bar.addWidget(self.ack)
+        self.buttons: dict[ActionKind, QPushButton] = {}
+        for kind, (text, what) in BUTTONS.items():
+            button = QPushButton(text, enabled=False)
+            button.setAccessibleName(what)
+            button.clicked.connect(lambda _=False, k=kind: self._transition(k))
+            self.buttons[kind] = button
+            bar.addWidget(button)
         # Narrow enough to leave Raised room for a day and a time.
         self.view = table(model, "Alert queue table", (95, 140, 90, 165, 50))
         self.view.selectionModel().selectionChanged.connect(self._enable)
@@ -51,8 +74,25 @@ class AlertQueue(QWidget):
         alert = self.selected()
         action = self.model.actions.get(alert.id) if alert else None
         self.ack.setEnabled(alert is not None and may_acknowledge(alert, action))
+        reasons = (offered(self.model.anticipated(alert), self.me(), self.model.clock())
+                   if alert is not None else {kind: "Select an alert" for kind in BUTTONS})
+        for kind, button in self.buttons.items():
+            text, what = BUTTONS[kind]
+            reason = reasons[kind]
+            button.setEnabled(not reason)
+            button.setToolTip(f"{what}: {reason}" if reason else what)
+            button.setAccessibleDescription(reason)
+        held_by = alert is not None and self.model.anticipated(alert).holder
+        taking_over = bool(held_by) and held_by != self.me()
+        self.buttons[ActionKind.CLAIM].setText(f"&Claim from {held_by}…" if taking_over
+                                               else BUTTONS[ActionKind.CLAIM][0])
 
     def _request(self) -> None:
         alert = self.selected()
         if alert is not None and self.ack.isEnabled():
             self.acknowledge_requested.emit(alert)
+
+    def _transition(self, kind: ActionKind) -> None:
+        alert = self.selected()
+        if alert is not None and self.buttons[kind].isEnabled():
+            self.transition_requested.emit(self.model.anticipated(alert), kind)
