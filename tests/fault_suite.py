@@ -35,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from backends import Backend, wait_until  # noqa: E402
 
+from console.domain import Outcome  # noqa: E402
+from console.domain.actions import Claim, Close, Shelve, StartWork, Unshelve  # noqa: E402
 from console.protocol.client import decode_snapshot  # noqa: E402
 from console.protocol.schema import API  # noqa: E402
 from console.store import Store  # noqa: E402
@@ -366,6 +368,82 @@ def inflight_drops(workdir: Path, count: int, rng: random.Random) -> Result:
     return result
 
 
+def _handling(alert_id: str, now: float) -> list:
+    """What an operator does to one alert, in order: every transition once."""
+    return [Claim(alert_id), Shelve(alert_id, now + 3600, f"engineer booked for {alert_id}"),
+            Unshelve(alert_id), StartWork(alert_id),
+            Close(alert_id, Outcome.EQUIPMENT_FAULT, f"strap replaced on {alert_id}")]
+
+
+def _check_handling(backend: Backend, alert_ids: list[str], outbox: Counter) -> list[str]:
+    """Each transition of each alert at the backend exactly once, in order, by the
+    operator who queued it."""
+    expected = [("claimed", None), ("claimed", "shelved: engineer booked for {}"),
+                ("claimed", "unshelved"), ("in_work", None),
+                ("closed", "strap replaced on {}")]
+    problems = []
+    for alert_id in alert_ids:
+        body = backend.get(f"{API}/alerts/{alert_id}").json()
+        done = [(h["state"], h["note"]) for h in body["history"] if h.get("by") == "Demo Operator"]
+        want = [(state, note and note.format(alert_id)) for state, note in expected]
+        if done != want or body["outcome"] != "equipment_fault":
+            problems.append(f"{alert_id}: {done}, outcome {body['outcome']}")
+    if outbox != Counter(delivered=len(alert_ids) * len(expected)):
+        problems.append(f"outbox {dict(outbox)}")
+    return problems[:5]
+
+
+def handling_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
+    result = Result("kill -9 either side while claims, shelvings and closes are delivered", kills)
+    count = max(5, kills // 2)
+    backend = fault_backend(workdir, count * 50).start(QUIET)
+    alert_ids = [a["id"] for a in backend.get(f"{API}/snapshot").json()["alerts"]
+                 if a["state"] == "unacknowledged"][:count]
+    console = Console(workdir, backend.url)
+    # Queued offline by the operator, durable in the cache's outbox...
+    engine = SyncEngine(backend.url, "demo", "demo", str(console.cache), lambda c: None,
+                        READ_TIMEOUT)
+    engine.start()
+    try:
+        wait_until(lambda: engine.status.state == "live", 60, what="a live engine")
+        backend.kill()
+        now = engine.clock.now()
+        for alert_id in alert_ids:
+            for payload in _handling(alert_id, now):
+                engine.act(payload).result(10)
+    finally:
+        engine.stop()
+    # ...then delivered by the headless console, while one side or the other dies.
+    backend.start(QUIET)
+    console.start()
+    done = {"console": 0, "backend": 0}
+    try:
+        while sum(done.values()) < kills and "pending" in _outbox(console.cache):
+            time.sleep(rng.uniform(0.05, 0.6))
+            victim = rng.choice(["console", "backend"])
+            if victim == "console":
+                console.kill()
+                console.start()
+            else:
+                backend.kill()
+                backend.start(QUIET)
+            done[victim] += 1
+        wait_until(lambda: "pending" not in _outbox(console.cache), 300, 0.5,
+                   what="the outbox to drain")
+        conclude(result, backend, console)  # the cache against the backend
+        result.problems = _check_handling(backend, alert_ids, _outbox(console.cache)) \
+            + result.problems
+    finally:
+        console.stop()
+        backend.stop()
+    result.iterations = sum(done.values())
+    result.events = len(alert_ids) * 5
+    result.notes = (f"{len(alert_ids)} alerts, 5 transitions each; killed the console "
+                    f"{done['console']} times and the backend {done['backend']} times "
+                    "before the outbox drained")
+    return result
+
+
 def replay_reset(workdir: Path, rounds: int, rng: random.Random) -> Result:
     result = Result("resume from an id older than the replay buffer", rounds)
     backend = fault_backend(workdir, 500, ["--replay", "300"]).start(BUSY)
@@ -388,13 +466,15 @@ def replay_reset(workdir: Path, rounds: int, rng: random.Random) -> Result:
     return result
 
 
-SCENARIOS = [backend_kills, console_kills, freezes, offline_acks, inflight_drops, replay_reset]
+SCENARIOS = [backend_kills, console_kills, freezes, offline_acks, inflight_drops,
+             handling_kills, replay_reset]
 
 
 def run_all(kills: int, acks: int, freezes_n: int, seed: int = 1) -> list[Result]:
     rng = random.Random(seed)
     sizes = {backend_kills: kills, console_kills: kills, freezes: freezes_n,
-             offline_acks: acks, inflight_drops: max(50, acks // 5), replay_reset: 2}
+             offline_acks: acks, inflight_drops: max(50, acks // 5), handling_kills: kills,
+             replay_reset: 2}
     results = []
     for scenario in SCENARIOS:
         with tempfile.TemporaryDirectory(prefix="em-faults-") as tmp:
@@ -450,6 +530,9 @@ its history, the last event id), and its count of applied events must equal the
 span of ids since its snapshot: nothing lost, nothing applied twice.
 Acknowledgements are checked at the backend: each alert acknowledged exactly once,
 with the note queued first, and every later one for the same alert a conflict.
+So is the handling of an alert: claim, shelve, unshelve, start work and close, each
+exactly once and in order, while the headless console delivering them and the
+backend are killed in turn.
 
 {table}
 
