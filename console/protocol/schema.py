@@ -39,8 +39,11 @@ Id = Annotated[str, Meta(min_length=1, max_length=200, pattern="^[^\x00]*$",
                          description="opaque, never reused")]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern="^[^\x00]*$")]
 Note = Annotated[str, Meta(max_length=MAX_NOTE)]
-# A note that must say something: closing and shelving need a reason.
-Reason = Annotated[str, Meta(min_length=1, max_length=MAX_NOTE, pattern=r"\S")]
+# A note that must say something: closing and shelving need a reason. The pattern
+# asks for a character that is white space neither to Python nor to JavaScript
+# (the schema's readers): their \s differ on \x1c-\x1f, \x85 and \ufeff.
+Reason = Annotated[str, Meta(min_length=1, max_length=MAX_NOTE,
+                             pattern=r"[^\s\x1c-\x1f\x85\ufeff]")]
 # The time itself is checked by `instant`: not before 2000, not from the future.
 Timestamp = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a zone")]
 T = TypeVar("T")
