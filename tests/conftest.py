@@ -44,3 +44,35 @@ def hostile():
     yield make
     for h in made:
         h.close()
+
+
+@pytest.fixture
+def start_window(start_backend, tmp_path, qtbot):
+    """The real window on a real engine and backend: start_window(speed) returns
+    (backend, engine, window), the engine started and the window shown."""
+    from console.sync import SyncEngine
+    from ui.alerts.model import AlertQueueModel
+    from ui.board.model import StatusBoardModel
+    from ui.bridge import GuiBridge
+    from ui.main_window import MainWindow
+
+    engines = []
+
+    def start(speed: float, wearers: int = 200):
+        backend = start_backend(wearers=wearers, speed=speed)
+        bridge = GuiBridge()
+        engine = SyncEngine(backend.url, "demo", "demo", str(tmp_path / "cache.db"),
+                            bridge.publish)
+        engines.append(engine)
+        board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
+        window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
+                            training=True, version="test")
+        qtbot.addWidget(window)
+        engine.start()
+        window.show()
+        return backend, engine, window
+
+    yield start
+    for engine in engines:
+        engine.stop()
+

@@ -142,18 +142,8 @@ def test_severity_is_never_colour_alone():
 
 
 @pytest.fixture
-def live(start_backend, tmp_path, qtbot):
-    backend = start_backend(wearers=200, speed=120)
-    bridge = GuiBridge()
-    engine = SyncEngine(backend.url, "demo", "demo", str(tmp_path / "cache.db"), bridge.publish)
-    board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
-    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
-                        training=True, version="test")
-    qtbot.addWidget(window)
-    engine.start()
-    window.show()
-    yield backend, engine, window
-    engine.stop()
+def live(start_window):
+    return start_window(speed=120)
 
 
 def test_the_board_follows_the_live_stream(live, qtbot):

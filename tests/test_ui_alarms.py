@@ -21,13 +21,9 @@ from console.domain.actions import (
     offered,
     reflected,
 )
-from console.sync import SyncEngine
 from ui.alerts.dialogs import CloseDialog, ShelveDialog
 from ui.alerts.model import AlertQueueModel
 from ui.alerts.widget import AlertQueue
-from ui.board.model import StatusBoardModel
-from ui.bridge import GuiBridge
-from ui.main_window import MainWindow
 
 NOW = 1_795_000_000.0
 ME = "Ann Hale"
@@ -148,18 +144,8 @@ def test_shelving_offers_15_minutes_to_8_hours_and_needs_a_reason(qtbot):
 # -- against a real backend -------------------------------------------------------------
 
 @pytest.fixture
-def live(start_backend, tmp_path, qtbot):
-    backend = start_backend(wearers=200, speed=1)
-    bridge = GuiBridge()
-    engine = SyncEngine(backend.url, "demo", "demo", str(tmp_path / "cache.db"), bridge.publish)
-    board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
-    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
-                        training=True, version="test")
-    qtbot.addWidget(window)
-    engine.start()
-    window.show()
-    yield backend, engine, window
-    engine.stop()
+def live(start_window):
+    return start_window(speed=1)
 
 
 def test_a_claim_and_a_close_made_from_the_keyboard_reach_the_backend_and_come_back(
