@@ -86,8 +86,13 @@ def test_the_queue_says_who_holds_each_alert_and_what_is_latched_or_shelved(qtbo
     qtbot.addWidget(widget)
     states = {model.alert_at(p).id: model.data(model.index(p, model.COL_STATE))
               for p in range(model.rowCount())}
-    assert states["A1"] == "claimed by Bob"
-    assert states["A2"] == "unacknowledged, cleared, not yet handled"
+    conditions = {model.alert_at(p).id: model.data(model.index(p, model.COL_CONDITION))
+                  for p in range(model.rowCount())}
+    assert states["A1"] == "claimed by Bob" and conditions["A1"] == "● active"
+    assert (states["A2"], conditions["A2"]) == ("unacknowledged", "○ cleared")
+    position = next(p for p in range(model.rowCount()) if model.alert_at(p).id == "A2")
+    assert model.data(model.index(position, model.COL_CONDITION), Qt.ToolTipRole).startswith(
+        "cleared, not yet handled")
     assert states["A3"].startswith("unacknowledged, shelved until ")
     assert states["A4"] == f"in work: {ME}"
 
@@ -167,6 +172,10 @@ def test_a_claim_and_a_close_made_from_the_keyboard_reach_the_backend_and_come_b
         return model.data(model.index(p, model.COL_STATE))
     wait_until(lambda: row_state() == "claimed by Demo Operator", qtbot=qtbot)
     assert backend.get(f"/api/v1/alerts/{alert_id}").json()["holder"] == "Demo Operator"
+    window.queue.view.selectRow(next(p for p in range(model.rowCount())
+                                     if model.alert_at(p).id == alert_id))
+    qtbot.keyClick(window.queue, Qt.Key_W, Qt.AltModifier)
+    wait_until(lambda: row_state() == "in work: Demo Operator", qtbot=qtbot)
 
     def fill_dialog():
         dialog = QApplication.activeModalWidget()

@@ -68,10 +68,12 @@ def test_raised_times_say_the_day_when_not_today_and_the_zone(qtbot):
     model = AlertQueueModel(clock)
     model.apply(Changes(picture=picture()))  # alerts raised up to 13 hours before NOW
     by_id = {model.alert_at(p).id: p for p in range(model.rowCount())}
-    raised = {a: model.data(model.index(by_id[a], 5)) for a in ("A0", "A48")}
+    column = model.COL_RAISED
+    raised = {a: model.data(model.index(by_id[a], column)) for a in ("A0", "A48")}
     assert raised == {"A0": "11:06", "A48": "Tue 17 Nov 21:46"}
-    assert "UK time" in model.headerData(5, Qt.Horizontal)
-    assert model.data(model.index(by_id["A48"], 5), Qt.ToolTipRole) == "Raised Tue 17 Nov 2026 21:46 GMT"
+    assert "UK time" in model.headerData(column, Qt.Horizontal)
+    assert model.data(model.index(by_id["A48"], column), Qt.ToolTipRole) == \
+        "Raised Tue 17 Nov 2026 21:46 GMT"
     d = AcknowledgeDialog(model.alert_at(by_id["A48"]), "EM-776", NOW)
     qtbot.addWidget(d)
     assert "raised Tue 17 Nov 2026 21:46 GMT (13 h ago)" in d.summary.text()

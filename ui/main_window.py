@@ -82,7 +82,7 @@ class MainWindow(QMainWindow):
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.queue)
         split.addWidget(self.board)
-        split.setSizes([680, 820])
+        split.setSizes([760, 740])  # the queue: each column readable at 1500 px wide
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 0, 6, 6)

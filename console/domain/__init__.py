@@ -27,6 +27,7 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
     claim,
     close,
     close_cleared,
+    condition_text,
     handling_text,
     notifies,
     priority,

@@ -122,16 +122,24 @@ class Alert:
 
 
 def handling_text(alert: Alert, now: float) -> str:
-    """The handling in words, as every list shows it: who holds it, whether its
-    condition cleared before anyone handled it, and any shelving."""
+    """The handling in words, as every list shows it: who holds it, and any
+    shelving. The condition is the other axis (condition_text)."""
     words = {AlertState.CLAIMED: f"claimed by {alert.holder}",
              AlertState.IN_WORK: f"in work: {alert.holder}"}.get(alert.state, alert.state.value)
-    if alert.latched:
-        words += ", cleared, not yet handled"
     if alert.shelved(now):
         until = datetime.fromtimestamp(alert.shelved_until, LOCAL_TZ)
         words += f", shelved until {until:%H:%M}"
     return words
+
+
+def condition_text(alert: Alert) -> str:
+    """Whether what raised the alert is still there; a cleared one that nobody has
+    handled stays on the list, latched."""
+    if alert.active:
+        return "still active: what raised it is still reported"
+    if alert.latched:
+        return "cleared, not yet handled: it stays until someone closes it"
+    return "cleared"
 
 
 class LifecycleError(ValueError):

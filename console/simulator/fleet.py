@@ -28,7 +28,9 @@ from console.domain import (
     HistoryEntry,
     Wearer,
     acknowledge,
+    claim,
     return_to_normal,
+    start_work,
 )
 
 KIND_SHARE = [(DeviceKind.GPS, 0.80), (DeviceKind.RF, 0.08), (DeviceKind.NFD, 0.08),
@@ -159,8 +161,14 @@ class Fleet:
             if (i, btype) in self.open_by_cause:
                 continue
             alert = self._raise(i, btype, self.now - rng.uniform(60, 2 * DAY), "non_compliance")
-            if rng.random() < 0.3:
-                alert = acknowledge(alert, alert.raised_at + 600, "previous shift", "seen")
+            # Some were handled already, by operators of this shift or the last.
+            handled, at = rng.random(), alert.raised_at + 600
+            if handled < 0.12:
+                alert = claim(alert, at, "Sam Okafor")
+            elif handled < 0.2:
+                alert = start_work(claim(alert, at, "Priya Shah"), at + 300, "Priya Shah")
+            elif handled < 0.3:
+                alert = acknowledge(alert, at, "previous shift", "seen")
             if rng.random() < 0.5:
                 alert = return_to_normal(alert, self.now)
             else:

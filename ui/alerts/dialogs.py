@@ -141,6 +141,7 @@ class ShelveDialog(NoteDialog):
         super().__init__("Shelve alert", alert, wearer_ref, now, "Reason for shelving",
                          "Why it may be quiet for a while (required)", "Shelve",
                          [("Shelve &for", self.duration)])
+        self.note.setFocus()  # the reason is what is missing; the duration has a default
         self._validate()
 
     def seconds(self) -> float:

@@ -9,6 +9,7 @@ from console.domain import (
     LOCAL_TZ,
     Alert,
     Priority,
+    condition_text,
     format_age,
     handling_text,
     priority,
@@ -21,9 +22,13 @@ from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 class AlertQueueModel(SelfSortingModel):
     """Open alerts, most urgent first, then oldest first (ICIBI §5.14)."""
 
-    HEADERS = ("Priority", "Type", "Wearer", "State", "Age", "Raised (UK time)")
+    # The two axes of an alert side by side: its handling (State) and whether what
+    # raised it is still there (Condition), as alarm tables show them.
+    HEADERS = ("Priority", "Type", "Wearer", "State", "Condition", "Age", "Raised (UK time)")
     COL_STATE = 3
-    COL_RAISED = 5
+    COL_CONDITION = 4
+    COL_AGE = 5
+    COL_RAISED = 6
 
     def __init__(self, clock: Clock, device_clock: Clock | None = None):
         """Ages run on `clock`; the out-of-contact rule of priority runs on
@@ -51,11 +56,13 @@ class AlertQueueModel(SelfSortingModel):
     def _render(self, alert: Alert, now: float) -> tuple[tuple[str, ...], tuple]:
         p = self.priority_of(alert)
         texts = tuple(self._text(alert, col, now) for col in range(len(self.HEADERS)))
-        return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * 5
+        return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * 6
 
     def _tooltip(self, alert: Alert, col: int) -> str | None:
         if col == self.COL_RAISED:
             return f"Raised {uk_datetime(alert.raised_at)}"
+        if col == self.COL_CONDITION:
+            return condition_text(alert)
         if col != self.COL_STATE:
             return None
         return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
@@ -69,7 +76,9 @@ class AlertQueueModel(SelfSortingModel):
             return alert.type_label
         if col == 2:
             return self.wearer_ref(alert.wearer_id)
-        if col == 4:
+        if col == self.COL_CONDITION:
+            return "● active" if alert.active else "○ cleared"
+        if col == self.COL_AGE:
             return format_age(now - alert.raised_at)
         if col == self.COL_RAISED:
             # The time alone is ambiguous once the UK day has turned: then say which day.
