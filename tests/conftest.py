@@ -76,3 +76,16 @@ def start_window(start_backend, tmp_path, qtbot):
     for engine in engines:
         engine.stop()
 
+
+def select_unacknowledged(window) -> str:
+    """Focus the window's alert queue on its first unacknowledged alert; its id."""
+    from console.domain import AlertState
+
+    model = window.alert_model
+    target = next(p for p in range(model.rowCount())
+                  if model.alert_at(p).state is AlertState.UNACKNOWLEDGED)
+    window.activateWindow()
+    window.queue.view.setFocus()
+    window.queue.view.selectRow(target)
+    return model.alert_at(target).id
+

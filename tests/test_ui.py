@@ -4,7 +4,7 @@ import sys
 import time
 
 import pytest
-from conftest import wait_until
+from conftest import select_unacknowledged, wait_until
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog, QLabel, QLineEdit, QPushButton, QTableView
 
@@ -170,12 +170,7 @@ def test_alert_queue_orders_by_priority_and_acknowledges_from_the_keyboard(live,
             for p in range(model.rowCount())]
     assert keys == sorted(keys)
 
-    target = next(p for p in range(model.rowCount())
-                  if model.alert_at(p).state is AlertState.UNACKNOWLEDGED)
-    alert_id = model.alert_at(target).id
-    window.activateWindow()
-    window.queue.view.setFocus()
-    window.queue.view.selectRow(target)
+    alert_id = select_unacknowledged(window)
     assert window.queue.ack.isEnabled()
 
     def fill_dialog():

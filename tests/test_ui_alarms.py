@@ -5,7 +5,7 @@ the keyboard reaching a real backend and coming back on the stream."""
 from dataclasses import replace
 
 import pytest
-from conftest import wait_until
+from conftest import select_unacknowledged, wait_until
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog
 
@@ -159,12 +159,7 @@ def test_a_claim_and_a_close_made_from_the_keyboard_reach_the_backend_and_come_b
     model = window.alert_model
     wait_until(lambda: model.rowCount() > 0 and engine.status.state == "live"
                and engine.status.operator, qtbot=qtbot)
-    target = next(p for p in range(model.rowCount())
-                  if model.alert_at(p).state is AlertState.UNACKNOWLEDGED)
-    alert_id = model.alert_at(target).id
-    window.activateWindow()
-    window.queue.view.setFocus()
-    window.queue.view.selectRow(target)
+    alert_id = select_unacknowledged(window)
     qtbot.keyClick(window.queue, Qt.Key_C, Qt.AltModifier)
 
     def row_state():
