@@ -142,3 +142,16 @@ def test_transitions_on_an_unknown_alert_are_404_and_a_missing_body_400(backend)
     resp = backend.post(f"{API}/alerts/{alert['id']}/claim",
                         headers={"Idempotency-Key": str(uuid.uuid4())})
     assert resp.status_code == 400 and resp.headers["content-type"] == "application/problem+json"
+
+
+def test_the_longest_shelving_reason_leaves_an_alert_every_console_can_read(backend):
+    alert = unacknowledged(backend)
+    until = datetime.fromtimestamp(server_now(backend) + 3600, UTC).isoformat()
+    longest = "r" * schema.MAX_SHELVE_REASON
+    too_long = move(backend, alert["id"], "shelve", {"until": until, "reason": longest + "r"})
+    assert too_long.status_code == 422, too_long.text
+    shelved = move(backend, alert["id"], "shelve", {"until": until, "reason": longest})
+    assert shelved.status_code == 200, shelved.text
+    # What the stream and the answer carry decodes under the same limits.
+    assert schema.decode(shelved.content, schema.Alert).shelved_reason == longest
+

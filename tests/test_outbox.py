@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 from fault_suite import DroppingProxy
+from PySide6.QtCore import Qt
 from test_sync import Recorder
 
 from console.changes import Changes, Picture
@@ -206,7 +207,11 @@ def test_the_queue_shows_each_action_by_its_kind_and_lists_those_needing_attenti
              for p in range(model.rowCount())}
     assert shown == {"A0": "◷ acknowledging (queued)",  # the connection line says why
                      "A1": "◷ acknowledging (queued): waits for demo2 to sign in",
-                     "A2": "⚠ conflict: alert A2 is closed", "A3": "unacknowledged"}
+                     "A2": "unacknowledged · ⚠ conflict", "A3": "unacknowledged"}
+    # The refusal's reason is the first thing its tooltip says.
+    refused_at = next(p for p in range(model.rowCount()) if model.alert_at(p).id == "A2")
+    assert model.data(model.index(refused_at, model.COL_STATE), Qt.ToolTipRole).startswith(
+        "Your acknowledgement of alert A2: ⚠ conflict: alert A2 is closed")
     assert sorted(model.problems) == ["k2", "k3"]
     # Delivered once demo2 signs in: it no longer needs attention.
     model.apply(Changes(actions={"k2": ack("k2", "A1", ActionState.DELIVERED, username="demo2")}))

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialog
 
 from console.changes import Changes, Picture
-from console.domain import Alert, AlertState, Device, DeviceKind, Outcome, Wearer
+from console.domain import SHELVED, Alert, AlertState, Device, DeviceKind, Outcome, Wearer
 from console.domain.actions import (
     Action,
     ActionKind,
@@ -21,6 +21,7 @@ from console.domain.actions import (
     offered,
     reflected,
 )
+from console.protocol.schema import MAX_NOTE
 from ui.alerts.dialogs import CloseDialog, ShelveDialog
 from ui.alerts.model import AlertQueueModel
 from ui.alerts.widget import AlertQueue
@@ -93,7 +94,7 @@ def test_the_queue_says_who_holds_each_alert_and_what_is_latched_or_shelved(qtbo
     position = next(p for p in range(model.rowCount()) if model.alert_at(p).id == "A2")
     assert model.data(model.index(position, model.COL_CONDITION), Qt.ToolTipRole).startswith(
         "cleared, not yet handled")
-    assert states["A3"].startswith("unacknowledged, shelved until ")
+    assert states["A3"].startswith("shelved until ") and states["A3"].endswith(" · unacknowledged")
     assert states["A4"] == f"in work: {ME}"
 
 
@@ -105,9 +106,20 @@ def test_each_button_says_why_it_is_off_and_claiming_from_another_says_so(qtbot)
     assert not close.isEnabled() and close.accessibleDescription() == "Bob holds it"
     assert "Bob holds it" in close.toolTip()
     claim = widget.buttons[ActionKind.CLAIM]
-    assert claim.isEnabled() and claim.text() == "&Claim from Bob…"
+    assert claim.isEnabled() and "Bob holds it: claiming takes it over" in claim.toolTip()
     for button in widget.buttons.values():
         assert button.accessibleName()
+
+
+def test_a_refused_action_shows_beside_the_alert_as_it_stands(qtbot):
+    model, widget = queue_with(alert("A1", state=AlertState.CLAIMED, holder="Bob"))
+    qtbot.addWidget(widget)
+    refused = replace(queued(Claim("A1")), state=ActionState.CONFLICT,
+                      detail="409 Alert moved on: alert A1 is held by Bob")
+    model.apply(Changes(actions={refused.key: refused}))
+    assert model.data(model.index(0, model.COL_STATE)) == "claimed by Bob · ⚠ conflict"
+    assert model.data(model.index(0, model.COL_STATE), Qt.ToolTipRole).startswith(
+        "Your claim of alert A1: ⚠ conflict: 409 Alert moved on: alert A1 is held by Bob")
 
 
 def test_a_queued_claim_shows_as_queued_and_opens_the_next_step(qtbot):
@@ -141,9 +153,12 @@ def test_shelving_offers_15_minutes_to_8_hours_and_needs_a_reason(qtbot):
     qtbot.addWidget(dialog)
     choices = [dialog.duration.itemData(i) for i in range(dialog.duration.count())]
     assert min(choices) == 15 * 60 and max(choices) == 8 * 3600
-    assert not dialog.ok.isEnabled() and dialog.reason.text() == "Write a note"
+    assert not dialog.ok.isEnabled() and dialog.reason.text() == "Write a reason"
     qtbot.keyClicks(dialog.note, "engineer booked for 14:00")
     assert dialog.ok.isEnabled()
+    # The reason goes into the history after "shelved: ", which must fit a note.
+    dialog.note.setPlainText("x" * (MAX_NOTE - len(SHELVED) + 1))
+    assert not dialog.ok.isEnabled() and dialog.reason.text() == "Too long by 1 character"
 
 
 # -- against a real backend -------------------------------------------------------------

@@ -179,7 +179,8 @@ class MainWindow(QMainWindow):
             if not take_over or QMessageBox.question(
                     self, "Take over the alert",
                     f"{alert.holder} holds this alert. Take it over from them?\n\n"
-                    "They and every other console will see that you took it.") == QMessageBox.Yes:
+                    "They and every other console will see that you took it.",
+                    QMessageBox.Yes | QMessageBox.No, QMessageBox.No) == QMessageBox.Yes:
                 payload = Claim(alert.id, take_over)
         elif kind is ActionKind.START_WORK:
             payload = StartWork(alert.id)

@@ -12,6 +12,7 @@ live console, the offline cache and the simulator.
 from console.domain.alerts import (  # noqa: F401 - the domain's public names
     BREACH_TYPES,
     MAX_SHELVE,
+    SHELVED,
     URGENT_OUT_OF_CONTACT,
     URGENT_TYPES,
     Alert,

@@ -42,6 +42,7 @@ BREACH_TYPES = {
 URGENT_TYPES = {"strap_tamper", "curfew_missed"}
 URGENT_OUT_OF_CONTACT = 7 * DAY  # ICIBI §5.14
 MAX_SHELVE = 8 * 3600.0  # longer than a shift is not shelving but forgetting
+SHELVED = "shelved: "  # a shelving's history note: this, then the reason
 
 
 class AlertState(StrEnum):
@@ -53,6 +54,10 @@ class AlertState(StrEnum):
     CLAIMED = "claimed"  # one named operator holds it; every workstation sees who
     IN_WORK = "in_work"
     CLOSED = "closed"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
 
 
 class Outcome(StrEnum):
@@ -66,6 +71,8 @@ class Outcome(StrEnum):
 
     @property
     def label(self) -> str:
+        if self is Outcome.CONFIRMED_NON_COMPLIANCE:
+            return "Confirmed non-compliance"
         return self.value.replace("_", " ").capitalize()
 
 
@@ -125,10 +132,10 @@ def handling_text(alert: Alert, now: float) -> str:
     """The handling in words, as every list shows it: who holds it, and any
     shelving. The condition is the other axis (condition_text)."""
     words = {AlertState.CLAIMED: f"claimed by {alert.holder}",
-             AlertState.IN_WORK: f"in work: {alert.holder}"}.get(alert.state, alert.state.value)
-    if alert.shelved(now):
+             AlertState.IN_WORK: f"in work: {alert.holder}"}.get(alert.state, alert.state.label)
+    if alert.shelved(now):  # first: a narrow column must not cut it off
         until = datetime.fromtimestamp(alert.shelved_until, LOCAL_TZ)
-        words += f", shelved until {until:%H:%M}"
+        words = f"shelved until {until:%H:%M} · {words}"
     return words
 
 
@@ -258,7 +265,7 @@ def shelve(alert: Alert, at: float, by: str, reason: str, until: float) -> Alert
         raise LifecycleError(f"alert {alert.id} is closed")
     if not 0 < until - at <= MAX_SHELVE:
         raise OutOfBounds("shelving lasts more than 0 and at most 8 hours")
-    entry = HistoryEntry(alert.state, at, by, f"shelved: {_note(reason, 'shelving')}")
+    entry = HistoryEntry(alert.state, at, by, SHELVED + _note(reason, "shelving"))
     return replace(alert, shelved_until=until, shelved_reason=reason,
                    history=alert.history + (entry,))
 

@@ -44,6 +44,11 @@ Note = Annotated[str, Meta(max_length=MAX_NOTE)]
 # (the schema's readers): their \s differ on \x1c-\x1f, \x85 and \ufeff.
 Reason = Annotated[str, Meta(min_length=1, max_length=MAX_NOTE,
                              pattern=r"[^\s\x1c-\x1f\x85\ufeff]")]
+# A shelving's reason goes into a history note after "shelved: ", which must still
+# be a Note: a 2,000-character reason made an alert no console could read.
+MAX_SHELVE_REASON = MAX_NOTE - len(domain.SHELVED)
+ShelveReason = Annotated[str, Meta(min_length=1, max_length=MAX_SHELVE_REASON,
+                                   pattern=r"[^\s\x1c-\x1f\x85\ufeff]")]
 # The time itself is checked by `instant`: not before 2000, not from the future.
 Timestamp = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a zone")]
 T = TypeVar("T")
@@ -251,7 +256,7 @@ class Shelving(Struct):
     at most 8 hours after it (console/domain/alerts.py, MAX_SHELVE)."""
 
     until: Timestamp
-    reason: Reason
+    reason: ShelveReason
 
 
 class Problem(Struct, omit_defaults=True):

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.domain import MAX_SHELVE, Alert, Outcome, format_age, handling_text
-from console.protocol.schema import MAX_NOTE
+from console.protocol.schema import MAX_NOTE, MAX_SHELVE_REASON
 from ui.common.table import uk_datetime
 
 # What an operator can pick for shelving: the centre's usual 15 minutes to 2 hours,
@@ -33,8 +33,11 @@ class NoteDialog(QDialog):
     above the note (`fields`) and their own reasons to refuse (`problem`)."""
 
     def __init__(self, title: str, alert: Alert, wearer_ref: str, now: float, note_name: str,
-                 placeholder: str, ok_text: str, fields: list[tuple[str, QWidget]] = ()):
+                 placeholder: str, ok_text: str, fields: list[tuple[str, QWidget]] = (),
+                 note_label: str = "&Note", limit: int = MAX_NOTE):
         super().__init__()
+        self.limit = limit
+        self.note_word = note_label.replace("&", "").lower()
         self.setWindowTitle(title)
         self.ok_text = ok_text
         # Backend texts go into rich text: escaped, so they cannot restyle the dialog.
@@ -69,7 +72,7 @@ class NoteDialog(QDialog):
         for label, widget in fields:
             layout.addWidget(QLabel(label, buddy=widget))
             layout.addWidget(widget)
-        layout.addWidget(QLabel("&Note", buddy=self.note))
+        layout.addWidget(QLabel(note_label, buddy=self.note))
         layout.addWidget(self.note)
         layout.addLayout(status)
         layout.addWidget(self.buttons)
@@ -83,12 +86,12 @@ class NoteDialog(QDialog):
 
     def _validate(self) -> None:
         n = len(self.text())
-        self.count.setText(f"{n} / {MAX_NOTE}")
-        if n > MAX_NOTE:
-            over = n - MAX_NOTE
+        self.count.setText(f"{n} / {self.limit}")
+        if n > self.limit:
+            over = n - self.limit
             reason = f"Too long by {over:,} character{'s' if over > 1 else ''}"
         else:
-            reason = self.problem() or ("" if n else "Write a note")
+            reason = self.problem() or ("" if n else f"Write a {self.note_word}")
         self.reason.setText(reason)
         self.ok.setEnabled(not reason)
         self.ok.setAccessibleDescription(reason)
@@ -140,7 +143,7 @@ class ShelveDialog(NoteDialog):
         self.duration.setCurrentIndex(1)
         super().__init__("Shelve alert", alert, wearer_ref, now, "Reason for shelving",
                          "Why it may be quiet for a while (required)", "Shelve",
-                         [("Shelve &for", self.duration)])
+                         [("Shelve &for", self.duration)], "&Reason", MAX_SHELVE_REASON)
         self.note.setFocus()  # the reason is what is missing; the duration has a default
         self._validate()
 

@@ -65,9 +65,14 @@ class AlertQueueModel(SelfSortingModel):
             return condition_text(alert)
         if col != self.COL_STATE:
             return None
-        return "\n".join(f"{h.state.value} {format_age(self.clock() - h.at)} ago"
-                         + (f" by {h.by}" if h.by else "") + (f": {h.note}" if h.note else "")
-                         for h in alert.history)
+        history = "\n".join(
+            f"{h.state.label} {format_age(self.clock() - h.at)} ago"
+            + (f" by {h.by}" if h.by else "") + (f" ({h.outcome.label})" if h.outcome else "")
+            + (f": {h.note}" if h.note else "") for h in alert.history)
+        action = self.actions.get(alert.id)
+        if action is not None and action.state.refused:
+            return f"Your {action.what}: {action.label}\n\n{history}"
+        return history
 
     def _text(self, alert: Alert, col: int, now: float) -> str:
         if col == 0:
@@ -87,7 +92,11 @@ class AlertQueueModel(SelfSortingModel):
                 return f"{raised:%H:%M}"
             return f"{raised:%a %d %b %H:%M}"
         action = self.actions.get(alert.id)
-        # A delivered action shows until the stream brings the alert's new state.
+        if action is not None and action.state.refused:
+            # The alert as it stands, and that this console's act on it was refused;
+            # the backend's reason is in the tooltip and in View ▸ Actions needing attention.
+            return f"{handling_text(alert, now)} · {action.kind.text(action.state)}"
+        # A queued action shows; a delivered one until the stream brings its effect.
         if action is not None and not (action.state is ActionState.DELIVERED
                                        and reflected(alert, action, now)):
             return action.label  # the kind's text for its state (console/domain/actions.py)

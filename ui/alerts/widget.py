@@ -73,7 +73,8 @@ class AlertQueue(QWidget):
     def _enable(self, *_) -> None:
         alert = self.selected()
         action = self.model.actions.get(alert.id) if alert else None
-        self.ack.setEnabled(alert is not None and may_acknowledge(alert, action))
+        self.ack.setEnabled(alert is not None
+                            and may_acknowledge(self.model.anticipated(alert), action))
         reasons = (offered(self.model.anticipated(alert), self.me(), self.model.clock())
                    if alert is not None else {kind: "Select an alert" for kind in BUTTONS})
         for kind, button in self.buttons.items():
@@ -83,9 +84,9 @@ class AlertQueue(QWidget):
             button.setToolTip(f"{what}: {reason}" if reason else what)
             button.setAccessibleDescription(reason)
         held_by = alert is not None and self.model.anticipated(alert).holder
-        taking_over = bool(held_by) and held_by != self.me()
-        self.buttons[ActionKind.CLAIM].setText(f"&Claim from {held_by}…" if taking_over
-                                               else BUTTONS[ActionKind.CLAIM][0])
+        if held_by and held_by != self.me() and not reasons[ActionKind.CLAIM]:
+            self.buttons[ActionKind.CLAIM].setToolTip(
+                f"{held_by} holds it: claiming takes it over from them (asks first)")
 
     def _request(self) -> None:
         alert = self.selected()
