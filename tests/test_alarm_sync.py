@@ -6,7 +6,17 @@ from conftest import wait_until
 from test_sync import _pending, engine_for, settle
 
 from console.domain import AlertState, Outcome
-from console.domain.actions import Claim, Close, Shelve, StartWork, Unshelve
+from console.domain.actions import (
+    ActionKind,
+    Claim,
+    Close,
+    Shelve,
+    StartWork,
+    Unshelve,
+    anticipated,
+    offered,
+)
+from console.sync import SyncEngine
 
 
 def test_a_claim_work_and_close_queued_offline_arrive_in_order_exactly_once(
@@ -61,3 +71,31 @@ def test_another_operators_claim_and_shelving_reach_this_console_on_the_stream(
         wait_until(lambda: cached().shelved_until is None)
     finally:
         engine.stop()
+
+
+def test_an_operator_signing_in_offline_acts_under_the_name_the_backend_gave_them(
+        start_backend, tmp_path):
+    backend = start_backend(wearers=400, speed=0.0001)
+    alert_id = next(a["id"] for a in backend.snapshot()["alerts"]
+                    if a["state"] == "unacknowledged")
+    cache = tmp_path / "cache.db"
+    online = engine_for(backend.url, cache)
+    try:
+        wait_until(lambda: online.status.state == "live")
+    finally:
+        online.stop()
+    backend.kill()
+    offline = SyncEngine(backend.url, None, None, str(cache), lambda c: None)
+    offline.start()
+    try:
+        offline.sign_in_later("demo", "demo").result(5)
+        assert offline.status.operator == "Demo Operator"  # remembered, not the sign-in name
+        offline.act(Claim(alert_id)).result(5)
+        [claim] = _pending(offline)
+        assert claim.operator == "Demo Operator"
+        # So the claim, once anticipated, is theirs: they may go on to work and close it.
+        alert = offline.query(lambda s: s.load().alerts[alert_id]).result(5)
+        ahead = anticipated(alert, [claim], offline.clock.now())
+        assert offered(ahead, offline.status.operator, offline.clock.now())[ActionKind.CLOSE] == ""
+    finally:
+        offline.stop()

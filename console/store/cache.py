@@ -104,6 +104,18 @@ class Store:
     def meta(self) -> dict[str, str]:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
 
+    # Who an operator is, as the backend names them, by sign-in name: an operator
+    # who signs in offline acts, and holds alerts, under the name the backend gave
+    # them when last asked on this workstation.
+    def remember_operator(self, username: str, name: str) -> None:
+        with self.conn:
+            self.conn.execute("REPLACE INTO meta VALUES (?, ?)", (f"operator:{username}", name))
+
+    def known_operator(self, username: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?",
+                                (f"operator:{username}",)).fetchone()
+        return row[0] if row and isinstance(row[0], str) else None
+
     def _set_meta(self, **values) -> None:
         self.conn.executemany("REPLACE INTO meta VALUES (?, ?)",
                               [(k, str(v)) for k, v in values.items()])

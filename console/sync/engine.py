@@ -260,10 +260,27 @@ class SyncEngine:
         abandons the attempt."""
         async def sign_in(client: Client) -> dict:
             operator = await client.sign_in(username, password)
-            self._update(operator=operator.get("name"))
+            self._signed_in_as(username, operator.get("name"))
             self._credentials.set()
             return operator
         return self.operation(sign_in)
+
+    def _signed_in_as(self, username: str, name: object) -> None:
+        """The backend named the operator: shown, and remembered for offline work
+        (not awaited: signing in must not wait for the cache to open)."""
+        if isinstance(name, str) and name:
+            self._update(operator=name)
+            self._writer.call(lambda s: s.remember_operator(username, name)).add_done_callback(
+                lambda f: f.exception() and log.warning(
+                    "could not remember the operator's name: %s", f.exception()))
+
+    async def _known_operator(self, username: str) -> str | None:
+        """The name the backend last gave this operator here, if the cache knows it."""
+        try:
+            await asyncio.shield(asyncio.wrap_future(self._writer.ready))
+        except Exception:  # no cache: the engine reports that; the name is unknown
+            return None
+        return await self._writer_call(lambda s: s.known_operator(username))
 
     def sign_in_later(self, username: str, password: str) -> Future[None]:
         """Work offline as this operator, unchecked: the backend cannot be asked now.
@@ -273,6 +290,9 @@ class SyncEngine:
         question; this is the console's behaviour until it is decided.)"""
         async def later(client: Client) -> None:
             client.use_credentials(username, password)
+            # Acting offline under the name the backend gave them here before, if it
+            # did: their queued claims then hold alerts as the backend will say.
+            self._update(operator=await self._known_operator(username) or username)
             self._credentials.set()
         return self.operation(later)
 
@@ -324,7 +344,7 @@ class SyncEngine:
             try:
                 if self._client.token is None:  # not signed in yet, or `sign_in_later`
                     op = await self._client.sign_in()
-                    self._update(operator=op.get("name"))
+                    self._signed_in_as(self._client.username, op.get("name"))
                 if last_id is None:
                     snap = await self._client.snapshot(self._max_snapshot)
                     await self._take_snapshot(snap)
