@@ -282,7 +282,6 @@ def offered(alert: Alert, me: str | None, now: float) -> dict[ActionKind, str]:
     }
 
 
-
 def reflected(alert: Alert, action: Action, now: float) -> bool:
     """Whether the alert already shows what this action does: then the stream has
     brought its effect, and the queue shows the alert's state instead of the act."""
