@@ -56,7 +56,8 @@ class AlertQueueModel(SelfSortingModel):
     def _render(self, alert: Alert, now: float) -> tuple[tuple[str, ...], tuple]:
         p = self.priority_of(alert)
         texts = tuple(self._text(alert, col, now) for col in range(len(self.HEADERS)))
-        return texts, ({Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p),) + (None,) * (len(self.HEADERS) - 1)
+        background = {Priority.URGENT: WARN, Priority.HIGH: CAUTION}.get(p)
+        return texts, (background,) + (None,) * (len(self.HEADERS) - 1)
 
     def _tooltip(self, alert: Alert, col: int) -> str | None:
         if col == self.COL_RAISED:
