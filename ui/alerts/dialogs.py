@@ -39,7 +39,6 @@ class NoteDialog(QDialog):
         self.limit = limit
         self.note_word = note_label.replace("&", "").lower()
         self.setWindowTitle(title)
-        self.ok_text = ok_text
         # Backend texts go into rich text: escaped, so they cannot restyle the dialog.
         self.summary = QLabel(f"<b>{escape(alert.type_label)}</b> — {escape(wearer_ref)}<br>"
                               f"raised {uk_datetime(alert.raised_at)} "

@@ -72,21 +72,20 @@ class AlertQueue(QWidget):
 
     def _enable(self, *_) -> None:
         alert = self.selected()
-        action = self.model.actions.get(alert.id) if alert else None
-        self.ack.setEnabled(alert is not None
-                            and may_acknowledge(self.model.anticipated(alert), action))
-        reasons = (offered(self.model.anticipated(alert), self.me(), self.model.clock())
-                   if alert is not None else {kind: "Select an alert" for kind in BUTTONS})
+        if alert is None:
+            self.ack.setEnabled(False)
+            reasons = {kind: "Select an alert" for kind in BUTTONS}
+        else:
+            ahead, me = self.model.anticipated(alert), self.me()
+            self.ack.setEnabled(may_acknowledge(ahead, self.model.actions.get(alert.id)))
+            reasons = offered(ahead, me, self.model.clock())
         for kind, button in self.buttons.items():
-            text, what = BUTTONS[kind]
-            reason = reasons[kind]
+            what, reason = BUTTONS[kind][1], reasons[kind]
+            if kind is ActionKind.CLAIM and not reason and ahead.holder not in (None, me):
+                what = f"{ahead.holder} holds it: claiming takes it over from them (asks first)"
             button.setEnabled(not reason)
             button.setToolTip(f"{what}: {reason}" if reason else what)
             button.setAccessibleDescription(reason)
-        held_by = alert is not None and self.model.anticipated(alert).holder
-        if held_by and held_by != self.me() and not reasons[ActionKind.CLAIM]:
-            self.buttons[ActionKind.CLAIM].setToolTip(
-                f"{held_by} holds it: claiming takes it over from them (asks first)")
 
     def _request(self) -> None:
         alert = self.selected()
