@@ -32,7 +32,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from console.embedded import EmbeddedSimulator
 from console.store import CacheInUse, cache_in_use
-from console.sync import SyncEngine
+from console.sync.process import EngineProcess
 from maps.web import sandbox_off_reason  # imports QtWebEngine, before any QApplication exists
 from ui.access.signin import SignInDialog
 from ui.alerts.model import AlertQueueModel
@@ -58,8 +58,10 @@ class Session:
                  engine_options: dict, credentials: tuple[str, str] | None = None):
         self.bridge = GuiBridge()
         username, password = credentials or (None, None)
-        self.engine = SyncEngine(backend, username, password, cache, self.bridge.publish,
-                                 **engine_options)
+        # Decoding and the cache in a process of their own: the GUI thread never
+        # waits for them (console/sync/process.py).
+        self.engine = EngineProcess(backend, username, password, cache, self.bridge.publish,
+                                    **engine_options)
         self.board = StatusBoardModel(self.engine.picture_time)
         self.alerts = AlertQueueModel(self.engine.clock.now, self.engine.picture_time)
         self.window = MainWindow(self.board, self.alerts, self.bridge, lambda: self.engine.status,

@@ -158,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                    **engine_options(args))
     if args.offscreen_for:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from console.sync.process import prestart
+
+    prestart()  # the sync process starts while Qt is imported
     from ui.app import run_window
 
     # The window asks for the name and password, except offscreen, with nobody to ask.

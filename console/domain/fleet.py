@@ -9,7 +9,6 @@ the simulator.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import time
 from enum import StrEnum
 
@@ -60,8 +59,11 @@ class CurfewState(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class Curfew:
+class Curfew(msgspec.Struct, frozen=True, gc=False):
+    """Structs, as DeviceStatus: a picture of 100,000 wearers crosses from the sync
+    process to the window's (console/sync/process.py), and msgspec reads Structs in
+    C three times faster than dataclasses."""
+
     start: time  # local (Europe/London) wall-clock times; start > end spans midnight
     end: time
 
@@ -97,15 +99,13 @@ def _parse_curfew(text: str) -> Curfew:
     return Curfew(time.fromisoformat(start), time.fromisoformat(end))
 
 
-@dataclass(frozen=True, slots=True)
-class Wearer:
+class Wearer(msgspec.Struct, frozen=True, gc=False):
     id: str
     ref: str  # case reference shown to operators; the board needs no name or place
     curfew: Curfew | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
+class Device(msgspec.Struct, frozen=True, gc=False):
     id: str
     wearer_id: str
     kind: DeviceKind

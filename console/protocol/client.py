@@ -37,6 +37,9 @@ class ApiError(ProtocolError):
         self.problem = problem
         super().__init__(f"{status} {problem.get('title', '')}: {problem.get('detail', '')}")
 
+    def __reduce__(self):  # it crosses from the sync process to the window's
+        return ApiError, (self.status, self.problem)
+
 
 @dataclass
 class Snapshot:

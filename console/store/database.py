@@ -37,12 +37,16 @@ class CacheInUse(Exception):
     the other's queued actions while it still shows them as queued."""
 
     def __init__(self, path: Path, holder: str):
+        self._args = (path, holder)
         pid, _, host = holder.strip().partition(" ")
         self.pid = int(pid) if pid.isdigit() else None
         self.host = host or None
         who = f"process {self.pid} on {self.host}" if self.pid else "a process that has not said which"
         super().__init__(f"The offline cache {path} is in use by another console ({who}). "
                          "Only one console may use a cache at a time.")
+
+    def __reduce__(self):  # it crosses from the sync process to the window's
+        return CacheInUse, self._args
 
 
 class CacheLock:

@@ -42,3 +42,20 @@ class ServerClock:
     @property
     def rate(self) -> float:
         return self._anchor[2]
+
+    def picture_time(self, live: bool) -> float:
+        """The server time the picture is judged at. Live, it is now; with the link
+        down it stays at the last moment the backend spoke, so the console's own
+        silence never makes devices look silent."""
+        now = self.now()
+        if live or self.last_heard is None:
+            return now
+        return min(now, self.last_heard)
+
+    def state(self) -> tuple:
+        """All this clock knows, to be `adopt`ed by a copy in another process
+        (monotonic time is the machine's, not the process's)."""
+        return self._anchor, self.last_heard
+
+    def adopt(self, state: tuple) -> None:
+        self._anchor, self.last_heard = state

@@ -215,13 +215,8 @@ class SyncEngine:
         self._resync_needed = True
 
     def picture_time(self) -> float:
-        """The server time the picture is judged at. Live, it is now; with the link
-        down it stays at the last moment the backend spoke, so the console's own
-        silence never makes devices look silent."""
-        now = self.clock.now()
-        if self.status.state is SyncState.LIVE or self.clock.last_heard is None:
-            return now
-        return min(now, self.clock.last_heard)
+        """The server time the picture is judged at (ServerClock.picture_time)."""
+        return self.clock.picture_time(self.status.state is SyncState.LIVE)
 
     # -- request-and-answer operations ------------------------------------------
 
