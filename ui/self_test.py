@@ -104,14 +104,15 @@ def check_simulator(tmp: Path, started: list) -> dict:
 
 
 def check_stream(simulator: list, tmp: Path) -> dict:
-    """A snapshot and live events applied to a fresh cache, read back from disk."""
+    """A snapshot and live events applied to a fresh cache, read back from disk, by
+    the engine in its own process, as the window runs it."""
     from console.store import Store
-    from console.sync import SyncEngine
+    from console.sync.process import EngineProcess
 
     if not simulator:
         raise Failed("not run: the simulator did not start")
     cache = tmp / "cache.db"
-    engine = SyncEngine(simulator[0].url, "demo", "demo", str(cache), lambda changes: None)
+    engine = EngineProcess(simulator[0].url, "demo", "demo", str(cache), lambda changes: None)
     engine.start()
     try:
         deadline = time.monotonic() + TIMEOUT
