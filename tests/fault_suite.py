@@ -41,6 +41,7 @@ from console.protocol.client import decode_snapshot  # noqa: E402
 from console.protocol.schema import API  # noqa: E402
 from console.store import Store  # noqa: E402
 from console.sync import SyncEngine  # noqa: E402
+from console.sync.process import EngineProcess  # noqa: E402
 
 HEARTBEAT = "0.5"
 READ_TIMEOUT = 3.0
@@ -444,6 +445,39 @@ def handling_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
     return result
 
 
+def sync_process_kills(workdir: Path, kills: int, rng: random.Random) -> Result:
+    """The window runs its engine in a child process (console/sync/process.py): this
+    process plays the window, and its sync process is killed mid-batch."""
+    result = Result("kill -9 the window's sync process mid-batch; it is replaced on its cache",
+                    kills)
+    backend = fault_backend(workdir, 500).start(BUSY)
+    cache = workdir / "cache.db"
+    engine = EngineProcess(backend.url, "demo", "demo", str(cache), lambda c: None,
+                           read_timeout=READ_TIMEOUT)
+    pids = set()
+    try:
+        engine.launch().result(60)
+        wait_until(lambda: cache_last_id(cache) > 0, 60, what="the first events")
+        first = int(cache_meta(cache)["snapshot_event_id"])
+        for _ in range(kills):
+            wait_until(lambda: engine.status.state == "live", 60, what="a live replacement")
+            time.sleep(rng.uniform(0.2, 1.0))
+            pids.add(engine._child.pid)
+            os.kill(engine._child.pid, signal.SIGKILL)
+            wait_until(lambda: engine._child.pid not in pids, 60, what="a replacement")
+        wait_until(lambda: engine.status.state == "live", 60, what="a live replacement")
+        settle(backend, cache)
+    finally:
+        engine.stop()
+    try:
+        result.problems = compare(cache, backend)
+        result.events = cache_last_id(cache) - first
+    finally:
+        backend.stop()
+    result.notes = f"{len(pids)} sync processes killed, each replaced"
+    return result
+
+
 def replay_reset(workdir: Path, rounds: int, rng: random.Random) -> Result:
     result = Result("resume from an id older than the replay buffer", rounds)
     backend = fault_backend(workdir, 500, ["--replay", "300"]).start(BUSY)
@@ -467,14 +501,14 @@ def replay_reset(workdir: Path, rounds: int, rng: random.Random) -> Result:
 
 
 SCENARIOS = [backend_kills, console_kills, freezes, offline_acks, inflight_drops,
-             handling_kills, replay_reset]
+             handling_kills, sync_process_kills, replay_reset]
 
 
 def run_all(kills: int, acks: int, freezes_n: int, seed: int = 1) -> list[Result]:
     rng = random.Random(seed)
     sizes = {backend_kills: kills, console_kills: kills, freezes: freezes_n,
              offline_acks: acks, inflight_drops: max(50, acks // 5), handling_kills: kills,
-             replay_reset: 2}
+             sync_process_kills: max(5, kills // 4), replay_reset: 2}
     results = []
     for scenario in SCENARIOS:
         with tempfile.TemporaryDirectory(prefix="em-faults-") as tmp:
@@ -532,7 +566,8 @@ Acknowledgements are checked at the backend: each alert acknowledged exactly onc
 with the note queued first, and every later one for the same alert a conflict.
 So is the handling of an alert: claim, shelve, unshelve, start work and close, each
 exactly once and in order, while the headless console delivering them and the
-backend are killed in turn.
+backend are killed in turn. The window's engine runs in a process of its own; that
+process is killed too, and the window's side must replace it on the same cache.
 
 {table}
 

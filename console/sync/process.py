@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import os
 import pickle
 import signal
 import threading
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 0.1  # the child sends its status at most this often, when it changed
 STOP_SECONDS = 15.0  # the engine's stop finishes a batch in progress (at most 10 s)
+SYNC_NICENESS = 5
 
 
 # What the window may ask the child's engine for.
@@ -147,8 +149,11 @@ class EngineProcess:
             if self._stopping:
                 return
             self._stopping = True
-            child, reader = self._child, self._reader
-        if child is not None:
+        while True:  # a replacement may have been started as this began: stop it too
+            with self._lock:
+                child, reader = self._child, self._reader
+            if child is None:
+                break
             try:
                 self._send(("stop",))
             except OSError:
@@ -160,6 +165,9 @@ class EngineProcess:
                 log.error("the sync process did not stop in time; killing it")
                 child.kill()
                 reader.join(5)
+            with self._lock:
+                if self._child is child:
+                    break
         self._fail_pending(EngineGone("the sync engine has stopped"))
         self.status = replace(self.status, state=SyncState.STOPPED, since=time.time())
 
@@ -246,6 +254,8 @@ class EngineProcess:
                     _, status, clock = message
                     self.clock.adopt(clock)
                     self.status = status
+                    if status.state is SyncState.LIVE:
+                        self._deaths = 0  # a replacement that works ends the backoff
                 elif kind == "answer":
                     self._answer(*message[1:])
         except (EOFError, OSError):
@@ -322,6 +332,10 @@ def serve(conn, log_level: int) -> None:
     """The child process: one SyncEngine, made from the first message, answering
     the window's requests until told to stop or until the window's process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the window's to handle
+    if hasattr(os, "nice"):
+        # On a busy workstation the scheduler serves the window first: a sync that
+        # falls behind for a moment catches up; a window that stutters is felt.
+        os.nice(SYNC_NICENESS)
     logging.basicConfig(level=log_level,
                         format="%(asctime)s %(levelname)s %(name)s [sync process]: %(message)s")
     try:
@@ -365,9 +379,13 @@ def serve(conn, log_level: int) -> None:
                     fut.cancel()
                 continue
             _, op_id, method, args = message
-            if method not in REQUESTS:
-                raise ValueError(f"not a request the sync process answers: {method!r}")
-            fut = getattr(engine, method)(*args)
+            try:
+                if method not in REQUESTS:
+                    raise ValueError(f"not a request the sync process answers: {method!r}")
+                fut = getattr(engine, method)(*args)
+            except Exception as e:  # answered as failed: the engine runs on
+                fut = Future()
+                fut.set_exception(e)
             running[op_id] = fut
             fut.add_done_callback(lambda f, op_id=op_id: answer(op_id, f))
     except (EOFError, OSError):
