@@ -72,3 +72,4 @@ from console.domain.fleet import (  # noqa: F401 - the domain's public names
     lateness,
     low_battery,
 )
+from console.domain.wearers import DeviceRecord, WearerRecord  # noqa: F401

@@ -6,6 +6,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -13,7 +14,7 @@ import orjson
 from msgspec import Raw
 
 from console.changes import Picture
-from console.domain import Alert, Outcome
+from console.domain import Alert, Outcome, WearerRecord
 from console.protocol import schema
 from console.protocol.schema import API, BadEvent
 
@@ -160,6 +161,17 @@ class Client:
                     raise ProtocolError(f"snapshot refused: larger than the limit of "
                                         f"{max_bytes:,} bytes")
         return decode_snapshot(bytes(body))
+
+    async def wearer_record(self, wearer_id: str) -> WearerRecord:
+        """One wearer's record for the wearer view: personal data, which the backend
+        audits as viewed by the signed-in operator. ApiError 404 for an unknown id."""
+        resp = await self._request("GET", f"{API}/wearers/{quote(wearer_id, safe='')}")
+        if resp.status_code != 200:
+            raise ApiError(resp.status_code, _problem(resp))
+        try:
+            return schema.decode(resp.content, schema.WearerRecord).to_domain(None)
+        except BadEvent as e:
+            raise ProtocolError(f"the wearer's record was refused: {e}") from None
 
     # -- the operators' transitions on an alert (docs/protocol.md) ----------------
     # Each answers the alert as it now stands, or raises ApiError with the backend's

@@ -32,6 +32,7 @@ API = "/api/v1"
 MAX_CLOCK_SKEW = 600.0  # a timestamp this far past the server clock is a lie
 MAX_CLOCK_RATE = 10_000.0  # a simulator runs at most this much faster than real time
 MAX_NOTE = 2_000
+MAX_RECORD_ALERTS = 500  # a wearer's record lists at most this many, the newest
 
 # No NUL in ids and names: SQLite's JSON functions, which the store writes batches
 # through (console/store/database.py, insert_rows), end a string at its first NUL.
@@ -190,6 +191,66 @@ class Alert(Struct):
             self.holder, self.outcome, until, self.shelved_reason)
 
 
+# -- a wearer's record (GET /wearers/{id}) ---------------------------------------------
+
+
+class Suspension(Struct):
+    """Monitoring suspended by design, from `start` to `end`, repeating every
+    `every_days` days when given (a weekly hospital appointment)."""
+
+    reason: domain.SuspensionReason
+    start: Timestamp
+    end: Timestamp
+    every_days: Annotated[int, Meta(ge=1, le=366)] | None = None
+
+    @classmethod
+    def from_domain(cls, s: domain.Suspension) -> Suspension:
+        every = None if s.every is None else round(s.every / domain.DAY)
+        return cls(s.reason, wire_time(s.start), wire_time(s.end), every)
+
+    def to_domain(self, wearer_id: str, where: str) -> domain.Suspension:
+        out = domain.Suspension(wearer_id, self.reason, instant(self.start, None),
+                                instant(self.end, None),
+                                None if self.every_days is None else self.every_days * domain.DAY)
+        if (problem := out.problem()) is not None:
+            raise BadEvent(f"{where}: {problem}")
+        return out
+
+
+class DeviceRecord(Struct):
+    id: Id
+    kind: DeviceKind
+    serial: Name
+    fitted_at: Timestamp | None = None
+
+
+class WearerRecord(Struct):
+    """One wearer beyond the board, for the wearer view: personal data, given only
+    on request, each request audited by the backend; the console does not cache it."""
+
+    wearer: Wearer
+    devices: Annotated[list[DeviceRecord], Meta(max_length=20)]
+    language: Name
+    interpreter: Annotated[bool, Meta(description="an interpreter is needed to speak with them")]
+    phone: Annotated[str, Meta(pattern=r"^\+?[0-9 ]{6,20}$",
+                               description="null: not recorded")] | None = None
+    conditions: Annotated[list[Note], Meta(max_length=50)] = []
+    suspensions: Annotated[list[Suspension], Meta(max_length=100)] = []
+    alerts: Annotated[list[Alert], Meta(max_length=MAX_RECORD_ALERTS,
+                                        description="open and past, newest first")] = []
+
+    def to_domain(self, now: float | None) -> domain.WearerRecord:
+        w = self.wearer.id
+        return domain.WearerRecord(
+            self.wearer.to_domain(),
+            tuple(domain.DeviceRecord(d.id, d.kind, d.serial, None if d.fitted_at is None
+                                      else instant(d.fitted_at, now, f"devices[{i}].fitted_at"))
+                  for i, d in enumerate(self.devices)),
+            self.language, self.interpreter, self.phone, tuple(self.conditions),
+            tuple(s.to_domain(w, f"suspensions[{i}]") for i, s in enumerate(self.suspensions)),
+            tuple(a.to_domain(now) for a in self.alerts))
+
+
 # -- snapshot, session, requests, problems ----------------------------------------
 
 W, D, A = TypeVar("W"), TypeVar("D"), TypeVar("A")
@@ -283,11 +344,19 @@ class GroundTruth(Struct):
     cause: Literal["non_compliance", "equipment_fault"]
 
 
+class Viewed(Struct):
+    """Simulator only (GET /sim/audit): an operator viewed a wearer's personal data."""
+
+    at: Timestamp
+    operator: Name
+    wearer_id: Id
+
+
 def components() -> dict[str, dict]:
     """The JSON Schemas of every type above, for /openapi.json's components."""
     _, found = msgspec.json.schema_components(
         [Snapshot, Session, SignIn, Acknowledgement, Claim, Closing, Shelving, Problem, Reset,
-         GroundTruth],
+         GroundTruth, WearerRecord, Viewed],
         ref_template="#/components/schemas/{name}")
     return found
 

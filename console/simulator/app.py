@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 
 from console.protocol import schema
 from console.protocol.schema import API
-from console.simulator import alerts, session, snapshot
+from console.simulator import alerts, session, snapshot, wearers
 from console.simulator.backend import Backend, problem
 from console.simulator.http import MAX_BODY, answer
 
@@ -123,6 +123,7 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
     app.include_router(session.router(backend))
     app.include_router(snapshot.router(backend, heartbeat))
     app.include_router(alerts.router(backend))
+    app.include_router(wearers.router(backend))
 
     def openapi() -> dict:
         """FastAPI's paths, with the wire schema's types as the components they name."""

@@ -23,6 +23,7 @@ from console.protocol import schema
 from console.protocol.schema import encode
 from console.protocol.sse import encode_frame
 from console.simulator.fleet import Fleet
+from console.simulator.people import wearer_record
 
 # username: (password, operator). A second operator, to see what one does to another.
 TRAINING_OPERATORS = {
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, truth TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS viewed (at REAL NOT NULL, operator TEXT NOT NULL, wearer_id TEXT NOT NULL);
 """ + IDEMPOTENCY
 # Keys were once shared by all operators; a state file from then gets the operator
 # column. Its keys were all the demo operator's, the only one there was.
@@ -80,6 +82,7 @@ class Backend:
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
         self.sessions: dict[str, schema.Operator] = {}
+        self.viewed: list[schema.Viewed] = []  # who saw whose personal data, oldest first
         self._idempotency: dict[tuple[str, str], tuple[str, Answer]] = {}  # (operator id, key)
         self._changed_alerts: set[str] = set()
         self._new_events = asyncio.Event()
@@ -132,6 +135,8 @@ class Backend:
         self.first_id = rows[0][0] if rows else self.last_id + 1
         for token, operator in self.db.execute("SELECT token, operator FROM sessions"):
             self.sessions[token] = schema.decode(operator, schema.Operator)
+        self.viewed = [schema.Viewed(schema.wire_time(at), operator, wearer_id)
+                       for at, operator, wearer_id in self.db.execute("SELECT * FROM viewed")]
         for operator, key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
             self._idempotency[operator, key] = (fp, Answer(status, body))
 
@@ -232,6 +237,20 @@ class Backend:
                      for i, d in enumerate(fleet.devices)],
             alerts=[schema.Alert.from_domain(a) for a in fleet.open_alerts()],
         ))
+
+    def view_wearer(self, wearer_id: str, operator: schema.Operator) -> schema.WearerRecord | None:
+        """The wearer's record, audited as seen by `operator` (durably, with a state
+        file, before it is answered); None for an unknown wearer."""
+        self.tick()
+        index = self.fleet.index_of_wearer(wearer_id)
+        if index is None:
+            return None
+        entry = schema.Viewed(schema.wire_time(self.fleet.now), operator.name, wearer_id)
+        if self.db is not None:
+            self.db.execute("INSERT INTO viewed VALUES (?, ?, ?)",
+                            (self.fleet.now, operator.name, wearer_id))
+        self.viewed.append(entry)
+        return wearer_record(self.fleet, index)
 
     def handle(self, alert_id: str, request: bytes, operator: schema.Operator, key: str,
                change: Callable[[Alert, float], Alert]) -> Answer:

@@ -115,6 +115,7 @@ class Fleet:
         # on in the simulation, but nobody hears of it.
         self.reported: list[DeviceStatus] = [self.status(i) for i in range(wearers)]
         self._index = {d.id: i for i, d in enumerate(self.devices)}
+        self._wearer_index = {w.id: i for i, w in enumerate(self.wearers)}
         self._schedule()
 
     def _schedule(self) -> None:
@@ -215,6 +216,9 @@ class Fleet:
         alert = change(self.alerts[alert_id], self.now)
         self._store(self._index[alert.device_id], alert)
         return ("alert.cleared" if not alert.is_open else "alert.updated", alert)
+
+    def index_of_wearer(self, wearer_id: str) -> int | None:
+        return self._wearer_index.get(wearer_id)
 
     def open_alerts(self) -> list[Alert]:
         return [a for a in self.alerts.values() if a.is_open]

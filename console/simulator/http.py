@@ -30,7 +30,7 @@ T = TypeVar("T")
 MEANINGS = {
     400: "The body is not JSON sent as application/json.",
     401: "No valid token (for sign-in: wrong username or password).",
-    404: "No such alert.",
+    404: "No such alert or wearer.",
     409: "The alert is already acknowledged or closed.",
     413: f"The body is larger than {MAX_BODY // 1024} KiB.",
     422: "Not a request the operation accepts: a JSON field, header or parameter is wrong.",
@@ -42,7 +42,7 @@ def answer(a: Answer, headers: dict | None = None) -> Response:
     return Response(a.body, status_code=a.status, headers=headers, media_type=media)
 
 
-def ok(body: msgspec.Struct) -> Response:
+def ok(body: msgspec.Struct | list[msgspec.Struct]) -> Response:
     return Response(schema.encode(body), media_type="application/json")
 
 
@@ -56,9 +56,11 @@ def problems(*codes: int) -> dict:
             for code in sorted({401, 413, *codes})}
 
 
-def returns(type_: type, *codes: int) -> dict:
-    """`responses=` of an operation that answers a `type_` or a problem."""
-    return {200: {"content": {"application/json": {"schema": ref(type_)}}}, **problems(*codes)}
+def returns(type_: type, *codes: int, many: bool = False) -> dict:
+    """`responses=` of an operation that answers a `type_` (a list of them, `many`)
+    or a problem."""
+    body = {"type": "array", "items": ref(type_)} if many else ref(type_)
+    return {200: {"content": {"application/json": {"schema": body}}}, **problems(*codes)}
 
 
 def takes(type_: type) -> dict:

@@ -291,6 +291,11 @@ class SyncEngine:
             self._credentials.set()
         return self.operation(later)
 
+    def wearer_record(self, wearer_id: str) -> Future:
+        """One wearer's record from the backend (Client.wearer_record), which audits
+        the view; it is not cached."""
+        return self.operation(lambda client: client.wearer_record(wearer_id))
+
     # -- operator actions -----------------------------------------------------
 
     def act(self, payload: Payload) -> Future:

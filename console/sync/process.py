@@ -4,7 +4,7 @@ Decoding the stream and writing the cache held the GIL for up to half a second a
 a time while catching up, and the GUI thread waited for it inside Qt (docs/perf.md).
 So the window's process keeps only the GUI thread's work: `EngineProcess` runs a
 SyncEngine in a child process and offers what the window uses of one (launch, stop,
-sign_in, sign_in_later, act, status, clock, picture_time). The child sends back its
+sign_in, sign_in_later, act, wearer_record, status, clock, picture_time). The child sends back its
 `Changes` (the same contract), its status and its clock over one pipe, in order: an
 action's `Changes` arrive before the answer to `act`.
 
@@ -46,7 +46,7 @@ SYNC_NICENESS = 5
 
 
 # What the window may ask the child's engine for.
-REQUESTS = ("launch", "sign_in", "sign_in_later", "act")
+REQUESTS = ("launch", "sign_in", "sign_in_later", "act", "wearer_record")
 
 
 class Outcome(Enum):
@@ -138,6 +138,9 @@ class EngineProcess:
 
     def act(self, payload: Payload) -> Future:
         return self._ask("act", payload)
+
+    def wearer_record(self, wearer_id: str) -> Future:
+        return self._ask("wearer_record", wearer_id)
 
     def picture_time(self) -> float:
         return self.clock.picture_time(self.status.state is SyncState.LIVE)
