@@ -14,10 +14,9 @@ Pure code: every function that needs the time takes `now` (epoch seconds).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from enum import Enum, StrEnum
 
-from console.domain.clock import DAY, LOCAL_TZ
+from console.domain.clock import DAY, format_clock
 
 # The sixteen breach types of ICIBI §5.13, with the wire names used by the protocol.
 BREACH_TYPES = {
@@ -134,8 +133,7 @@ def handling_text(alert: Alert, now: float) -> str:
     words = {AlertState.CLAIMED: f"claimed by {alert.holder}",
              AlertState.IN_WORK: f"in work: {alert.holder}"}.get(alert.state, alert.state.label)
     if alert.shelved(now):  # first: a narrow column must not cut it off
-        until = datetime.fromtimestamp(alert.shelved_until, LOCAL_TZ)
-        words = f"shelved until {until:%H:%M} · {words}"
+        words = f"shelved until {format_clock(alert.shelved_until)} · {words}"
     return words
 
 

@@ -19,6 +19,11 @@ def local_time(now: float) -> time:
     return datetime.fromtimestamp(now, LOCAL_TZ).time()
 
 
+def format_clock(ts: float) -> str:
+    """HH:MM, UK time."""
+    return f"{datetime.fromtimestamp(ts, LOCAL_TZ):%H:%M}"
+
+
 def format_age(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "never"

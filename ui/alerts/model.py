@@ -14,6 +14,7 @@ from console.domain import (
     handling_text,
     priority,
     queue_key,
+    workitems,
 )
 from console.domain.actions import Action, ActionState, anticipated, reflected
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
@@ -47,6 +48,14 @@ class AlertQueueModel(SelfSortingModel):
     def alert_at(self, position: int) -> Alert:
         return self.row_at(position)
 
+    def alerts_where(self, ids: set[str] | None = None) -> list[Alert]:
+        """The open alerts with these ids (all of them without), in the queue's order."""
+        return [self._rows[r] for r in self._order if ids is None or self._rows[r].id in ids]
+
+    def alerts_of(self, wearer_id: str) -> list[Alert]:
+        """The wearer's open alerts, most urgent first as the queue shows them."""
+        return [self._rows[r] for r in self._order if self._rows[r].wearer_id == wearer_id]
+
     def wearer_ref(self, wearer_id: str) -> str:
         return self._refs.get(wearer_id, wearer_id)
 
@@ -64,6 +73,9 @@ class AlertQueueModel(SelfSortingModel):
             return f"Raised {uk_datetime(alert.raised_at)}"
         if col == self.COL_CONDITION:
             return condition_text(alert)
+        if col == self.COL_AGE:
+            late = self.overdue(alert, self.clock())
+            return f"⏰ {late[0].upper()}{late[1:]}" if late else None
         if col != self.COL_STATE:
             return None
         history = "\n".join(
@@ -85,7 +97,9 @@ class AlertQueueModel(SelfSortingModel):
         if col == self.COL_CONDITION:
             return "● active" if alert.active else "○ cleared"
         if col == self.COL_AGE:
-            return format_age(now - alert.raised_at)
+            # A symbol, not a colour: past its deadline to claim or to close.
+            late = "⏰ " if self.overdue(alert, now) else ""
+            return late + format_age(now - alert.raised_at)
         if col == self.COL_RAISED:
             # The time alone is ambiguous once the UK day has turned: then say which day.
             raised = datetime.fromtimestamp(alert.raised_at, LOCAL_TZ)
@@ -102,6 +116,10 @@ class AlertQueueModel(SelfSortingModel):
                                        and reflected(alert, action, now)):
             return action.label  # the kind's text for its state (console/domain/actions.py)
         return handling_text(alert, now)
+
+    def overdue(self, alert: Alert, now: float) -> str | None:
+        """Which service deadline it has passed, as this console will see it."""
+        return workitems.overdue(self.anticipated(alert), self.priority_of(alert), now)
 
     def anticipated(self, alert: Alert) -> Alert:
         """The alert as it will be once this console's queued actions on it arrive."""

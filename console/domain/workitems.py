@@ -1,0 +1,136 @@
+"""From notifications to work items: what operators work, rather than every alert.
+
+At national scale most notifications are noise (ICIBI §5.13) and a queue of every
+one drowns operators (EEMUA 191: ten in ten minutes is a flood). So:
+- a notification that looks like equipment goes to the device-fault list, not the
+  breach list (`route`); communication failure, location failure and a flat
+  battery are told apart (`FAILURE`);
+- battery notifications are not breaches one by one: they count towards the
+  accumulated battery policy (console/domain/battery.py);
+- related alerts for one wearer close together in time are one incident
+  (`Incidents`), with its members kept;
+- each priority has a deadline to claim and to close (`overdue`).
+
+Pure code: what needs the time takes `now`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from console.domain.alerts import Alert, AlertState, Priority
+from console.domain.clock import format_age
+
+
+class Route(StrEnum):
+    BREACH = "breach"  # the breach list: an operator works it
+    DEVICE_FAULT = "device_fault"  # the device-fault list: a technician or a visit
+    BATTERY = "battery"  # towards the accumulated battery policy; a breach at 12 h
+
+    @property
+    def label(self) -> str:
+        return {"breach": "Breach", "device_fault": "Probable device fault",
+                "battery": "Battery (accumulating)"}[self.value]
+
+
+class Failure(StrEnum):
+    COMMUNICATION = "communication failure"  # the device cannot be heard
+    LOCATION = "location failure"  # heard, but it cannot say where it is
+    FLAT_BATTERY = "flat battery"
+
+
+# Breach types that say which failure they are; the rest are the wearer's conduct.
+FAILURE = {"inability_to_monitor": Failure.COMMUNICATION, "interference_pid": Failure.COMMUNICATION,
+           "hmu_interference": Failure.COMMUNICATION, "location_breach": Failure.LOCATION,
+           "battery": Failure.FLAT_BATTERY}
+# Types that are the equipment's by nature: power to the home unit, its readings,
+# an enrolment that failed.
+EQUIPMENT_TYPES = frozenset({"ac_power_loss", "negative_ram", "failed_enrolment"})
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the console knows around a notification that may make it a fault."""
+
+    at_home: bool | None = None  # the device's last report before it: at home
+    charging: bool = False  # the device was on its charger when it went flat
+    faulty_batch: bool = False  # the device is in a batch known to be faulty
+
+
+def route(alert: Alert, evidence: Evidence) -> Route:
+    """Faults before breaches: where a notification goes first. An operator can
+    still move it; this decides where it is seen first."""
+    if evidence.faulty_batch or alert.type in EQUIPMENT_TYPES:
+        return Route.DEVICE_FAULT
+    if alert.type == "battery":
+        # Flat while on the charger is the charger's fault, not the wearer's.
+        return Route.DEVICE_FAULT if evidence.charging else Route.BATTERY
+    if FAILURE.get(alert.type) is Failure.COMMUNICATION and evidence.at_home:
+        # Silent at home, where the wearer is meant to be: the equipment first.
+        return Route.DEVICE_FAULT
+    return Route.BREACH
+
+
+GROUP_WINDOW = 2 * 3600.0  # alerts for one wearer this close together are one incident
+
+
+@dataclass(slots=True)
+class Incident:
+    """Related alerts for one wearer: one work item, its members visible."""
+
+    wearer_id: str
+    members: list[str] = field(default_factory=list)  # alert ids, oldest first
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.members[0]  # named after the alert that opened it
+
+
+class Incidents:
+    """Groups breach alerts into incidents as they come, oldest first."""
+
+    def __init__(self) -> None:
+        self.all: list[Incident] = []
+        self._latest: dict[str, Incident] = {}  # wearer id -> their latest incident
+        self._of: dict[str, Incident] = {}  # alert id -> its incident
+
+    def add(self, alert: Alert) -> Incident:
+        """The incident the alert belongs to: the wearer's latest, if the alert came
+        within GROUP_WINDOW of its last member, else a new one. Adding an alert
+        already grouped returns its incident."""
+        if alert.id in self._of:
+            return self._of[alert.id]
+        latest = self._latest.get(alert.wearer_id)
+        if latest is None or alert.raised_at - latest.last_at > GROUP_WINDOW:
+            latest = Incident(alert.wearer_id, first_at=alert.raised_at)
+            self.all.append(latest)
+            self._latest[alert.wearer_id] = latest
+        latest.members.append(alert.id)
+        latest.last_at = max(latest.last_at, alert.raised_at)
+        self._of[alert.id] = latest
+        return latest
+
+    def of(self, alert_id: str) -> Incident | None:
+        return self._of.get(alert_id)
+
+
+# Seconds to claim and to close, per priority: urgent ones are taken up at once.
+DEADLINES = {Priority.URGENT: (5 * 60, 60 * 60), Priority.HIGH: (15 * 60, 4 * 3600),
+             Priority.NORMAL: (60 * 60, 24 * 3600)}
+
+
+def overdue(alert: Alert, priority: Priority, now: float) -> str | None:
+    """Which deadline an open alert has passed, in words, or None: not claimed in
+    time, or claimed but not closed in time (from when it was raised)."""
+    if not alert.is_open:
+        return None
+    claim_within, close_within = DEADLINES[priority]
+    age = now - alert.raised_at
+    if alert.state is AlertState.UNACKNOWLEDGED and age > claim_within:
+        return f"claim overdue by {format_age(age - claim_within)}"
+    if age > close_within:
+        return f"close overdue by {format_age(age - close_within)}"
+    return None

@@ -1,0 +1,94 @@
+"""From notifications to work items: faults before breaches, one incident per
+wearer, and service deadlines (console/domain/workitems.py)."""
+
+from dataclasses import replace
+
+import pytest
+from PySide6.QtCore import Qt
+
+from console.domain import Alert, AlertState, Priority
+from console.domain.workitems import (
+    FAILURE,
+    GROUP_WINDOW,
+    Evidence,
+    Failure,
+    Incidents,
+    Route,
+    overdue,
+    route,
+)
+
+NOW = 1_795_000_000.0
+
+
+def alert(id_="A1", type_="absence_15min", wearer="W1", at=NOW, **kw) -> Alert:
+    return replace(Alert(id_, wearer, "D1", type_, at, AlertState.UNACKNOWLEDGED, True), **kw)
+
+
+@pytest.mark.parametrize("type_, evidence, expected", [
+    ("absence_15min", Evidence(), Route.BREACH),
+    ("strap_tamper", Evidence(at_home=True), Route.BREACH),  # conduct, wherever they are
+    ("battery", Evidence(), Route.BATTERY),
+    ("battery", Evidence(charging=True), Route.DEVICE_FAULT),  # flat on the charger
+    ("inability_to_monitor", Evidence(at_home=False), Route.BREACH),
+    ("inability_to_monitor", Evidence(at_home=True), Route.DEVICE_FAULT),
+    ("inability_to_monitor", Evidence(at_home=None), Route.BREACH),  # unknown: not excused
+    ("location_breach", Evidence(at_home=True), Route.BREACH),  # heard, so not silence
+    ("ac_power_loss", Evidence(), Route.DEVICE_FAULT),
+    ("curfew_missed", Evidence(faulty_batch=True), Route.DEVICE_FAULT),
+])
+def test_notifications_that_look_like_equipment_go_to_the_fault_list(type_, evidence, expected):
+    assert route(alert(type_=type_), evidence) is expected
+
+
+def test_communication_location_and_battery_failures_are_told_apart():
+    assert FAILURE["inability_to_monitor"] is Failure.COMMUNICATION
+    assert FAILURE["location_breach"] is Failure.LOCATION
+    assert FAILURE["battery"] is Failure.FLAT_BATTERY
+    assert "strap_tamper" not in FAILURE
+
+
+def test_a_wearers_alerts_close_together_are_one_incident_with_its_members():
+    incidents = Incidents()
+    first = incidents.add(alert("A1", at=NOW))
+    assert incidents.add(alert("A2", "curfew_missed", at=NOW + 3600)) is first
+    # Chained: each within the window of the last member, though not of the first.
+    assert incidents.add(alert("A3", at=NOW + 3600 + GROUP_WINDOW)) is first
+    later = incidents.add(alert("A4", at=NOW + 3600 + 2 * GROUP_WINDOW + 1))
+    other = incidents.add(alert("A5", wearer="W2", at=NOW + 60))
+    assert first.members == ["A1", "A2", "A3"] and first.id == "A1"
+    assert later is not first and other is not first and other.wearer_id == "W2"
+    assert len(incidents.all) == 3
+    assert incidents.add(alert("A2", at=NOW + 3600)) is first  # again: not counted twice
+    assert incidents.of("A5") is other and incidents.of("nope") is None
+
+
+def test_deadlines_to_claim_and_to_close_follow_priority():
+    assert overdue(alert(at=NOW - 299), Priority.URGENT, NOW) is None
+    assert overdue(alert(at=NOW - 360), Priority.URGENT, NOW) == "claim overdue by 60 s"
+    assert overdue(alert(at=NOW - 360), Priority.HIGH, NOW) is None
+    held = alert(at=NOW - 2 * 3600, state=AlertState.CLAIMED, holder="Ann")
+    assert overdue(held, Priority.URGENT, NOW) == "close overdue by 60 min"
+    assert overdue(held, Priority.HIGH, NOW) is None
+    closed = alert(at=NOW - 9 * 86400, state=AlertState.CLOSED)
+    assert overdue(closed, Priority.NORMAL, NOW) is None
+
+
+def test_the_queue_marks_an_alert_past_its_deadline_with_a_symbol_and_says_which(qtbot):
+    from console.changes import Changes, Picture
+    from console.domain import Device, DeviceKind, Wearer
+    from ui.alerts.model import AlertQueueModel
+
+    model = AlertQueueModel(lambda: NOW)
+    late = alert("A1", "strap_tamper", at=NOW - 600)  # urgent: 5 minutes to claim
+    fresh = alert("A2", "strap_tamper", wearer="W2", at=NOW - 60)
+    model.apply(Changes(picture=Picture(
+        [Wearer("W1", "EM-001"), Wearer("W2", "EM-002")],
+        [Device("D1", "W1", DeviceKind.GPS), Device("D2", "W2", DeviceKind.GPS)], {},
+        {"A1": late, "A2": fresh})))
+    rows = {model.alert_at(p).id: p for p in range(model.rowCount())}
+    age = model.index(rows["A1"], model.COL_AGE)
+    assert model.data(age) == "⏰ 10 min"
+    assert model.data(age, Qt.ToolTipRole) == "⏰ Claim overdue by 5 min"
+    assert model.data(model.index(rows["A2"], model.COL_AGE)) == "60 s"
+    assert model.data(model.index(rows["A2"], model.COL_AGE), Qt.ToolTipRole) is None

@@ -1,0 +1,194 @@
+"""`make workload`: how many work items operators face, against raw notifications,
+and whether every real breach reached one (issue 10, docs/perf.md).
+
+    python tests/workload_suite.py --wearers 1732 --days 30 --operators 4 --report docs/perf.md
+
+The simulated fleet (console/simulator/fleet.py, the backend's own model) runs for
+the given simulated days in-process, and every notification it raises goes
+through the console's rules (console/domain/workitems.py and battery.py):
+- faults before breaches: `route` sends what looks like equipment to the
+  device-fault list (one item per device until it has been quiet a day);
+- battery notifications accumulate per device; 12 hours out of contact in 7 days
+  is one breach item, after which the count starts again;
+- breaches for one wearer close together are one incident.
+The simulator's ground truth says which notifications were real non-compliance.
+A real breach is reached when it is a member of a work item; a flat battery is a
+real breach when the wearer's own (not the charger's) flat time reaches 12 hours
+in 7 days, and reached when the console made a battery item for that device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from console.domain import DAY, Alert, DeviceStatus  # noqa: E402
+from console.domain.battery import Span, standing  # noqa: E402
+from console.domain.workitems import Evidence, Incidents, Route, route  # noqa: E402
+from console.simulator.fleet import Fleet  # noqa: E402
+
+STEP = 600.0  # ten minutes: the operators' load is counted per ten minutes
+START = 1_790_000_000.0  # a fixed start (2026-09-21), so that runs compare
+FAULT_QUIET = DAY  # a device's fault item stays the one item until it is quiet this long
+
+
+class Workload:
+    def __init__(self) -> None:
+        self.raw = 0
+        self.items: Counter[str] = Counter()  # kind of work item -> how many
+        self.per_step: Counter[int] = Counter()  # step -> items made in it
+        self.incidents = Incidents()
+        self.last_status: dict[str, DeviceStatus] = {}
+        self.fault_items: dict[str, float] = {}  # device -> last fault notification
+        self.battery: dict[str, list[Span]] = defaultdict(list)  # spans towards the policy
+        self.open_battery: dict[str, str] = {}  # alert id -> device, while flat
+        self.battery_items: dict[str, list[float]] = defaultdict(list)  # device -> times
+        self.routed: dict[str, Route] = {}
+        self.truth_spans: dict[str, list[Span]] = defaultdict(list)
+        self.true_battery: dict[str, list[float]] = defaultdict(list)  # device -> times
+
+    def item(self, kind: str, step: int) -> None:
+        self.items[kind] += 1
+        self.per_step[step] += 1
+
+    def raised(self, alert: Alert, truth: str, step: int) -> None:
+        self.raw += 1
+        last = self.last_status.get(alert.device_id)
+        evidence = Evidence(at_home=None if last is None else last.at_home,
+                            charging=last is not None and last.charging)
+        where = self.routed[alert.id] = route(alert, evidence)
+        if where is Route.BREACH:
+            if len(self.incidents.add(alert).members) == 1:
+                self.item("breach incident", step)
+        elif where is Route.DEVICE_FAULT:
+            previous = self.fault_items.get(alert.device_id)
+            if previous is None or alert.raised_at - previous > FAULT_QUIET:
+                self.item("device fault", step)
+            self.fault_items[alert.device_id] = alert.raised_at
+        else:
+            self.battery[alert.device_id].append(Span(alert.raised_at))
+            self.open_battery[alert.id] = alert.device_id
+        if alert.type == "battery" and truth == "non_compliance":
+            self.truth_spans[alert.device_id].append(Span(alert.raised_at))
+
+    def cleared(self, alert: Alert, now: float) -> None:
+        device = self.open_battery.pop(alert.id, None)
+        for spans in ((self.battery[device],) if device else ()) + (
+                (self.truth_spans[alert.device_id],) if alert.type == "battery" else ()):
+            if spans and spans[-1].end is None:
+                spans[-1] = Span(spans[-1].start, now)
+
+    def judge_battery(self, now: float, step: int) -> None:
+        for device, spans in self.battery.items():
+            if spans and standing(spans, now).breached:
+                self.item("battery breach", step)
+                self.battery_items[device].append(now)
+                # Worked: the next item needs 12 hours more. An outage still going
+                # on counts on from now.
+                spans[:] = [Span(now)] if spans[-1].end is None else []
+        for device, spans in self.truth_spans.items():
+            if spans and standing(spans, now).breached:
+                self.true_battery[device].append(now)
+                spans[:] = [Span(now)] if spans[-1].end is None else []
+
+
+def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
+    fleet = Fleet(wearers, seed, START)
+    # The backlog a centre starts with is not this month's workload.
+    seen = set(fleet.alerts)
+    load = Workload()
+    steps = int(days * DAY / STEP)
+    for step in range(1, steps + 1):
+        now = START + step * STEP
+        for kind, payload in fleet.advance(now):
+            if kind == "device.status":
+                load.last_status[payload.device_id] = payload
+            elif payload.id in seen:
+                if kind == "alert.cleared" or not payload.active:
+                    load.cleared(payload, fleet.now)
+            else:
+                seen.add(payload.id)
+                load.raised(payload, fleet.truth[payload.id], step)
+        load.judge_battery(now, step)
+    return load, fleet
+
+
+def judge(load: Workload, fleet: Fleet) -> dict:
+    """Every real breach against the work items: the wearer's conduct (ground truth
+    non-compliance) other than batteries, each notification on its own; batteries,
+    by the policy, once the wearer's own flat time reaches 12 hours in 7 days."""
+    real = [a for a in load.routed
+            if fleet.truth[a] == "non_compliance" and fleet.alerts[a].type != "battery"]
+    missed = [a for a in real
+              if load.incidents.of(a) is None and load.routed[a] is not Route.DEVICE_FAULT]
+    to_faults = [a for a in real if load.routed[a] is Route.DEVICE_FAULT]
+    battery_real = sum(len(t) for t in load.true_battery.values())
+    battery_missed = sum(
+        1 for device, times in load.true_battery.items() for t in times
+        if not any(t - 7 * DAY <= made <= t + STEP for made in load.battery_items.get(device, [])))
+    return {"real_breaches": len(real) + battery_real, "missed": len(missed) + battery_missed,
+            "real_on_fault_list": len(to_faults), "battery_real": battery_real,
+            "battery_missed": battery_missed}
+
+
+def report(load: Workload, truth: dict, args, seconds: float) -> str:
+    items = sum(load.items.values())
+    steps = int(args.days * DAY / STEP)
+    per_op = items / steps / args.operators
+    peak = max(load.per_step.values(), default=0) / args.operators
+    fewer = 1 - items / load.raw if load.raw else 0.0
+    kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(load.items.items()))
+    return "\n".join([
+        "| measure | target | measured |", "|---|---|---|",
+        f"| raw notifications | | {load.raw:,} |",
+        f"| operator-facing work items | ≥ 75% fewer than raw | {items:,} ({fewer:.1%} fewer): "
+        f"{kinds} |",
+        f"| items per operator per 10 minutes ({args.operators} operators) | EEMUA 191: about 1 "
+        f"manageable, 10 a flood | mean {per_op:.3f}, busiest 10 minutes {peak:.2f} |",
+        f"| real breaches (ground truth) that reached no work item | 0 | {truth['missed']} of "
+        f"{truth['real_breaches']:,} ({truth['battery_real']} of them accumulated battery) |",
+        f"| real breaches first routed to the device-fault list | (reported) | "
+        f"{truth['real_on_fault_list']} |",
+        "", f"{args.wearers:,} wearers, {args.days:g} simulated days, seed {args.seed}; "
+        f"ran in {seconds:.0f} s."])
+
+
+def write_report(path: Path, table: str) -> None:
+    text = path.read_text()
+    block = (f"<!-- workload:start -->\n## Workload (`make workload`)\n\nMeasured "
+             f"{time.strftime('%Y-%m-%d', time.gmtime())}. Command: `python "
+             f"tests/workload_suite.py {' '.join(sys.argv[1:])}`.\n\n{table}\n<!-- workload:end -->")
+    if "<!-- workload:start -->" in text:
+        text = re.sub(r"<!-- workload:start -->.*<!-- workload:end -->", lambda _: block, text,
+                      flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--wearers", type=int, default=1732)
+    p.add_argument("--days", type=float, default=30)
+    p.add_argument("--operators", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--report", type=Path)
+    args = p.parse_args()
+    started = time.monotonic()
+    load, fleet = run(args.wearers, args.days, args.seed)
+    table = report(load, judge(load, fleet), args, time.monotonic() - started)
+    print(table)
+    if args.report:
+        write_report(args.report, table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
