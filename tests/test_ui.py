@@ -220,7 +220,7 @@ def test_the_cached_picture_shows_at_once_marked_stale(tmp_path, qtbot, start_ba
     engine = SyncEngine(backend.url, "demo", "demo", cache, bridge.publish)
     board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
     window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
-                        training=False, version="test")
+                        engine.wearer_record, training=False, version="test")
     qtbot.addWidget(window)
     started = time.monotonic()
     engine.start()

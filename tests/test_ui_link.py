@@ -27,7 +27,7 @@ def test_a_lost_link_does_not_turn_devices_offline_and_the_board_says_as_of_when
     board = StatusBoardModel(engine.picture_time)
     alerts = AlertQueueModel(engine.clock.now, engine.picture_time)
     window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
-                        training=True, version="test")
+                        engine.wearer_record, training=True, version="test")
     qtbot.addWidget(window)
     engine.start()
     window.show()

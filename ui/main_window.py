@@ -30,7 +30,9 @@ from console.domain.actions import (
     StartWork,
     Unshelve,
 )
+from console.domain.alarms import MUTE_CHOICES
 from console.sync import SyncStatus
+from ui.alerts.alarms import Annunciator
 from ui.alerts.dialogs import AcknowledgeDialog, CloseDialog, ShelveDialog
 from ui.alerts.model import AlertQueueModel
 from ui.alerts.widget import AlertQueue
@@ -38,6 +40,7 @@ from ui.board.model import StatusBoardModel
 from ui.board.widget import StatusBoard
 from ui.bridge import GuiBridge
 from ui.common.status import ConnectionIndicator, StaleNotice, TrainingBanner
+from ui.wearers.view import WearerView
 
 CLOCK_REFRESH_MS = 5_000  # ages and connection states move on without events
 STATUS_REFRESH_MS = 1_000
@@ -59,9 +62,10 @@ class MainWindow(QMainWindow):
 
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
                  status: Callable[[], SyncStatus], act: Callable[[Payload], Future],
-                 training: bool, version: str):
+                 fetch_record: Callable[[str], Future], training: bool, version: str):
         """act: queue an operator's action (SyncEngine.act); the future resolves once
-        it is durable, and the window shows it only from the Changes that follow."""
+        it is durable, and the window shows it only from the Changes that follow.
+        fetch_record: a wearer's record from the backend (SyncEngine.wearer_record)."""
         super().__init__()
         self.setWindowTitle("EM Console" + (" — TRAINING" if training else ""))
         self.board_model, self.alert_model = board, alerts
@@ -78,10 +82,24 @@ class MainWindow(QMainWindow):
         self.stale = StaleNotice(status)
         self.counters = QLabel()
         self.counters.setAccessibleName("Sync counters")
+        self.wearer = WearerView(board, alerts, fetch_record, alerts.clock)
+        self.alarms = Annunciator(alerts, self)
+        self.alarm_status = QLabel()
+        self.alarm_status.setAccessibleName("Alarms")
+        self.alarms.changed.connect(self._show_alarms)
+        self.alarms.announced.connect(lambda text, heard: self.statusBar().showMessage(
+            ("🔔 " if heard else "🔇 ") + text, 60_000))
+        # Linked: an alert selects its wearer on the board; a board row shows its wearer.
+        self.queue.view.selectionModel().selectionChanged.connect(self._alert_selected)
+        self.board.view.selectionModel().selectionChanged.connect(self._board_selected)
 
+        right = QSplitter(Qt.Vertical)
+        right.addWidget(self.board)
+        right.addWidget(self.wearer)
+        right.setSizes([430, 330])
         split = QSplitter(Qt.Horizontal)
         split.addWidget(self.queue)
-        split.addWidget(self.board)
+        split.addWidget(right)
         split.setSizes([760, 740])  # the queue: each column readable at 1500 px wide
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -93,8 +111,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stale)
         layout.addWidget(split, 1)
         self.setCentralWidget(central)
+        self.statusBar().addPermanentWidget(self.alarm_status)
         self.statusBar().addPermanentWidget(self.counters)
         self._menus()
+        self._show_alarms()
 
         self._clock = QTimer(self, interval=CLOCK_REFRESH_MS)
         self._clock.timeout.connect(self._tick_clock)
@@ -121,26 +141,79 @@ class MainWindow(QMainWindow):
             ("Status &board", "Alt+2", lambda: focus_table(self.board.view)),
             ("&Search the board", QKeySequence.Find, lambda: self.board.search.setFocus()),
             ("&Actions needing attention", "Alt+3", self.show_problems),
+            ("&Wearer view", "Alt+4", lambda: self.wearer.tabs.currentWidget().setFocus()),
         ):
             action = QAction(text, self, shortcut=QKeySequence(keys))
             action.triggered.connect(target)
             view.addAction(action)
             self.addAction(action)
+        self._alarm_menu()
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About EM Console", self)
         about.triggered.connect(lambda: QMessageBox.about(
             self, "About EM Console", f"EM Console {self.version}\nElectronic-monitoring centre console."))
         help_menu.addAction(about)
 
+    def _alarm_menu(self) -> None:
+        menu = self.menuBar().addMenu("Alar&ms")
+        for seconds in MUTE_CHOICES:
+            mute = QAction(f"Mute for {seconds // 60} minutes", self)
+            if seconds == 15 * 60:
+                mute.setShortcut(QKeySequence("Ctrl+M"))
+                self.addAction(mute)
+            mute.triggered.connect(
+                lambda _=False, s=seconds: self.alarms.mute_for(s, self._status().operator))
+            menu.addAction(mute)
+        unmute = QAction("&Unmute", self, shortcut=QKeySequence("Ctrl+Shift+M"))
+        unmute.triggered.connect(self.alarms.unmute)
+        menu.addAction(unmute)
+        self.addAction(unmute)
+        menu.addSeparator()
+        speak = QAction("&Speak urgent alerts", self, checkable=True,
+                        checked=self.alarms.voice is not None,
+                        enabled=self.alarms.voice is not None)
+        if self.alarms.voice is None:
+            speak.setText("Speak urgent alerts (no speech engine on this workstation)")
+        speak.toggled.connect(lambda on: setattr(self.alarms, "speak", on))
+        menu.addAction(speak)
+        again = QAction("Say the last alarm &again", self, shortcut=QKeySequence("Ctrl+Shift+A"))
+        again.triggered.connect(self.alarms.repeat)
+        menu.addAction(again)
+        self.addAction(again)
+
+    def _show_alarms(self) -> None:
+        state = self.alarms.mute.text() if self.alarms.muted() else "🔔 alarms on (Ctrl+M mutes)"
+        self.alarm_status.setText(f"{self.alarms.summary()} · {state}")
+
     # -- live data --------------------------------------------------------------
 
     def apply(self, changes: Changes) -> None:
         self.board_model.apply(changes)
         self.alert_model.apply(changes)
+        self.alarms.apply(changes)
+        self.wearer.refresh()
+
+    def _alert_selected(self, *_) -> None:
+        alert = self.queue.selected()
+        if alert is None:
+            return
+        self.wearer.show_wearer(alert.wearer_id)
+        position = self.board_model.position_of(alert.wearer_id)
+        if position is None:  # a filter hides the wearer's row
+            self.board.view.clearSelection()
+        else:
+            self.board.view.selectRow(position)
+            self.board.view.scrollTo(self.board_model.index(position, 0))
+
+    def _board_selected(self, *_) -> None:
+        rows = self.board.view.selectionModel().selectedRows()
+        if rows:
+            self.wearer.show_wearer(self.board_model.row_at(rows[0].row()).wearer.id)
 
     def _tick_clock(self) -> None:
         self.board_model.refresh_time()
         self.alert_model.refresh_time()
+        self.alarms.tick()
 
     def _refresh_status(self) -> None:
         s = self._status()

@@ -66,6 +66,14 @@ class StatusBoardModel(SelfSortingModel):
         self.search = ""
         self.only_offline = self.only_low_battery = self.only_alerts = False
 
+    def row_of(self, wearer_id: str) -> BoardRow | None:
+        i = self._by_wearer.get(wearer_id)
+        return None if i is None else self._rows[i]
+
+    def position_of(self, wearer_id: str) -> int | None:
+        """The wearer's display position; None while a filter hides them."""
+        return self._pos.get(self._by_wearer.get(wearer_id, -1))
+
     def set_live(self, live: bool) -> None:
         """Told once a second by the window: while not live the clock-judged
         columns say as of when, and that nothing is known since."""

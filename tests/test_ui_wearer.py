@@ -1,0 +1,119 @@
+"""The wearer view in the real window: an alert selects its wearer on the board and
+opens their record, which the backend audits once the selection rests; offline it
+shows what the console holds and says why the rest is missing.
+
+The record is awaited by a coroutine on the GUI thread's asyncio loop (qasync), so
+these tests run as coroutines on that loop, as tests/test_signin.py's do (and in
+its process: see the Makefile)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from test_signin import run, until
+
+from console.sync import SyncEngine, SyncState
+from ui.alerts.model import AlertQueueModel
+from ui.board.model import StatusBoardModel
+from ui.bridge import GuiBridge
+from ui.main_window import MainWindow
+
+
+@pytest.fixture
+def window_on(tmp_path):
+    """window_on(backend): the real window on a started engine, shown."""
+    made = []
+
+    def make(backend):
+        bridge = GuiBridge()
+        engine = SyncEngine(backend.url, "demo", "demo", str(tmp_path / "cache.db"),
+                            bridge.publish)
+        board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
+        window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
+                            engine.wearer_record, training=True, version="test")
+        made.append((engine, window))
+        engine.start()
+        window.show()
+        return engine, window
+
+    yield make
+    for engine, window in made:
+        engine.stop()
+        window.close()
+
+
+def audited(backend) -> list[str]:
+    return [v["wearer_id"] for v in backend.get("/sim/audit").json()]
+
+
+def select_first_alert(window):
+    """Select the queue's first alert, as a click would; the alert."""
+    window.queue.view.setFocus()
+    window.queue.view.selectRow(0)
+    return window.alert_model.alert_at(0)
+
+
+def test_selecting_an_alert_selects_its_wearer_and_opens_their_audited_record(
+        qapp, start_backend, window_on):
+    backend = start_backend(wearers=200, speed=1)
+    engine, window = window_on(backend)
+
+    async def main():
+        await until(lambda: window.alert_model.rowCount() > 0, what="alerts")
+        alert = select_first_alert(window)
+        board_rows = window.board.view.selectionModel().selectedRows()
+        assert [window.board_model.row_at(r.row()).wearer.id for r in board_rows] == [
+            alert.wearer_id]
+        assert window.alert_model.wearer_ref(alert.wearer_id) in window.wearer.header.text()
+
+        await until(lambda: window.wearer.record is not None, what="the record")
+        record = window.wearer.record
+        assert record.wearer.id == alert.wearer_id
+        summary = window.wearer.summary.toPlainText()
+        assert record.language in summary
+        assert (record.phone or "not recorded") in summary
+        assert "audit" in window.wearer.source.text()
+        shown = window.wearer.history.topLevelItemCount()
+        assert shown == len(record.alerts) and alert.id in {a.id for a in record.alerts}
+        assert audited(backend) == [alert.wearer_id]
+    run(qapp, main())
+
+
+def test_arrowing_through_the_board_audits_only_where_the_selection_rests(
+        qapp, start_backend, window_on):
+    backend = start_backend(wearers=200, speed=1)
+    engine, window = window_on(backend)
+
+    async def main():
+        await until(lambda: window.board_model.rowCount() > 10, what="the board")
+        view = window.board.view
+        view.setFocus()
+        for row in range(6):  # faster than the view waits before asking
+            view.selectRow(row)
+            await asyncio.sleep(0.05)
+        rested_on = window.board_model.row_at(5).wearer.id
+        await until(lambda: window.wearer.record is not None, what="the record")
+        await asyncio.sleep(0.6)
+        assert window.wearer.record.wearer.id == rested_on
+        assert audited(backend) == [rested_on]
+    run(qapp, main())
+
+
+def test_offline_the_view_shows_what_the_console_holds_and_says_why(
+        qapp, start_backend, window_on):
+    backend = start_backend(wearers=200, speed=1)
+    engine, window = window_on(backend)
+
+    async def main():
+        await until(lambda: window.alert_model.rowCount() > 0, what="alerts")
+        backend.kill()
+        await until(lambda: engine.status.state is not SyncState.LIVE, what="the link down")
+        alert = select_first_alert(window)
+        await until(lambda: "No record from the backend" in window.wearer.source.text(), timeout=30,
+                    what="the view saying why")
+        assert window.wearer.record is None
+        assert window.alert_model.wearer_ref(alert.wearer_id) in window.wearer.header.text()
+        assert window.wearer.history.topLevelItemCount() == len(
+            window.alert_model.alerts_of(alert.wearer_id)) >= 1
+    run(qapp, main())

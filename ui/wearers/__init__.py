@@ -1,0 +1,1 @@
+"""The wearer view: one wearer, with a tab per capability."""

@@ -1,0 +1,224 @@
+"""The wearer view: one wearer, whoever selected them (a board row, an alert).
+
+What this console holds (reference, device, curfew, status, open alerts) shows at
+once. The record beyond it (language, phone, order conditions, suspensions, past
+alerts) is personal data: it is asked of the backend, which audits each view,
+once the selection has rested for a moment, and it is never cached here.
+
+Each tab shows the same wearer: a tab is a widget with `show_wearer(wearer_id,
+record)`, called with record None while the record is loading or out of reach.
+Later capabilities (battery, trail, calls, visits) add their own with `add_tab`."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import (
+    QLabel,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.domain import Alert, WearerRecord, format_age
+from ui.alerts.model import AlertQueueModel
+from ui.board.model import StatusBoardModel, device_text
+from ui.bridge import result_of
+from ui.common.table import uk_datetime
+
+log = logging.getLogger(__name__)
+
+# Arrowing through a board must not ask (and audit) a record per row passed.
+SETTLE_MS = 400
+
+
+class WearerView(QWidget):
+    def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel,
+                 fetch: Callable[[str], Future], clock: Callable[[], float]):
+        """fetch(wearer_id): the backend's record, as a future (SyncEngine.wearer_record)."""
+        super().__init__()
+        self.setAccessibleName("Wearer view")
+        self._board, self._alerts, self._fetch, self._clock = board, alerts, fetch, clock
+        self.wearer_id: str | None = None
+        self.record: WearerRecord | None = None
+        self._loading: asyncio.Task | None = None
+        self.header = QLabel("Select an alert or a wearer to see them here.")
+        self.header.setAccessibleName("Wearer")
+        self.header.setWordWrap(True)
+        self.source = QLabel()
+        self.source.setAccessibleName("Where the wearer's record comes from")
+        self.source.setWordWrap(True)
+        self.tabs = QTabWidget()
+        self.tabs.setAccessibleName("Wearer tabs")
+        self._tabs: list[QWidget] = []
+        self.summary = SummaryTab(clock)
+        self.history = AlertsTab(alerts)
+        # No mnemonics: Alt+S and Alt+R belong to the queue and the board.
+        self.add_tab(self.summary, "Summary")
+        self.add_tab(self.history, "Alerts")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.source)
+        layout.addWidget(self.tabs, 1)
+        self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
+        self._settle.timeout.connect(self._ask)
+
+    def add_tab(self, tab: QWidget, title: str) -> None:
+        self._tabs.append(tab)
+        self.tabs.addTab(tab, title)
+        tab.setAccessibleName(f"{title} of the wearer")
+
+    def show_wearer(self, wearer_id: str | None) -> None:
+        if wearer_id == self.wearer_id:
+            return
+        self.wearer_id, self.record = wearer_id, None
+        if self._loading is not None:
+            self._loading.cancel()
+        self._refresh_header()
+        self.source.setText("Loading the record…" if wearer_id else "")
+        self._show_tabs()
+        if wearer_id is not None:
+            self._settle.start()
+
+    def refresh(self) -> None:
+        """The picture changed: the header and, until the record comes, the open
+        alerts may have."""
+        if self.wearer_id is not None:
+            self._refresh_header()
+            if self.record is None:
+                self.history.show_wearer(self.wearer_id, None)
+
+    def _show_tabs(self) -> None:
+        for tab in self._tabs:
+            tab.show_wearer(self.wearer_id, self.record)
+
+    def _refresh_header(self) -> None:
+        row = self._board.row_of(self.wearer_id) if self.wearer_id else None
+        if row is None:
+            self.header.setText("Select an alert or a wearer to see them here." if not self.wearer_id
+                                else f"Wearer {html.escape(self.wearer_id)} is not on the board.")
+            return
+        parts = [f"<b>{html.escape(row.wearer.ref)}</b>", html.escape(device_text(row.device))]
+        if row.wearer.curfew:
+            parts.append(f"curfew {row.wearer.curfew} (UK time)")
+        if row.status is not None:
+            parts.append(f"battery {row.status.battery:.0f}%"
+                         + (" charging" if row.status.charging else "")
+                         + f", last contact {format_age(self._clock() - row.status.ts)} ago")
+        parts.append(f"{row.open_alerts} open alert{'s' if row.open_alerts != 1 else ''}")
+        self.header.setText(" · ".join(parts))
+
+    def _ask(self) -> None:
+        # The console runs Qt's event loop as an asyncio loop (qasync, ui/app.py);
+        # a window driven by Qt alone (pytest-qt's tests) has none to ask with.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.source.setText("The record cannot be asked for here: no asyncio loop runs "
+                                "this window.")
+            return
+        self._loading = loop.create_task(self._load(self.wearer_id))
+
+    async def _load(self, wearer_id: str) -> None:
+        try:
+            record = await result_of(self._fetch(wearer_id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # offline, refused, or a record that did not decode
+            log.info("the record of %s could not be had: %s", wearer_id, e)
+            if wearer_id == self.wearer_id:
+                self.source.setText(
+                    f"⚠ No record from the backend ({type(e).__name__}: {str(e)[:160]}). "
+                    "Showing what this console holds: reference, device, curfew, open alerts.")
+            return
+        if wearer_id != self.wearer_id:
+            return
+        self.record = record
+        self.source.setText(f"Record from the backend at {uk_datetime(self._clock())} (UK time); "
+                            "your view of it is in the backend's audit trail.")
+        self._show_tabs()
+
+
+class SummaryTab(QTextBrowser):
+    def __init__(self, clock: Callable[[], float]):
+        super().__init__()
+        self._clock = clock
+
+    def show_wearer(self, wearer_id: str | None, record: WearerRecord | None) -> None:
+        if record is None:
+            self.setHtml("" if wearer_id is None else
+                         "<p>Language, phone, order conditions and suspensions come with the "
+                         "record from the backend.</p>")
+            return
+        self.setHtml(self._summary(record))
+
+    def _summary(self, record: WearerRecord) -> str:
+        now = self._clock()
+        e = html.escape
+        devices = "".join(f"<li>{e(d.kind.label)} {e(d.id)}, serial {e(d.serial)}"
+                          + (f", fitted {uk_datetime(d.fitted_at)}" if d.fitted_at else "")
+                          + "</li>" for d in record.devices) or "<li>none fitted</li>"
+        phone = (e(record.phone) if record.phone else
+                 "<b>⚠ not recorded</b> (a data-quality flag: the wearer cannot be called)")
+        language = e(record.language) + (" — <b>interpreter needed</b>" if record.interpreter
+                                         else "")
+        conditions = "".join(f"<li>{e(c)}</li>" for c in record.conditions) or "<li>none</li>"
+        suspensions = "".join(
+            f"<li>{'<b>in force now:</b> ' if s.holds(now) else ''}{e(s.reason.label)}, "
+            f"{uk_datetime(s.start)} to {uk_datetime(s.end)}"
+            + (f", every {s.every / 86400:.0f} days" if s.every else "") + "</li>"
+            for s in record.suspensions) or "<li>none</li>"
+        return (
+            f"<p><b>Reference</b> {e(record.wearer.ref)}<br><b>Curfew</b> "
+            f"{e(str(record.wearer.curfew)) + ' (UK time)' if record.wearer.curfew else 'none'}"
+            f"<br><b>Language</b> {language}<br><b>Phone</b> {phone}</p>"
+            f"<p><b>Devices</b></p><ul>{devices}</ul>"
+            f"<p><b>Order conditions</b></p><ul>{conditions}</ul>"
+            f"<p><b>Suspensions</b> (alerts raise no notification while one is in force)</p>"
+            f"<ul>{suspensions}</ul>")
+
+
+class AlertsTab(QTreeWidget):
+    """The wearer's alerts, each with its history: open and past from the record,
+    or the open ones this console holds until the record comes."""
+
+    def __init__(self, alerts: AlertQueueModel):
+        super().__init__()
+        self._alerts = alerts
+        self.shown: tuple[Alert, ...] = ()
+        self.setHeaderLabels(["Alert", "State", "Raised (UK time)", "Outcome"])
+        self.setColumnWidth(0, 220)
+        self.setColumnWidth(1, 170)
+        self.setColumnWidth(2, 150)
+
+    def show_wearer(self, wearer_id: str | None, record: WearerRecord | None) -> None:
+        alerts = () if wearer_id is None else (
+            record.alerts if record is not None else tuple(self._alerts.alerts_of(wearer_id)))
+        if alerts == self.shown:
+            return  # unchanged: keep what the operator expanded and where they scrolled
+        self.shown = alerts
+        self.clear()
+        for alert in alerts:
+            self.addTopLevelItem(self._item(alert))
+
+    @staticmethod
+    def _item(alert: Alert) -> QTreeWidgetItem:
+        state = alert.state.label + (f" by {alert.holder}" if alert.holder else "")
+        if alert.is_open:
+            state += " · active" if alert.active else " · cleared"
+        item = QTreeWidgetItem([alert.type_label, state, uk_datetime(alert.raised_at),
+                                alert.outcome.label if alert.outcome else ""])
+        for h in alert.history:
+            what = h.state.label + (f" by {h.by}" if h.by else "")
+            item.addChild(QTreeWidgetItem([what, h.note or "", uk_datetime(h.at),
+                                           h.outcome.label if h.outcome else ""]))
+        return item
