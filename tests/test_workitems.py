@@ -88,7 +88,7 @@ def test_the_queue_marks_an_alert_past_its_deadline_with_a_symbol_and_says_which
         {"A1": late, "A2": fresh})))
     rows = {model.alert_at(p).id: p for p in range(model.rowCount())}
     age = model.index(rows["A1"], model.COL_AGE)
-    assert model.data(age) == "⏰ 10 min"
-    assert model.data(age, Qt.ToolTipRole) == "⏰ Claim overdue by 5 min"
+    assert model.data(age) == "⚑ 10 min"
+    assert model.data(age, Qt.ToolTipRole) == "⚑ Claim overdue by 5 min"
     assert model.data(model.index(rows["A2"], model.COL_AGE)) == "60 s"
     assert model.data(model.index(rows["A2"], model.COL_AGE), Qt.ToolTipRole) is None

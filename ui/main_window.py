@@ -88,7 +88,7 @@ class MainWindow(QMainWindow):
         self.alarm_status.setAccessibleName("Alarms")
         self.alarms.changed.connect(self._show_alarms)
         self.alarms.announced.connect(lambda text, heard: self.statusBar().showMessage(
-            ("🔔 " if heard else "🔇 ") + text, 60_000))
+            ("♪ " if heard else "⊘ ") + text, 60_000))
         # Linked: an alert selects its wearer on the board; a board row shows its wearer.
         self.queue.view.selectionModel().selectionChanged.connect(self._alert_selected)
         self.board.view.selectionModel().selectionChanged.connect(self._board_selected)
@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
         self.addAction(again)
 
     def _show_alarms(self) -> None:
-        state = self.alarms.mute.text() if self.alarms.muted() else "🔔 alarms on (Ctrl+M mutes)"
+        state = self.alarms.mute.text() if self.alarms.muted() else "♪ alarms on (Ctrl+M mutes)"
         self.alarm_status.setText(f"{self.alarms.summary()} · {state}")
 
     # -- live data --------------------------------------------------------------

@@ -47,4 +47,4 @@ class Mute:
         return now < self.until
 
     def text(self) -> str:
-        return f"🔇 Alarms muted until {format_clock(self.until)} (UK time)"
+        return f"⊘ Alarms muted until {format_clock(self.until)} (UK time)"

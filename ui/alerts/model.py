@@ -75,7 +75,7 @@ class AlertQueueModel(SelfSortingModel):
             return condition_text(alert)
         if col == self.COL_AGE:
             late = self.overdue(alert, self.clock())
-            return f"⏰ {late[0].upper()}{late[1:]}" if late else None
+            return f"⚑ {late[0].upper()}{late[1:]}" if late else None
         if col != self.COL_STATE:
             return None
         history = "\n".join(
@@ -98,7 +98,7 @@ class AlertQueueModel(SelfSortingModel):
             return "● active" if alert.active else "○ cleared"
         if col == self.COL_AGE:
             # A symbol, not a colour: past its deadline to claim or to close.
-            late = "⏰ " if self.overdue(alert, now) else ""
+            late = "⚑ " if self.overdue(alert, now) else ""
             return late + format_age(now - alert.raised_at)
         if col == self.COL_RAISED:
             # The time alone is ambiguous once the UK day has turned: then say which day.

@@ -55,7 +55,7 @@ class AlertQueue(QWidget):
             self.buttons[kind] = button
             bar.addWidget(button)
         # Narrow enough to leave Raised room for a day and a time.
-        self.view = table(model, "Alert queue table", (90, 120, 85, 170, 74, 70))
+        self.view = table(model, "Alert queue table", (90, 128, 85, 160, 74, 64))
         self.view.selectionModel().selectionChanged.connect(self._enable)
         self.view.activated.connect(lambda _: self._request())
         stack(self, bar, self.view)
