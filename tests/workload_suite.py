@@ -13,8 +13,10 @@ through the console's rules (console/domain/workitems.py and battery.py):
 - breaches for one wearer close together are one incident.
 The simulator's ground truth says which notifications were real non-compliance.
 A real breach is reached when it is a member of a work item; a flat battery is a
-real breach when the wearer's own (not the charger's) flat time reaches 12 hours
-in 7 days, and reached when the console made a battery item for that device.
+real breach when the wearer's own flat time (not a charging fault's), read from
+the simulated devices every ten minutes rather than from the notifications,
+reaches 12 hours in 7 days, and reached when the console made a battery item for
+that device within the 7 days before it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class Workload:
         self.open_battery: dict[str, str] = {}  # alert id -> device, while flat
         self.battery_items: dict[str, list[float]] = defaultdict(list)  # device -> times
         self.routed: dict[str, Route] = {}
+        # The simulator's own state, sampled each step: when each device was flat
+        # through the wearer's neglect (not a charging fault), whatever was notified.
         self.truth_spans: dict[str, list[Span]] = defaultdict(list)
         self.true_battery: dict[str, list[float]] = defaultdict(list)  # device -> times
 
@@ -58,7 +62,7 @@ class Workload:
         self.items[kind] += 1
         self.per_step[step] += 1
 
-    def raised(self, alert: Alert, truth: str, step: int) -> None:
+    def raised(self, alert: Alert, step: int) -> None:
         self.raw += 1
         last = self.last_status.get(alert.device_id)
         evidence = Evidence(at_home=None if last is None else last.at_home,
@@ -75,14 +79,21 @@ class Workload:
         else:
             self.battery[alert.device_id].append(Span(alert.raised_at))
             self.open_battery[alert.id] = alert.device_id
-        if alert.type == "battery" and truth == "non_compliance":
-            self.truth_spans[alert.device_id].append(Span(alert.raised_at))
 
     def cleared(self, alert: Alert, now: float) -> None:
         device = self.open_battery.pop(alert.id, None)
-        for spans in ((self.battery[device],) if device else ()) + (
-                (self.truth_spans[alert.device_id],) if alert.type == "battery" else ()):
-            if spans and spans[-1].end is None:
+        spans = self.battery[device] if device else None
+        if spans and spans[-1].end is None:
+            spans[-1] = Span(spans[-1].start, now)
+
+    def observe(self, fleet: Fleet, now: float) -> None:
+        """The ground truth of flat batteries, from the simulated devices themselves."""
+        for device, sim in zip(fleet.devices, fleet.sims, strict=True):
+            spans = self.truth_spans[device.id]
+            neglect = sim.battery <= 0 and sim.fault_until < now
+            if neglect and not (spans and spans[-1].end is None):
+                spans.append(Span(now))
+            elif not neglect and spans and spans[-1].end is None:
                 spans[-1] = Span(spans[-1].start, now)
 
     def judge_battery(self, now: float, step: int) -> None:
@@ -115,7 +126,8 @@ def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
                     load.cleared(payload, fleet.now)
             else:
                 seen.add(payload.id)
-                load.raised(payload, fleet.truth[payload.id], step)
+                load.raised(payload, step)
+        load.observe(fleet, now)
         load.judge_battery(now, step)
     return load, fleet
 
