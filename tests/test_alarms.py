@@ -44,7 +44,8 @@ def test_a_few_are_read_out_and_a_flood_is_summed_up():
 def test_a_mute_holds_until_its_expiry_and_says_until_when():
     mute = Mute(NOW + 900, "Ann")
     assert mute.holds(NOW) and not mute.holds(NOW + 900)
-    assert mute.text().startswith("⊘ Alarms muted until ") and "(UK time)" in mute.text()
+    assert mute.text().startswith("⊘ Alarms muted by Ann until ") and "(UK time)" in mute.text()
+    assert Mute(NOW + 900).text().startswith("⊘ Alarms muted until ")
 
 
 def annunciator(qtbot, wall):

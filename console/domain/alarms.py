@@ -47,4 +47,5 @@ class Mute:
         return now < self.until
 
     def text(self) -> str:
-        return f"⊘ Alarms muted until {format_clock(self.until)} (UK time)"
+        by = f" by {self.by}" if self.by else ""
+        return f"⊘ Alarms muted{by} until {format_clock(self.until)} (UK time)"
