@@ -17,6 +17,7 @@ from console.domain import (
     merged,
     standing,
 )
+from console.domain.battery import Accumulator
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=LOCAL_TZ).timestamp()
 HOUR = 3600.0
@@ -114,3 +115,22 @@ def test_accumulated_never_exceeds_the_window_nor_the_plain_sum_of_clipped_spans
     assert 0 <= total <= WINDOW
     assert total <= sum(clipped_length(s) for s in spans)
     assert total >= max((clipped_length(s) for s in spans), default=0.0)
+
+
+def test_over_a_fleet_a_device_makes_one_breach_item_in_any_seven_days():
+    fleet = Accumulator()
+    fleet.out("D1", T0)
+    fleet.out("D1", T0 + 60)  # a second notice of the same outage counts once
+    assert fleet.judge(T0 + 12 * HOUR - 60) == []
+    assert fleet.judge(T0 + 12 * HOUR) == ["D1"]
+    # Still flat: what accumulates joins that item, within its 7 days...
+    assert fleet.judge(T0 + 30 * HOUR) == []
+    fleet.back("D1", T0 + 40 * HOUR)
+    # ...and 12 more hours after them make the next.
+    later = T0 + 12 * HOUR + WINDOW
+    fleet.out("D1", later)
+    assert fleet.judge(later + 12 * HOUR) == ["D1"]
+    assert fleet.items["D1"] == [T0 + 12 * HOUR, later + 12 * HOUR]
+    fleet.out("D2", T0)
+    fleet.back("D2", T0 + 11 * HOUR)
+    assert "D2" not in fleet.judge(T0 + 2 * WINDOW)

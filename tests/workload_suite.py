@@ -25,14 +25,14 @@ import argparse
 import re
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.domain import DAY, Alert, DeviceStatus  # noqa: E402
-from console.domain.battery import Span, standing  # noqa: E402
+from console.domain.battery import WINDOW, Accumulator  # noqa: E402
 from console.domain.workitems import Evidence, Incidents, Route, route  # noqa: E402
 from console.simulator.fleet import Fleet  # noqa: E402
 
@@ -49,14 +49,13 @@ class Workload:
         self.incidents = Incidents()
         self.last_status: dict[str, DeviceStatus] = {}
         self.fault_items: dict[str, float] = {}  # device -> last fault notification
-        self.battery: dict[str, list[Span]] = defaultdict(list)  # spans towards the policy
+        self.battery = Accumulator()  # the console's policy, fed by notifications
         self.open_battery: dict[str, str] = {}  # alert id -> device, while flat
-        self.battery_items: dict[str, list[float]] = defaultdict(list)  # device -> times
         self.routed: dict[str, Route] = {}
-        # The simulator's own state, sampled each step: when each device was flat
-        # through the wearer's neglect (not a charging fault), whatever was notified.
-        self.truth_spans: dict[str, list[Span]] = defaultdict(list)
-        self.true_battery: dict[str, list[float]] = defaultdict(list)  # device -> times
+        # The same policy over the simulator's own state, sampled each step: when
+        # each device was flat through the wearer's neglect (not a charging fault),
+        # whatever was notified.
+        self.truth = Accumulator()
 
     def item(self, kind: str, step: int) -> None:
         self.items[kind] += 1
@@ -77,37 +76,26 @@ class Workload:
                 self.item("device fault", step)
             self.fault_items[alert.device_id] = alert.raised_at
         else:
-            self.battery[alert.device_id].append(Span(alert.raised_at))
+            self.battery.out(alert.device_id, alert.raised_at)
             self.open_battery[alert.id] = alert.device_id
 
     def cleared(self, alert: Alert, now: float) -> None:
         device = self.open_battery.pop(alert.id, None)
-        spans = self.battery[device] if device else None
-        if spans and spans[-1].end is None:
-            spans[-1] = Span(spans[-1].start, now)
+        if device is not None:
+            self.battery.back(device, now)
 
     def observe(self, fleet: Fleet, now: float) -> None:
         """The ground truth of flat batteries, from the simulated devices themselves."""
         for device, sim in zip(fleet.devices, fleet.sims, strict=True):
-            spans = self.truth_spans[device.id]
-            neglect = sim.battery <= 0 and sim.fault_until < now
-            if neglect and not (spans and spans[-1].end is None):
-                spans.append(Span(now))
-            elif not neglect and spans and spans[-1].end is None:
-                spans[-1] = Span(spans[-1].start, now)
+            if sim.battery <= 0 and sim.fault_until < now:
+                self.truth.out(device.id, now)
+            else:
+                self.truth.back(device.id, now)
 
     def judge_battery(self, now: float, step: int) -> None:
-        for device, spans in self.battery.items():
-            if spans and standing(spans, now).breached:
-                self.item("battery breach", step)
-                self.battery_items[device].append(now)
-                # Worked: the next item needs 12 hours more. An outage still going
-                # on counts on from now.
-                spans[:] = [Span(now)] if spans[-1].end is None else []
-        for device, spans in self.truth_spans.items():
-            if spans and standing(spans, now).breached:
-                self.true_battery[device].append(now)
-                spans[:] = [Span(now)] if spans[-1].end is None else []
+        for _ in self.battery.judge(now):
+            self.item("battery breach", step)
+        self.truth.judge(now)
 
 
 def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
@@ -141,10 +129,10 @@ def judge(load: Workload, fleet: Fleet) -> dict:
     missed = [a for a in real
               if load.incidents.of(a) is None and load.routed[a] is not Route.DEVICE_FAULT]
     to_faults = [a for a in real if load.routed[a] is Route.DEVICE_FAULT]
-    battery_real = sum(len(t) for t in load.true_battery.values())
+    battery_real = sum(len(t) for t in load.truth.items.values())
     battery_missed = sum(
-        1 for device, times in load.true_battery.items() for t in times
-        if not any(t - 7 * DAY <= made <= t + STEP for made in load.battery_items.get(device, [])))
+        1 for device, times in load.truth.items.items() for t in times
+        if not any(t - WINDOW <= made <= t + STEP for made in load.battery.items.get(device, [])))
     return {"real_breaches": len(real) + battery_real, "missed": len(missed) + battery_missed,
             "real_on_fault_list": len(to_faults), "battery_real": battery_real,
             "battery_missed": battery_missed}

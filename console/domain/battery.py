@@ -12,6 +12,7 @@ Pure code: every function that needs the time takes `now` (epoch seconds).
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -80,3 +81,40 @@ def standing(spans: Iterable[Span], now: float) -> BatteryStanding:
     contributing = tuple(merged(spans, now))
     total = math.fsum(s.end - s.start for s in contributing)
     return BatteryStanding(total, total >= BREACH_AFTER, contributing)
+
+
+class Accumulator:
+    """The policy over a fleet, as notifications come: per device, the spans out of
+    contact and the breach items made. A device makes one breach item in any 7
+    days: what accumulates after it joins that item; 12 more hours after its window
+    ends make the next."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[Span]] = defaultdict(list)
+        self.items: dict[str, list[float]] = defaultdict(list)  # device -> when its items came
+
+    def out(self, device: str, at: float) -> None:
+        """The device went out of contact (a flat battery) at `at`."""
+        spans = self.spans[device]
+        if not (spans and spans[-1].end is None):
+            spans.append(Span(at))
+
+    def back(self, device: str, at: float) -> None:
+        spans = self.spans.get(device)
+        if spans and spans[-1].end is None:
+            spans[-1] = Span(spans[-1].start, at)
+
+    def judge(self, now: float) -> list[str]:
+        """The devices whose accumulation became a new breach item at `now`."""
+        new = []
+        for device, spans in self.spans.items():
+            if not spans or not standing(spans, now).breached:
+                continue
+            made = self.items[device]
+            if not made or now - made[-1] >= WINDOW:
+                made.append(now)
+                new.append(device)
+            # Counted into an item: the next needs 12 hours more. An outage still
+            # going on counts on from now.
+            spans[:] = [Span(now)] if spans[-1].end is None else []
+        return new
