@@ -321,16 +321,22 @@ def summarise(results: dict, args) -> str:
 
 
 def write_report(path: Path, table: str, args) -> None:
+    replace_marked(path, "bench", (
+        f"## Benchmarks (`make bench`)\n\nMachine: {machine()}. Measured "
+        f"{time.strftime('%Y-%m-%d', time.gmtime())}, {args.runs} runs, medians. Command: "
+        f"`python tests/bench_suite.py --minutes {args.minutes:g} --runs {args.runs}`.\n\n{table}"))
+
+
+def replace_marked(path: Path, name: str, block: str) -> None:
+    """Put `block` between the `name` markers of a Markdown file (appended with its
+    markers the first time); what is outside the markers is hand-written and stays."""
     text = path.read_text() if path.exists() else "# Performance\n"
-    block = (f"<!-- bench:start -->\n## Benchmarks (`make bench`)\n\n"
-             f"Machine: {machine()}. Measured {time.strftime('%Y-%m-%d', time.gmtime())}, "
-             f"{args.runs} runs, medians. Command: `python tests/bench_suite.py --minutes "
-             f"{args.minutes:g} --runs {args.runs}`.\n\n{table}\n<!-- bench:end -->")
-    if "<!-- bench:start -->" in text:
-        text = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->", lambda _: block, text,
-                      flags=re.S)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    marked = f"{start}\n{block}\n{end}"
+    if start in text:
+        text = re.sub(f"{re.escape(start)}.*{re.escape(end)}", lambda _: marked, text, flags=re.S)
     else:
-        text = text.rstrip() + "\n\n" + block + "\n"
+        text = text.rstrip() + "\n\n" + marked + "\n"
     path.write_text(text)
 
 

@@ -22,7 +22,6 @@ that device within the 7 days before it.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections import Counter
@@ -30,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench_suite import replace_marked  # noqa: E402
 
 from console.domain import DAY, Alert, DeviceStatus  # noqa: E402
 from console.domain.battery import WINDOW, Accumulator  # noqa: E402
@@ -161,16 +162,9 @@ def report(load: Workload, truth: dict, args, seconds: float) -> str:
 
 
 def write_report(path: Path, table: str) -> None:
-    text = path.read_text()
-    block = (f"<!-- workload:start -->\n## Workload (`make workload`)\n\nMeasured "
-             f"{time.strftime('%Y-%m-%d', time.gmtime())}. Command: `python "
-             f"tests/workload_suite.py {' '.join(sys.argv[1:])}`.\n\n{table}\n<!-- workload:end -->")
-    if "<!-- workload:start -->" in text:
-        text = re.sub(r"<!-- workload:start -->.*<!-- workload:end -->", lambda _: block, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    replace_marked(path, "workload", (
+        f"## Workload (`make workload`)\n\nMeasured {time.strftime('%Y-%m-%d', time.gmtime())}. "
+        f"Command: `python tests/workload_suite.py {' '.join(sys.argv[1:])}`.\n\n{table}"))
 
 
 def main() -> int:

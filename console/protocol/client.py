@@ -166,12 +166,7 @@ class Client:
         """One wearer's record for the wearer view: personal data, which the backend
         audits as viewed by the signed-in operator. ApiError 404 for an unknown id."""
         resp = await self._request("GET", f"{API}/wearers/{quote(wearer_id, safe='')}")
-        if resp.status_code != 200:
-            raise ApiError(resp.status_code, _problem(resp))
-        try:
-            return schema.decode(resp.content, schema.WearerRecord).to_domain(None)
-        except BadEvent as e:
-            raise ProtocolError(f"the wearer's record was refused: {e}") from None
+        return _answer(resp, schema.WearerRecord, "the wearer's record")
 
     # -- the operators' transitions on an alert (docs/protocol.md) ----------------
     # Each answers the alert as it now stands, or raises ApiError with the backend's
@@ -203,12 +198,7 @@ class Client:
             headers["Content-Type"] = "application/json"
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/{verb}", headers=headers,
                                    content=b"" if body is None else schema.encode(body))
-        if resp.status_code != 200:
-            raise ApiError(resp.status_code, _problem(resp))
-        try:
-            return schema.decode(resp.content, schema.Alert).to_domain(None)
-        except BadEvent as e:
-            raise ProtocolError(f"the answer to {verb} is not an alert: {e}") from e
+        return _answer(resp, schema.Alert, f"the answer to {verb}")
 
     @contextlib.asynccontextmanager
     async def events(self, last_event_id: int | None) -> AsyncIterator[Stream]:
@@ -222,6 +212,17 @@ class Client:
                 server_time=schema.timestamp(server_time) if server_time else None,
                 chunks=resp.aiter_raw(),
             )
+
+
+def _answer(resp: httpx.Response, type_: type, what: str):
+    """A 200's body as the domain's `type_`; ApiError with the backend's problem
+    document otherwise, ProtocolError naming `what` if the body does not decode."""
+    if resp.status_code != 200:
+        raise ApiError(resp.status_code, _problem(resp))
+    try:
+        return schema.decode(resp.content, type_).to_domain(None)
+    except BadEvent as e:
+        raise ProtocolError(f"{what} was refused: {e}") from None
 
 
 def decode_snapshot(content: bytes) -> Snapshot:
