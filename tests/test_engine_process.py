@@ -121,15 +121,17 @@ def test_a_killed_sync_process_is_replaced_and_its_queued_action_sent_once(
         backend.kill()
         key = next(iter(engine.act(Acknowledge(alert_id, "queued, then killed")).result(10)
                         .actions))
-        first = engine._child
+        first, counted = engine._child, engine.status.applied
         os.kill(first.pid, signal.SIGKILL)
         wait_until(lambda: "ended unexpectedly" in engine.status.detail)
         backend = start_backend(wearers=300, speed=0.0001, state=True, port=port)
         wait_until(lambda: engine._child is not first and engine.status.state is SyncState.LIVE,
                    timeout=40)
         wait_until(lambda: published.actions(key)[-1].state is ActionState.DELIVERED, timeout=30)
-        # The replacement published the cached picture again, whole.
+        # The replacement published the cached picture again, whole, and the
+        # window's counters go on from where the killed one left them.
         assert any(c.picture is not None for c in published.changes[1:])
+        assert engine.status.applied >= counted and engine.status.reconnects >= 1
     finally:
         engine.stop()
     history = backend.get(f"/api/v1/alerts/{alert_id}").json()["history"]

@@ -144,6 +144,28 @@ def test_a_wrong_password_says_so_and_keeps_the_dialog_open(qapp, start_backend,
     run(qapp, main())
 
 
+def test_an_empty_name_is_asked_for_and_a_refused_request_offers_no_offline_way_round(
+        qapp, start_backend, engine_for):
+    backend = start_backend(wearers=20, speed=60)
+    engine = engine_for(backend.url)
+    dialog, asked = dialog_for(engine, backend.url)
+
+    async def main():
+        result = await shown(dialog)
+        fill(dialog, "  ", "demo")
+        dialog.sign_in_button.click()
+        assert dialog.message.text() == "Enter your username and password." and not asked
+        fill(dialog, "x" * 300, "demo")  # longer than the protocol's names: a 422
+        dialog.sign_in_button.click()
+        await until(lambda: asked and asked[0].done() and not dialog.busy)
+        assert dialog.message.text().startswith("The backend refused the sign-in (422")
+        assert dialog.offline_button.isHidden() and not result.done()
+        dialog.reject()
+        assert await result == QDialog.Rejected
+
+    run(qapp, main())
+
+
 def test_a_backend_that_never_answers_leaves_the_dialog_responsive_and_cancel_ends_it(
         qapp, silent_backend, engine_for):
     url = f"http://127.0.0.1:{silent_backend.getsockname()[1]}"

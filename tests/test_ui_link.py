@@ -3,6 +3,7 @@
 from conftest import wait_until
 from PySide6.QtCore import Qt
 
+from console.changes import Changes
 from console.sync import SyncEngine
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
@@ -50,3 +51,39 @@ def test_a_lost_link_does_not_turn_devices_offline_and_the_board_says_as_of_when
         assert window.stale.isVisible() and "unknown" in window.stale.text()
     finally:
         engine.stop()
+
+
+def test_queue_and_board_stay_on_one_wearer_and_keep_it_through_a_new_picture(start_window, qtbot):
+    backend, engine, window = start_window(speed=1)
+    wait_until(lambda: window.alert_model.rowCount() > 0 and window.board_model.total == 200,
+               qtbot=qtbot)
+    board = window.board_model
+    window.queue.view.selectRow(0)
+    alert = window.queue.selected()
+    shown = board.row_at(window.board.view.selectionModel().selectedRows()[0].row())
+    assert shown.wearer.id == alert.wearer_id == window.wearer.wearer_id
+
+    # A board row of a wearer without alerts: the queue lets go, so that its buttons
+    # never act on another wearer than the one shown.
+    quiet = next(p for p in range(board.rowCount()) if board.row_at(p).open_alerts == 0)
+    window.board.view.selectRow(quiet)
+    assert window.queue.selected() is None
+    assert window.wearer.wearer_id == board.row_at(quiet).wearer.id
+    # ...and one with alerts: the queue follows to that wearer's first.
+    busy = next(p for p in range(board.rowCount()) if board.row_at(p).open_alerts
+                and board.row_at(p).wearer.id != alert.wearer_id)
+    window.board.view.selectRow(busy)
+    assert window.queue.selected().wearer_id == board.row_at(busy).wearer.id
+
+    # A whole new picture (a replaced sync process, a snapshot) keeps the selection.
+    chosen = window.queue.selected().id
+    picture = engine.query(lambda s: s.load()).result(10)
+    window.apply(Changes(picture=picture))
+    assert window.queue.selected().id == chosen
+    assert window.wearer.wearer_id == board.row_at(busy).wearer.id
+
+
+def test_names_a_backend_gives_are_shown_as_text_not_markup(start_window, qtbot):
+    backend, engine, window = start_window(speed=1)
+    for label in (window.counters, window.alarm_status, window.wearer.source):
+        assert label.textFormat() == Qt.PlainText, label.accessibleName()

@@ -80,11 +80,12 @@ class MainWindow(QMainWindow):
         self.queue.transition_requested.connect(self.transition)
         self.connection = ConnectionIndicator(status)
         self.stale = StaleNotice(status)
-        self.counters = QLabel()
+        # Plain text: they quote names and reasons a backend gave.
+        self.counters = QLabel(textFormat=Qt.PlainText)
         self.counters.setAccessibleName("Sync counters")
         self.wearer = WearerView(board, alerts, fetch_record, alerts.clock)
         self.alarms = Annunciator(alerts, self)
-        self.alarm_status = QLabel()
+        self.alarm_status = QLabel(textFormat=Qt.PlainText)
         self.alarm_status.setAccessibleName("Alarms")
         self.alarms.changed.connect(self._show_alarms)
         self.alarms.announced.connect(lambda text, heard: self.statusBar().showMessage(
@@ -188,10 +189,24 @@ class MainWindow(QMainWindow):
     # -- live data --------------------------------------------------------------
 
     def apply(self, changes: Changes) -> None:
+        # A whole new picture (a new sync process, a snapshot) resets the tables:
+        # the operator's selections are put back on the same alert and wearer.
+        alert = self.queue.selected() if changes.picture is not None else None
+        wearer = self.wearer.wearer_id
         self.board_model.apply(changes)
         self.alert_model.apply(changes)
         self.alarms.apply(changes)
+        if changes.picture is not None:
+            self._reselect(alert.id if alert else None, wearer)
         self.wearer.refresh()
+
+    def _reselect(self, alert_id: str | None, wearer_id: str | None) -> None:
+        position = next((p for p in range(self.alert_model.rowCount())
+                         if self.alert_model.alert_at(p).id == alert_id), None)
+        if position is not None:
+            self.queue.view.selectRow(position)
+        elif wearer_id is not None and (row := self.board_model.position_of(wearer_id)) is not None:
+            self.board.view.selectRow(row)
 
     def _alert_selected(self, *_) -> None:
         alert = self.queue.selected()
@@ -207,13 +222,26 @@ class MainWindow(QMainWindow):
 
     def _board_selected(self, *_) -> None:
         rows = self.board.view.selectionModel().selectedRows()
-        if rows:
-            self.wearer.show_wearer(self.board_model.row_at(rows[0].row()).wearer.id)
+        if not rows:
+            return
+        wearer_id = self.board_model.row_at(rows[0].row()).wearer.id
+        self.wearer.show_wearer(wearer_id)
+        alert = self.queue.selected()
+        if alert is None or alert.wearer_id != wearer_id:
+            # The queue's buttons must never act on another wearer than the one shown:
+            # the queue follows to this wearer's first alert, or lets go.
+            first = next((p for p in range(self.alert_model.rowCount())
+                          if self.alert_model.alert_at(p).wearer_id == wearer_id), None)
+            if first is None:
+                self.queue.view.clearSelection()
+            else:
+                self.queue.view.selectRow(first)
 
     def _tick_clock(self) -> None:
         self.board_model.refresh_time()
         self.alert_model.refresh_time()
         self.alarms.tick()
+        self.wearer.refresh()
 
     def _refresh_status(self) -> None:
         s = self._status()

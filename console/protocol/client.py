@@ -63,8 +63,10 @@ def _problem(resp: httpx.Response) -> dict:
     try:
         body = orjson.loads(resp.content)
         return body if isinstance(body, dict) else {"detail": str(body)}
-    except orjson.JSONDecodeError:
-        return {"title": resp.reason_phrase, "detail": resp.text[:200]}
+    except orjson.JSONDecodeError:  # not an EM backend's answer: say so, not its page
+        kind = resp.headers.get("Content-Type", "no content type").split(";")[0][:60]
+        return {"title": resp.reason_phrase,
+                "detail": f"the answer is not a problem document ({kind}); is this the EM backend?"}
 
 
 class Client:

@@ -16,6 +16,7 @@ LANGUAGES = [("English", 80), ("Polish", 5), ("Romanian", 4), ("Urdu", 3), ("Pun
 INTERPRETER_SHARE = 0.6  # of those whose language is not English
 NO_PHONE_SHARE = 0.08  # phone numbers missing from the record (ICIBI §5.92)
 SUSPENDED_SHARE = 0.02
+FITTED_BY = 1_780_000_000.0  # 2026-05-28: a fixed day, so that a device's fitting never moves
 SERIAL_PREFIX = {DeviceKind.GPS: "GT", DeviceKind.RF: "RF", DeviceKind.NFD: "CK",
                  DeviceKind.WRISTBAND: "WB"}
 ORDER_KINDS = ["Community order", "Suspended sentence order", "Home detention curfew licence",
@@ -31,7 +32,7 @@ def wearer_record(fleet: Fleet, i: int) -> schema.WearerRecord:
     language = rng.choices(names, weights)[0]
     interpreter = language != "English" and rng.random() < INTERPRETER_SHARE
     phone = None if rng.random() < NO_PHONE_SHARE else f"07{rng.randrange(10**8, 10**9)}"
-    fitted = fleet.now - rng.uniform(3, 300) * DAY
+    fitted = FITTED_BY - rng.uniform(0, 300) * DAY
     devices = [schema.DeviceRecord(device.id, device.kind,
                                    f"{SERIAL_PREFIX[device.kind]}-{rng.randrange(10**6):06d}",
                                    schema.wire_time(fitted))]

@@ -95,6 +95,7 @@ class EngineProcess:
                  cache_path: str, publish: Callable[[Changes], None], **options):
         self.clock = ServerClock()
         self.status = SyncStatus(state=SyncState.STARTING, since=time.time())
+        self._before = SyncStatus()  # what the children before this one counted
         self._publish = publish
         self._engine_args = dict(backend_url=backend_url, cache_path=cache_path, **options)
         self._credentials = (username, password) if username else None
@@ -256,7 +257,12 @@ class EngineProcess:
                 elif kind == "status":
                     _, status, clock = message
                     self.clock.adopt(clock)
-                    self.status = status
+                    # A replacement counts from zero; the window shows the session's totals.
+                    b = self._before
+                    self.status = replace(status, applied=status.applied + b.applied,
+                                          rejected=status.rejected + b.rejected,
+                                          snapshots=status.snapshots + b.snapshots,
+                                          reconnects=status.reconnects + b.reconnects)
                     if status.state is SyncState.LIVE:
                         self._deaths = 0  # a replacement that works ends the backoff
                 elif kind == "answer":
@@ -282,12 +288,13 @@ class EngineProcess:
     def _restart(self, exitcode: int | None) -> None:
         delay = backoff_delay(min(self._deaths, 4))
         self._deaths += 1
+        self._before = replace(self.status, reconnects=self.status.reconnects + 1)
         reason = f"the sync process ended unexpectedly (exit code {exitcode})"
         log.error("%s; starting it again in %.1f s", reason, delay)
         self._fail_pending(EngineGone(reason))
         self.status = replace(self.status, state=SyncState.RECONNECTING, since=time.time(),
                               retry_at=time.time() + delay,
-                              detail=f"{reason}; starting it again in {delay:.0f} s")
+                              detail=f"{reason}; starting a new one")
         time.sleep(delay)
         with self._lock:
             if self._stopping:

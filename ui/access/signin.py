@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 import httpx
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -60,6 +60,7 @@ class SignInDialog(QDialog):
         self.password.setAccessibleName("Password")
         self._where = f"Backend: {backend_url}" + (" (training simulator)" if training else "")
         self.message = QLabel(self._where)
+        self.message.setTextFormat(Qt.PlainText)  # it quotes what a backend said
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Sign-in message")
         self.progress = QProgressBar()
@@ -100,6 +101,10 @@ class SignInDialog(QDialog):
         """Start checking the name and password (the Sign in button, Return)."""
         if self.busy:
             return
+        if not self.username.text().strip() or not self.password.text():
+            self._say("Enter your username and password.")
+            (self.password if self.username.text().strip() else self.username).setFocus()
+            return
         self.attempt = asyncio.ensure_future(
             self._check(self.username.text(), self.password.text()))
 
@@ -126,7 +131,12 @@ class SignInDialog(QDialog):
             self._offer_offline(f"The backend did not answer within {self.timeout:.0f} s.")
         except (httpx.HTTPError, OSError) as e:
             self._offer_offline(f"The backend cannot be reached ({type(e).__name__}).")
-        except (ApiError, ProtocolError) as e:
+        except ApiError as e:
+            if 400 <= e.status < 500:  # it answered, and refused: working offline is no way round
+                self._say(f"The backend refused the sign-in ({str(e)[:200]}).")
+            else:
+                self._offer_offline(f"The backend could not sign you in ({str(e)[:200]}).")
+        except ProtocolError as e:
             self._offer_offline(f"The backend could not sign you in ({str(e)[:200]}).")
         except Exception as e:  # e.g. the engine stopped: say so rather than hang
             self._say(f"Sign-in failed: {type(e).__name__}: {str(e)[:200]}")

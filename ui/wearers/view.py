@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QLabel,
     QTabWidget,
@@ -53,7 +53,7 @@ class WearerView(QWidget):
         self.header = QLabel("Select an alert or a wearer to see them here.")
         self.header.setAccessibleName("Wearer")
         self.header.setWordWrap(True)
-        self.source = QLabel()
+        self.source = QLabel(textFormat=Qt.PlainText)  # it quotes a backend's errors
         self.source.setAccessibleName("Where the wearer's record comes from")
         self.source.setWordWrap(True)
         self.tabs = QTabWidget()
@@ -90,12 +90,10 @@ class WearerView(QWidget):
             self._settle.start()
 
     def refresh(self) -> None:
-        """The picture changed: the header and, until the record comes, the open
-        alerts may have."""
+        """The picture changed, or time passed: the header and the alerts may have."""
         if self.wearer_id is not None:
             self._refresh_header()
-            if self.record is None:
-                self.history.show_wearer(self.wearer_id, None)
+            self.history.show_wearer(self.wearer_id, self.record)
 
     def _show_tabs(self) -> None:
         for tab in self._tabs:
@@ -201,14 +199,19 @@ class AlertsTab(QTreeWidget):
         self.setColumnWidth(2, 150)
 
     def show_wearer(self, wearer_id: str | None, record: WearerRecord | None) -> None:
-        alerts = () if wearer_id is None else (
-            record.alerts if record is not None else tuple(self._alerts.alerts_of(wearer_id)))
-        if alerts == self.shown:
+        # The open alerts as this console sees them now, over the record's (which is
+        # as of its fetching), then the record's past ones.
+        live = {} if wearer_id is None else {a.id: a for a in self._alerts.alerts_of(wearer_id)}
+        past = () if record is None else tuple(a for a in record.alerts if a.id not in live)
+        alerts = (*live.values(), *past)
+        if alerts == self.shown and self.topLevelItemCount():
             return  # unchanged: keep what the operator expanded and where they scrolled
         self.shown = alerts
         self.clear()
         for alert in alerts:
             self.addTopLevelItem(self._item(alert))
+        if wearer_id is not None and not alerts:
+            self.addTopLevelItem(QTreeWidgetItem(["No alerts for this wearer"]))
 
     @staticmethod
     def _item(alert: Alert) -> QTreeWidgetItem:
