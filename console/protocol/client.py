@@ -168,7 +168,7 @@ class Client:
         """One wearer's record for the wearer view: personal data, which the backend
         audits as viewed by the signed-in operator. ApiError 404 for an unknown id."""
         resp = await self._request("GET", f"{API}/wearers/{quote(wearer_id, safe='')}")
-        return _answer(resp, schema.WearerRecord, "the wearer's record")
+        return _answer(resp, schema.WearerRecord, "the wearer's record was refused")
 
     # -- the operators' transitions on an alert (docs/protocol.md) ----------------
     # Each answers the alert as it now stands, or raises ApiError with the backend's
@@ -200,7 +200,7 @@ class Client:
             headers["Content-Type"] = "application/json"
         resp = await self._request("POST", f"{API}/alerts/{alert_id}/{verb}", headers=headers,
                                    content=b"" if body is None else schema.encode(body))
-        return _answer(resp, schema.Alert, f"the answer to {verb}")
+        return _answer(resp, schema.Alert, f"the answer to {verb} is not an alert")
 
     @contextlib.asynccontextmanager
     async def events(self, last_event_id: int | None) -> AsyncIterator[Stream]:
@@ -218,13 +218,13 @@ class Client:
 
 def _answer(resp: httpx.Response, type_: type, what: str):
     """A 200's body as the domain's `type_`; ApiError with the backend's problem
-    document otherwise, ProtocolError naming `what` if the body does not decode."""
+    document otherwise, ProtocolError saying `what` and why if the body does not decode."""
     if resp.status_code != 200:
         raise ApiError(resp.status_code, _problem(resp))
     try:
         return schema.decode(resp.content, type_).to_domain(None)
     except BadEvent as e:
-        raise ProtocolError(f"{what} was refused: {e}") from None
+        raise ProtocolError(f"{what}: {e}") from None
 
 
 def decode_snapshot(content: bytes) -> Snapshot:
