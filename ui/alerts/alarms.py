@@ -84,7 +84,10 @@ class Annunciator(QObject):
                 self._pending.append(alert.id)
         if self._pending and not self._gather.isActive():
             self._gather.start()
-        self._recount()
+        # Most batches are device statuses alone, which change no count (urgency that
+        # comes with time is recounted by `tick`).
+        if changes.picture is not None or changes.alerts or changes.closed or changes.actions:
+            self._recount()
 
     def tick(self) -> None:
         """Once in a while: mutes and shelvings expire, urgency comes with time."""
@@ -134,9 +137,9 @@ class Annunciator(QObject):
     # -- the count --------------------------------------------------------------
 
     def _recount(self) -> None:
-        now = self.model.clock()
-        count = sum(1 for a in map(self.model.anticipated, self.model.alerts_where())
-                    if sounding(a, self.model.priority_of(a), now))
+        now, queued = self.model.clock(), self.model.queued
+        count = sum(1 for a in self.model.alerts_where() if sounding(
+            self.model.anticipated(a) if a.id in queued else a, self.model.priority_of(a), now))
         if count == self.unhandled:
             return
         self.unhandled = count
