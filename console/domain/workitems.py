@@ -28,11 +28,6 @@ class Route(StrEnum):
     DEVICE_FAULT = "device_fault"  # the device-fault list: a technician or a visit
     BATTERY = "battery"  # towards the accumulated battery policy; a breach at 12 h
 
-    @property
-    def label(self) -> str:
-        return {"breach": "Breach", "device_fault": "Probable device fault",
-                "battery": "Battery (accumulating)"}[self.value]
-
 
 class Failure(StrEnum):
     COMMUNICATION = "communication failure"  # the device cannot be heard

@@ -58,7 +58,6 @@ class WearerView(QWidget):
         self.source.setWordWrap(True)
         self.tabs = QTabWidget()
         self.tabs.setAccessibleName("Wearer tabs")
-        self._tabs: list[QWidget] = []
         self.summary = SummaryTab(clock)
         self.history = AlertsTab(alerts)
         # No mnemonics: Alt+S and Alt+R belong to the queue and the board.
@@ -73,7 +72,6 @@ class WearerView(QWidget):
         self._settle.timeout.connect(self._ask)
 
     def add_tab(self, tab: QWidget, title: str) -> None:
-        self._tabs.append(tab)
         self.tabs.addTab(tab, title)
         tab.setAccessibleName(f"{title} of the wearer")
 
@@ -96,8 +94,8 @@ class WearerView(QWidget):
             self.history.show_wearer(self.wearer_id, self.record)
 
     def _show_tabs(self) -> None:
-        for tab in self._tabs:
-            tab.show_wearer(self.wearer_id, self.record)
+        for i in range(self.tabs.count()):
+            self.tabs.widget(i).show_wearer(self.wearer_id, self.record)
 
     def _refresh_header(self) -> None:
         row = self._board.row_of(self.wearer_id) if self.wearer_id else None
@@ -160,7 +158,7 @@ class SummaryTab(QTextBrowser):
         self.setHtml(self._summary(record))
 
     def _summary(self, record: WearerRecord) -> str:
-        now = self._clock()
+        in_force = record.suspended(self._clock())
         e = html.escape
         devices = "".join(f"<li>{e(d.kind.label)} {e(d.id)}, serial {e(d.serial)}"
                           + (f", fitted {uk_datetime(d.fitted_at)}" if d.fitted_at else "")
@@ -171,7 +169,7 @@ class SummaryTab(QTextBrowser):
                                          else "")
         conditions = "".join(f"<li>{e(c)}</li>" for c in record.conditions) or "<li>none</li>"
         suspensions = "".join(
-            f"<li>{'<b>in force now:</b> ' if s.holds(now) else ''}{e(s.reason.label)}, "
+            f"<li>{'<b>in force now:</b> ' if s is in_force else ''}{e(s.reason.label)}, "
             f"{uk_datetime(s.start)} to {uk_datetime(s.end)}"
             + (f", every {s.every / 86400:.0f} days" if s.every else "") + "</li>"
             for s in record.suspensions) or "<li>none</li>"
