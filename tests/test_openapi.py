@@ -14,6 +14,10 @@ from schemathesis.generation import GenerationMode
 from console.embedded import EmbeddedSimulator
 from console.protocol.schema import API
 
+# What uvicorn answers, as plain text, to a request that is not valid HTTP (a random
+# Content-Length on a GET): the HTTP server's refusal, not an answer of the API.
+HTTP_PARSER_REFUSAL = "Invalid HTTP request received."
+
 
 @pytest.fixture(scope="module")
 def backend():
@@ -36,7 +40,11 @@ def test_no_500_and_every_answer_matches_the_schema(backend):
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(mode))
         def check(case):
-            calls.append(case.call_and_validate(headers={"Authorization": f"Bearer {token}"}))
+            response = case.call(headers={"Authorization": f"Bearer {token}"})
+            calls.append(response)
+            if response.status_code == 400 and response.text == HTTP_PARSER_REFUSAL:
+                return  # uvicorn refused a header it cannot parse, before the API saw it
+            case.validate_response(response)
 
         try:
             check()
