@@ -19,13 +19,14 @@ from console.domain import (
     SuspensionReason,
     claim,
     close,
-    close_cleared,
     notifies,
     return_to_normal,
     shelve,
     start_work,
+    suppression,
     unshelve,
 )
+from console.domain.workitems import self_cleared
 
 T = 1_795_000_000.0
 
@@ -76,24 +77,13 @@ def test_a_condition_that_clears_before_handling_stays_latched_until_closed():
     assert cleared.is_open and cleared.latched and cleared.state is AlertState.UNACKNOWLEDGED
 
 
-def test_cleared_battery_alerts_close_in_bulk_each_with_its_own_history():
-    cleared = [return_to_normal(alert(f"B{i}", "battery"), T + 60) for i in range(3)]
-    closed = close_cleared(cleared, T + 90, "Ann", Outcome.EQUIPMENT_FAULT, "charged again")
-    assert all(not a.is_open and a.outcome is Outcome.EQUIPMENT_FAULT for a in closed)
-    assert all(a.history[-1].by == "Ann" and a.history[-2].state is AlertState.CLAIMED
-               for a in closed)
-
-
-@pytest.mark.parametrize("odd_one, reason", [
-    (alert("S1", "strap_tamper", active=False), "not a cleared battery alert"),
-    (alert("B9", "battery", active=True), "not a cleared battery alert"),
-    (replace(alert("B8", "battery", active=False), holder="Bob", state=AlertState.CLAIMED),
-     "held by Bob"),
-])
-def test_a_bulk_close_with_one_ineligible_alert_closes_none(odd_one, reason):
-    cleared = [return_to_normal(alert("B1", "battery"), T + 60), odd_one]
-    with pytest.raises(LifecycleError, match=reason):
-        close_cleared(cleared, T + 90, "Ann", Outcome.EQUIPMENT_FAULT, "charged again")
+def test_only_self_cleared_battery_alerts_nobody_else_holds_are_offered_for_bulk_closing():
+    mine = replace(alert("B2", "battery", active=False), holder="Ann", state=AlertState.CLAIMED)
+    offered = [return_to_normal(alert("B1", "battery"), T + 60), mine]
+    others = [alert("S1", "strap_tamper", active=False),  # not a battery alert
+              alert("B9", "battery", active=True),  # still flat
+              replace(alert("B8", "battery", active=False), holder="Bob", state=AlertState.CLAIMED)]
+    assert self_cleared(offered + others, "Ann") == offered
 
 
 @pytest.mark.parametrize("hours", [0, -1, 8.01])
@@ -105,21 +95,24 @@ def test_shelving_lasts_more_than_nothing_and_at_most_8_hours(hours):
 def test_a_shelved_alert_is_quiet_until_its_expiry_and_stays_recorded():
     quiet = shelve(alert(), T, "Ann", "known fault, engineer booked", T + MAX_SHELVE)
     assert quiet.shelved(T + MAX_SHELVE - 1) and not quiet.shelved(T + MAX_SHELVE)
-    assert not notifies(quiet, [], T + 60) and notifies(quiet, [], T + MAX_SHELVE)
+    assert not notifies(quiet, T + 60) and notifies(quiet, T + MAX_SHELVE)
     assert quiet.is_open and quiet.history[-1].note == "shelved: known fault, engineer booked"
     with pytest.raises(OutOfBounds, match="needs a note"):
         shelve(alert(), T, "Ann", "", T + 60)
-    assert notifies(unshelve(quiet, T + 60, "Ann"), [], T + 61)
+    assert notifies(unshelve(quiet, T + 60, "Ann"), T + 61)
 
 
-def test_a_suspension_on_the_wearer_quiets_its_alerts_and_repeats_weekly():
+def test_a_suspension_repeats_weekly_and_quiets_what_is_raised_while_it_holds():
     hospital = Suspension("W1", SuspensionReason.HOSPITAL, T, T + 3 * 3600, every=7 * DAY)
     assert hospital.problem() is None
-    assert not notifies(alert(), [hospital], T + 3600)
-    assert notifies(alert(), [hospital], T + 4 * 3600)
-    assert not notifies(alert(), [hospital], T + 7 * DAY + 60)  # next week's appointment
-    assert notifies(alert(wearer="W2"), [hospital], T + 3600)  # only its own wearer
-    assert notifies(alert(), [hospital], T - 60)  # not before it starts
+    assert suppression([hospital], T + 3600) is SuspensionReason.HOSPITAL
+    assert suppression([hospital], T + 4 * 3600) is None
+    assert suppression([hospital], T + 7 * DAY + 60) is SuspensionReason.HOSPITAL  # next week's
+    assert suppression([hospital], T - 60) is None  # not before it starts
+    # Raised under it: recorded and open, but it never notifies, even once the suspension ends.
+    quiet = replace(alert(), suppressed=suppression([hospital], T + 3600))
+    assert quiet.is_open and not notifies(quiet, T + 4 * 3600)
+    assert notifies(alert(), T + 3600)
 
 
 @pytest.mark.parametrize("end, every, problem", [

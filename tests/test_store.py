@@ -13,8 +13,10 @@ from console.domain import (
     Device,
     DeviceKind,
     DeviceStatus,
+    Evidence,
     HistoryEntry,
     Outcome,
+    SuspensionReason,
     Wearer,
 )
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
@@ -118,12 +120,13 @@ def test_closed_alerts_leave_the_store(store):
     assert list(store.load().alerts) == ["A2"]
 
 
-def test_an_alerts_handling_reads_back_as_written(tmp_path, store):
+def test_an_alerts_handling_evidence_and_suppression_read_back_as_written(tmp_path, store):
     handled = Alert("A7", "W1", "D1", "strap_tamper", T, AlertState.IN_WORK, False, (
         HistoryEntry(AlertState.UNACKNOWLEDGED, T),
         HistoryEntry(AlertState.CLAIMED, T + 60, "Ann", "taken over from Bob"),
         HistoryEntry(AlertState.CLOSED, T + 90, "Ann", "spoke to him", Outcome.FALSE_ALARM),
-    ), holder="Ann", outcome=None, shelved_until=T + 3600, shelved_reason="engineer booked")
+    ), holder="Ann", outcome=None, shelved_until=T + 3600, shelved_reason="engineer booked",
+        evidence=Evidence(at_home=None, charging=True), suppressed=SuspensionReason.HOSPITAL)
     store.apply([Event(11, "alert.updated", handled)])
     store.close()
     again = Store(tmp_path / "cache.db")
@@ -136,8 +139,10 @@ def test_an_alerts_handling_reads_back_as_written(tmp_path, store):
 def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
     store.apply([Event(11, "alert.raised", raised("A1"))])
     conn = store.conn
-    # A schema-3 cache: history entries of four items, no handling columns.
-    for column in ("holder", "outcome", "shelved_until", "shelved_reason"):
+    # A schema-3 cache: history entries of four items, no handling columns, and
+    # neither evidence nor suppression (schema 5).
+    for column in ("holder", "outcome", "shelved_until", "shelved_reason", "evidence",
+                   "suppressed"):
         conn.execute(f"ALTER TABLE alerts DROP COLUMN {column}")
     conn.execute("UPDATE alerts SET history = ?", (f'[["unacknowledged", {T!r}, null, null]]',))
     conn.execute("PRAGMA user_version=3")
@@ -147,6 +152,7 @@ def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
         alert = again.load().alerts["A1"]
         assert alert.history == (HistoryEntry(AlertState.UNACKNOWLEDGED, T),)
         assert alert.holder is None and alert.outcome is None and alert.shelved_until is None
+        assert alert.evidence is None and alert.suppressed is None
     finally:
         again.close()
 

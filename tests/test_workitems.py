@@ -6,16 +6,18 @@ from dataclasses import replace
 import pytest
 from PySide6.QtCore import Qt
 
-from console.domain import Alert, AlertState, Priority
+from console.domain import DAY, Alert, AlertState, Evidence, Priority
 from console.domain.workitems import (
     FAILURE,
     GROUP_WINDOW,
-    Evidence,
     Failure,
     Incidents,
     Route,
+    WorkList,
+    grouped,
     overdue,
     route,
+    work_list,
 )
 
 NOW = 1_795_000_000.0
@@ -35,10 +37,14 @@ def alert(id_="A1", type_="absence_15min", wearer="W1", at=NOW, **kw) -> Alert:
     ("inability_to_monitor", Evidence(at_home=None), Route.BREACH),  # unknown: not excused
     ("location_breach", Evidence(at_home=True), Route.BREACH),  # heard, so not silence
     ("ac_power_loss", Evidence(), Route.DEVICE_FAULT),
-    ("curfew_missed", Evidence(faulty_batch=True), Route.DEVICE_FAULT),
+    ("inability_to_monitor", None, Route.BREACH),  # the backend did not say: not excused
 ])
 def test_notifications_that_look_like_equipment_go_to_the_fault_list(type_, evidence, expected):
-    assert route(alert(type_=type_), evidence) is expected
+    assert route(alert(type_=type_, evidence=evidence)) is expected
+
+
+def test_a_device_in_a_faulty_batch_goes_to_the_fault_list_whatever_it_raised():
+    assert route(alert(type_="curfew_missed"), faulty_batch=True) is Route.DEVICE_FAULT
 
 
 def test_communication_location_and_battery_failures_are_told_apart():
@@ -92,3 +98,23 @@ def test_the_queue_marks_an_alert_past_its_deadline_with_a_symbol_and_says_which
     assert model.data(age, Qt.ToolTipRole) == "⚑ Claim overdue by 5 min"
     assert model.data(model.index(rows["A2"], model.COL_AGE)) == "60 s"
     assert model.data(model.index(rows["A2"], model.COL_AGE), Qt.ToolTipRole) is None
+
+
+def test_each_open_alert_is_in_one_list_and_quiet_ones_leave_the_working_lists():
+    from console.domain import SuspensionReason
+    assert work_list(alert(), NOW) is WorkList.BREACHES
+    assert work_list(alert(type_="battery"), NOW) is WorkList.BATTERY
+    assert work_list(alert(type_="ac_power_loss"), NOW) is WorkList.DEVICE_FAULTS
+    shelved = alert(shelved_until=NOW + 60, shelved_reason="engineer booked")
+    assert work_list(shelved, NOW) is WorkList.QUIET
+    assert work_list(shelved, NOW + 60) is WorkList.BREACHES  # the shelving lifted itself
+    suppressed = alert(type_="strap_tamper", suppressed=SuspensionReason.HOSPITAL)
+    assert work_list(suppressed, NOW + 100 * DAY) is WorkList.QUIET  # for good: raised under it
+
+
+def test_grouping_takes_alerts_in_any_order_and_makes_the_same_incidents():
+    alerts = [alert("A3", at=NOW + 2 * 3600), alert("A1", at=NOW), alert("A2", "curfew_missed",
+              wearer="W2", at=NOW + 60)]
+    incidents = grouped(alerts)
+    assert [i.members for i in incidents] == [["A1", "A3"], ["A2"]]
+    assert [i.members for i in grouped(alerts[::-1])] == [["A1", "A3"], ["A2"]]

@@ -12,7 +12,9 @@ through the console's rules (console/domain/workitems.py and battery.py):
   is one breach item, after which the count starts again;
 - breaches for one wearer close together are one incident.
 The simulator's ground truth says which notifications were real non-compliance.
-A real breach is reached when it is a member of a work item; a flat battery is a
+Notifications raised under a wearer's suspension (hospital, custody, an approved
+absence) are recorded and not notified: they are counted apart, neither as items
+nor as breaches. A real breach is reached when it is a member of a work item; a flat battery is a
 real breach when the wearer's own flat time (not a charging fault's), read from
 the simulated devices every ten minutes rather than from the notifications,
 reaches 12 hours in 7 days, and reached when the console made a battery item for
@@ -32,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench_suite import replace_marked  # noqa: E402
 
-from console.domain import DAY, Alert, DeviceStatus  # noqa: E402
+from console.domain import DAY, Alert  # noqa: E402
 from console.domain.battery import WINDOW, Accumulator  # noqa: E402
-from console.domain.workitems import Evidence, Incidents, Route, route  # noqa: E402
+from console.domain.workitems import Incidents, Route, route  # noqa: E402
 from console.simulator.fleet import Fleet  # noqa: E402
 
 STEP = 600.0  # ten minutes: the operators' load is counted per ten minutes
@@ -48,11 +50,11 @@ class Workload:
         self.items: Counter[str] = Counter()  # kind of work item -> how many
         self.per_step: Counter[int] = Counter()  # step -> items made in it
         self.incidents = Incidents()
-        self.last_status: dict[str, DeviceStatus] = {}
         self.fault_items: dict[str, float] = {}  # device -> last fault notification
         self.battery = Accumulator()  # the console's policy, fed by notifications
         self.open_battery: dict[str, str] = {}  # alert id -> device, while flat
         self.routed: dict[str, Route] = {}
+        self.suppressed: set[str] = set()
         # The same policy over the simulator's own state, sampled each step: when
         # each device was flat through the wearer's neglect (not a charging fault),
         # whatever was notified.
@@ -64,10 +66,10 @@ class Workload:
 
     def raised(self, alert: Alert, step: int) -> None:
         self.raw += 1
-        last = self.last_status.get(alert.device_id)
-        evidence = Evidence(at_home=None if last is None else last.at_home,
-                            charging=last is not None and last.charging)
-        where = self.routed[alert.id] = route(alert, evidence)
+        if alert.suppressed is not None:  # raised under a suspension: recorded, not notified
+            self.suppressed.add(alert.id)
+            return
+        where = self.routed[alert.id] = route(alert)
         if where is Route.BREACH:
             if len(self.incidents.add(alert).members) == 1:
                 self.item("breach incident", step)
@@ -109,8 +111,8 @@ def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
         now = START + step * STEP
         for kind, payload in fleet.advance(now):
             if kind == "device.status":
-                load.last_status[payload.device_id] = payload
-            elif payload.id in seen:
+                continue
+            if payload.id in seen:
                 if kind == "alert.cleared" or not payload.active:
                     load.cleared(payload, fleet.now)
             else:
@@ -131,12 +133,31 @@ def judge(load: Workload, fleet: Fleet) -> dict:
               if load.incidents.of(a) is None and load.routed[a] is not Route.DEVICE_FAULT]
     to_faults = [a for a in real if load.routed[a] is Route.DEVICE_FAULT]
     battery_real = sum(len(t) for t in load.truth.items.values())
-    battery_missed = sum(
-        1 for device, times in load.truth.items.items() for t in times
-        if not any(t - WINDOW <= made <= t + STEP for made in load.battery.items.get(device, [])))
+    battery_missed = [
+        (device, t) for device, times in load.truth.items.items() for t in times
+        if not any(t - WINDOW <= made <= t + STEP for made in load.battery.items.get(device, []))]
+    # Each miss named, with what the console made of it, so that it can be explained.
+    named = [f"alert {a} ({fleet.alerts[a].type}, wearer {fleet.alerts[a].wearer_id})"
+             for a in missed] + [battery_miss(load, device, t) for device, t in battery_missed]
+    battery_missed = len(battery_missed)
     return {"real_breaches": len(real) + battery_real, "missed": len(missed) + battery_missed,
+            "named": named,
             "real_on_fault_list": len(to_faults), "battery_real": battery_real,
-            "battery_missed": battery_missed}
+            "battery_missed": battery_missed, "suppressed": len(load.suppressed),
+            "real_suppressed": sum(fleet.truth[a] == "non_compliance" for a in load.suppressed)}
+
+
+def hours(t: float | None) -> str:
+    return "open" if t is None else f"{(t - START) / 3600:.1f} h"
+
+
+def battery_miss(load: Workload, device: str, at: float) -> str:
+    """A flat-battery breach of the ground truth that the console's notifications
+    did not make an item of: when, and what the console knew of that device."""
+    made = ", ".join(hours(m) for m in load.battery.items.get(device, [])) or "none"
+    spans = ", ".join(f"{hours(s.start)} to {hours(s.end)}" for s in load.battery.spans.get(device, []))
+    return (f"battery of {device}, 12 h flat at {hours(at)} (from the start); the console's "
+            f"battery items at {made}; its notified spans not yet counted: {spans or 'none'}")
 
 
 def report(load: Workload, truth: dict, args, seconds: float) -> str:
@@ -157,6 +178,9 @@ def report(load: Workload, truth: dict, args, seconds: float) -> str:
         f"{truth['real_breaches']:,} ({truth['battery_real']} of them accumulated battery) |",
         f"| real breaches first routed to the device-fault list | (reported) | "
         f"{truth['real_on_fault_list']} |",
+        f"| raised under a suspension (recorded, not notified) | (reported) | "
+        f"{truth['suppressed']} ({truth['real_suppressed']} of them the wearer's conduct) |",
+        *(["", "Missed: " + "; ".join(truth["named"]) + "."] if truth["named"] else []),
         "", f"{args.wearers:,} wearers, {args.days:g} simulated days, seed {args.seed}; "
         f"ran in {seconds:.0f} s."])
 

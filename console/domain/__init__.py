@@ -17,6 +17,7 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
     URGENT_TYPES,
     Alert,
     AlertState,
+    Evidence,
     HistoryEntry,
     LifecycleError,
     Outcome,
@@ -27,7 +28,6 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
     acknowledge,
     claim,
     close,
-    close_cleared,
     condition_text,
     handling_text,
     notifies,
@@ -36,6 +36,7 @@ from console.domain.alerts import (  # noqa: F401 - the domain's public names
     return_to_normal,
     shelve,
     start_work,
+    suppression,
     unshelve,
 )
 from console.domain.battery import (  # noqa: F401 - the domain's public names

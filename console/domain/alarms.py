@@ -20,7 +20,7 @@ def sounding(alert: Alert, priority: Priority, now: float) -> bool:
     """Urgent, nobody has taken it up, and it notifies (not shelved): the items the
     tray counts and the console sounds for."""
     return (priority is Priority.URGENT and alert.state is AlertState.UNACKNOWLEDGED
-            and notifies(alert, [], now))
+            and notifies(alert, now))
 
 
 def announcement(new: list[tuple[Alert, str]]) -> str:

@@ -86,6 +86,17 @@ class Priority(int, Enum):
         return {1: "▲ P1 urgent", 2: "◆ P2 high", 3: "● P3 normal"}[self.value]
 
 
+class SuspensionReason(StrEnum):
+    HOSPITAL = "hospital"
+    CUSTODY = "custody"
+    APPROVED_ABSENCE = "approved_absence"
+    NOT_FITTED = "not_fitted"  # no device fitted yet
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
     state: AlertState
@@ -93,6 +104,15 @@ class HistoryEntry:
     by: str | None = None
     note: str | None = None
     outcome: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the device last reported before an alert was raised: what may make the
+    alert a fault rather than a breach (console/domain/workitems.py, `route`)."""
+
+    at_home: bool | None = None  # at home (None: the device cannot tell)
+    charging: bool = False  # on its charger
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +129,9 @@ class Alert:
     outcome: Outcome | None = None  # once closed
     shelved_until: float | None = None
     shelved_reason: str | None = None
+    evidence: Evidence | None = None  # None: the backend did not say
+    # The wearer's suspension in force when it was raised: recorded, never notified.
+    suppressed: SuspensionReason | None = None
 
     @property
     def is_open(self) -> bool:
@@ -243,20 +266,6 @@ def close(alert: Alert, at: float, by: str, outcome: Outcome, note: str) -> Aler
                    shelved_until=None, shelved_reason=None, history=alert.history + (entry,))
 
 
-def close_cleared(alerts: list[Alert], at: float, by: str, outcome: Outcome,
-                  note: str) -> list[Alert]:
-    """Battery alerts that cleared by themselves, closed in one go with one outcome
-    and note; each one's own history records it. Anything else, or an alert someone
-    else holds, is refused, and then none is closed."""
-    _note(note, "closing")
-    for a in alerts:
-        if a.type != "battery" or not a.latched:
-            raise LifecycleError(f"alert {a.id} is not a cleared battery alert")
-        if a.holder not in (None, by):
-            raise LifecycleError(f"alert {a.id} is held by {a.holder}")
-    return [close(claim(a, at, by), at, by, outcome, note) for a in alerts]
-
-
 def shelve(alert: Alert, at: float, by: str, reason: str, until: float) -> Alert:
     """Quiet for a while, with a reason; it lifts itself at `until` (at most 8 h)."""
     if not alert.is_open:
@@ -273,17 +282,6 @@ def unshelve(alert: Alert, at: float, by: str) -> Alert:
         return alert
     return replace(alert, shelved_until=None, shelved_reason=None,
                    history=alert.history + (HistoryEntry(alert.state, at, by, "unshelved"),))
-
-
-class SuspensionReason(StrEnum):
-    HOSPITAL = "hospital"
-    CUSTODY = "custody"
-    APPROVED_ABSENCE = "approved_absence"
-    NOT_FITTED = "not_fitted"  # no device fitted yet
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +312,13 @@ class Suspension:
         return (now - self.start) % self.every < self.end - self.start
 
 
-def notifies(alert: Alert, suspensions: list[Suspension], now: float) -> bool:
+def suppression(suspensions: list[Suspension], at: float) -> SuspensionReason | None:
+    """Why a wearer's alert raised at `at` is suppressed by design: the reason of
+    the wearer's suspension in force then, or None."""
+    return next((s.reason for s in suspensions if s.holds(at)), None)
+
+
+def notifies(alert: Alert, now: float) -> bool:
     """An open alert notifies (sound, tray count, the flood summary) unless it is
-    shelved or its wearer's monitoring is suspended."""
-    return (alert.is_open and not alert.shelved(now)
-            and not any(s.wearer_id == alert.wearer_id and s.holds(now) for s in suspensions))
+    shelved, or was raised while its wearer's monitoring was suspended."""
+    return alert.is_open and not alert.shelved(now) and alert.suppressed is None

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from console.domain.alerts import Alert, AlertState, Priority
+from console.domain.alerts import Alert, AlertState, Evidence, Priority
 from console.domain.clock import format_age
 
 
@@ -44,19 +44,13 @@ FAILURE = {"inability_to_monitor": Failure.COMMUNICATION, "interference_pid": Fa
 EQUIPMENT_TYPES = frozenset({"ac_power_loss", "negative_ram", "failed_enrolment"})
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What the console knows around a notification that may make it a fault."""
-
-    at_home: bool | None = None  # the device's last report before it: at home
-    charging: bool = False  # the device was on its charger when it went flat
-    faulty_batch: bool = False  # the device is in a batch known to be faulty
-
-
-def route(alert: Alert, evidence: Evidence) -> Route:
-    """Faults before breaches: where a notification goes first. An operator can
-    still move it; this decides where it is seen first."""
-    if evidence.faulty_batch or alert.type in EQUIPMENT_TYPES:
+def route(alert: Alert, faulty_batch: bool = False) -> Route:
+    """Faults before breaches: where a notification goes first, from what its device
+    last reported before it (`alert.evidence`) and whether the device is in a batch
+    known to be faulty. An operator can still move it; this decides where it is
+    seen first."""
+    evidence = alert.evidence or Evidence()
+    if faulty_batch or alert.type in EQUIPMENT_TYPES:
         return Route.DEVICE_FAULT
     if alert.type == "battery":
         # Flat while on the charger is the charger's fault, not the wearer's.
@@ -65,6 +59,28 @@ def route(alert: Alert, evidence: Evidence) -> Route:
         # Silent at home, where the wearer is meant to be: the equipment first.
         return Route.DEVICE_FAULT
     return Route.BREACH
+
+
+class WorkList(StrEnum):
+    """The queue's lists: what operators work, apart from what they need not hear."""
+
+    BREACHES = "breaches"
+    DEVICE_FAULTS = "device_faults"
+    BATTERY = "battery"  # flat batteries below the policy's 12 hours, and cleared ones to close
+    QUIET = "quiet"  # shelved, or raised under a suspension: recorded, not notifying
+
+    @property
+    def label(self) -> str:
+        return {"breaches": "Breaches", "device_faults": "Device faults", "battery": "Battery",
+                "quiet": "Shelved and suppressed"}[self.value]
+
+
+def work_list(alert: Alert, now: float, faulty_batch: bool = False) -> WorkList:
+    """The list an open alert is shown in at `now`."""
+    if alert.suppressed is not None or alert.shelved(now):
+        return WorkList.QUIET
+    return {Route.BREACH: WorkList.BREACHES, Route.DEVICE_FAULT: WorkList.DEVICE_FAULTS,
+            Route.BATTERY: WorkList.BATTERY}[route(alert, faulty_batch)]
 
 
 GROUP_WINDOW = 2 * 3600.0  # alerts for one wearer this close together are one incident
@@ -110,6 +126,22 @@ class Incidents:
 
     def of(self, alert_id: str) -> Incident | None:
         return self._of.get(alert_id)
+
+
+def grouped(alerts: list[Alert]) -> list[Incident]:
+    """Alerts (in any order) as incidents, each one's members oldest first."""
+    incidents = Incidents()
+    for alert in sorted(alerts, key=lambda a: (a.raised_at, a.id)):
+        incidents.add(alert)
+    return incidents.all
+
+
+def self_cleared(alerts: list[Alert], me: str) -> list[Alert]:
+    """The battery alerts that cleared by themselves and nobody else holds: the
+    ones an operator may close in one go, with one outcome and note, each alert's
+    own history recording it (console/domain/actions.py queues a claim and a
+    close for each)."""
+    return [a for a in alerts if a.type == "battery" and a.latched and a.holder in (None, me)]
 
 
 # Seconds to claim and to close, per priority: urgent ones are taken up at once.

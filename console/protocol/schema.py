@@ -152,6 +152,14 @@ class HistoryEntry(Struct):
                                    self.note, self.outcome)
 
 
+class Evidence(Struct):
+    """What the device last reported before the alert was raised: a device silent
+    at home, or flat on its charger, is more likely a fault than a breach."""
+
+    at_home: Annotated[bool | None, Meta(description="null for devices that cannot tell")] = None
+    charging: bool = False
+
+
 class Alert(Struct):
     """A breach and its handling. The condition (`active`) and the handling (`state`:
     unacknowledged, claimed by one operator, in work, closed with an outcome) are
@@ -172,13 +180,18 @@ class Alert(Struct):
     shelved_until: Annotated[Timestamp | None, Meta(
         description="quiet until then, at most 8 hours after shelving")] = None
     shelved_reason: Note | None = None
+    evidence: Evidence | None = None
+    suppressed: Annotated[domain.SuspensionReason | None, Meta(
+        description="raised while the wearer's monitoring was suspended for this reason: "
+                    "recorded, and never notified")] = None
 
     @classmethod
     def from_domain(cls, a: domain.Alert) -> Alert:
+        evidence = None if a.evidence is None else Evidence(a.evidence.at_home, a.evidence.charging)
         return cls(a.id, a.wearer_id, a.device_id, a.type, wire_time(a.raised_at), a.state,
                    a.active, [HistoryEntry.from_domain(h) for h in a.history], a.holder,
                    a.outcome, None if a.shelved_until is None else wire_time(a.shelved_until),
-                   a.shelved_reason)
+                   a.shelved_reason, evidence, a.suppressed)
 
     def to_domain(self, now: float | None) -> domain.Alert:
         # shelved_until is in the future by design: only its lower bound is checked.
@@ -188,7 +201,10 @@ class Alert(Struct):
             self.id, self.wearer_id, self.device_id, self.type,
             instant(self.raised_at, now, "raised_at"), self.state, self.active,
             tuple(h.to_domain(now, f"history[{i}]") for i, h in enumerate(self.history)),
-            self.holder, self.outcome, until, self.shelved_reason)
+            self.holder, self.outcome, until, self.shelved_reason,
+            None if self.evidence is None else domain.Evidence(self.evidence.at_home,
+                                                               self.evidence.charging),
+            self.suppressed)
 
 
 # -- a wearer's record (GET /wearers/{id}) ---------------------------------------------

@@ -25,13 +25,18 @@ from console.domain import (
     Device,
     DeviceKind,
     DeviceStatus,
+    Evidence,
     HistoryEntry,
+    Suspension,
     Wearer,
     acknowledge,
     claim,
     return_to_normal,
     start_work,
+    suppression,
 )
+from console.simulator.draws import unit
+from console.simulator.suspensions import suspensions_of
 
 KIND_SHARE = [(DeviceKind.GPS, 0.80), (DeviceKind.RF, 0.08), (DeviceKind.NFD, 0.08),
               (DeviceKind.WRISTBAND, 0.04)]
@@ -62,15 +67,6 @@ RANDOM_BREACHES = {
 }
 ROUTINE_FAULT_SHARE = {"absence_15min": 0.2, "curfew_missed": 0.1}
 HOME_AREAS = [(51.51, -0.13), (52.48, -1.90), (53.48, -2.24), (53.80, -1.55), (51.45, -2.59)]
-
-
-def unit(*key: int) -> float:
-    """A reproducible uniform draw in [0, 1) from integers (splitmix64)."""
-    x = 0x9E3779B97F4A7C15
-    for k in key:
-        x = (x ^ (k & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        x = (x ^ (x >> 31)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
-    return (x >> 11) / float(1 << 53)
 
 
 @dataclass
@@ -110,10 +106,11 @@ class Fleet:
         self.timers: list[tuple[float, int, str]] = []  # (until, device, type): conditions that end
         self.next_alert = 1
         self.now = start
+        self.reported: list[DeviceStatus] = []
         self._build(wearers)
         # What each device last told the backend: a flat device's battery drains
         # on in the simulation, but nobody hears of it.
-        self.reported: list[DeviceStatus] = [self.status(i) for i in range(wearers)]
+        self.reported = [self.status(i) for i in range(wearers)]
         self._index = {d.id: i for i, d in enumerate(self.devices)}
         self._wearer_index = {w.id: i for i, w in enumerate(self.wearers)}
         self._schedule()
@@ -180,10 +177,15 @@ class Fleet:
 
     def _raise(self, i: int, btype: str, at: float, cause: str) -> Alert:
         dev = self.devices[i]
+        # What the device last told the backend; while the fleet is being built,
+        # nothing has been told yet but its state then.
+        last = self.reported[i] if i < len(self.reported) else self.status(i)
         alert = Alert(
             id=f"A{self.next_alert:08d}", wearer_id=dev.wearer_id, device_id=dev.id,
             type=btype, raised_at=at, state=AlertState.UNACKNOWLEDGED, active=True,
             history=(HistoryEntry(AlertState.UNACKNOWLEDGED, at),),
+            evidence=Evidence(last.at_home, last.charging),
+            suppressed=suppression(self.suspensions(i, at), at),
         )
         self.next_alert += 1
         self.truth[alert.id] = cause
@@ -216,6 +218,10 @@ class Fleet:
         alert = change(self.alerts[alert_id], self.now)
         self._store(self._index[alert.device_id], alert)
         return ("alert.cleared" if not alert.is_open else "alert.updated", alert)
+
+    def suspensions(self, i: int, now: float) -> list[Suspension]:
+        """Wearer i's suspensions that have begun by `now`."""
+        return suspensions_of(self.seed, i, self.wearers[i].id, now)
 
     def index_of_wearer(self, wearer_id: str) -> int | None:
         return self._wearer_index.get(wearer_id)

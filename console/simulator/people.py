@@ -4,10 +4,9 @@ wearer is the same person on every request and after a restart."""
 
 from __future__ import annotations
 
-import math
 import random
 
-from console.domain import DAY, DeviceKind, Suspension, SuspensionReason
+from console.domain import DAY, DeviceKind
 from console.protocol import schema
 from console.simulator.fleet import Fleet
 
@@ -15,7 +14,6 @@ LANGUAGES = [("English", 80), ("Polish", 5), ("Romanian", 4), ("Urdu", 3), ("Pun
              ("Arabic", 2), ("Lithuanian", 2), ("Portuguese", 2)]
 INTERPRETER_SHARE = 0.6  # of those whose language is not English
 NO_PHONE_SHARE = 0.08  # phone numbers missing from the record (ICIBI §5.92)
-SUSPENDED_SHARE = 0.02
 FITTED_BY = 1_780_000_000.0  # 2026-05-28: a fixed day, so that a device's fitting never moves
 SERIAL_PREFIX = {DeviceKind.GPS: "GT", DeviceKind.RF: "RF", DeviceKind.NFD: "CK",
                  DeviceKind.WRISTBAND: "WB"}
@@ -41,21 +39,9 @@ def wearer_record(fleet: Fleet, i: int) -> schema.WearerRecord:
         conditions.append(f"Curfew {wearer.curfew} at the home address, every night")
     if device.kind is DeviceKind.GPS and rng.random() < 0.4:
         conditions.append(f"Exclusion zone: {rng.choice(EXCLUSION_ZONES)}")
-    suspensions = [schema.Suspension.from_domain(s) for s in _suspensions(rng, wearer.id, fleet.now)]
+    suspensions = [schema.Suspension.from_domain(s) for s in fleet.suspensions(i, fleet.now)]
     alerts = sorted((a for a in fleet.alerts.values() if a.wearer_id == wearer.id),
                     key=lambda a: a.raised_at, reverse=True)
     return schema.WearerRecord(
         schema.Wearer.from_domain(wearer), devices, language, interpreter, phone, conditions,
         suspensions, [schema.Alert.from_domain(a) for a in alerts[:schema.MAX_RECORD_ALERTS]])
-
-
-def _suspensions(rng: random.Random, wearer_id: str, now: float) -> list[Suspension]:
-    if rng.random() >= SUSPENDED_SHARE:
-        return []
-    today = math.floor(now / DAY) * DAY
-    reason = rng.choice(list(SuspensionReason))
-    if reason is SuspensionReason.APPROVED_ABSENCE:  # weekly, an afternoon
-        start = today - rng.randrange(7) * DAY + 13 * 3600
-        return [Suspension(wearer_id, reason, start, start + 4 * 3600, 7 * DAY)]
-    start = today - rng.uniform(0, 3) * DAY
-    return [Suspension(wearer_id, reason, start, start + rng.uniform(2, 10) * DAY)]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import orjson
 
-from console.domain import Alert, AlertState, HistoryEntry, Outcome
+from console.domain import Alert, AlertState, Evidence, HistoryEntry, Outcome, SuspensionReason
 from console.store.rows import Damaged, flag, moment, opt_text, text
 
 ALERT_COLUMNS = ("id, wearer_id, device_id, type, raised_at, state, active, history, "
-                 "holder, outcome, shelved_until, shelved_reason")
+                 "holder, outcome, shelved_until, shelved_reason, evidence, suppressed")
 # What alert_row writes, in its order: the columns read back, and the event id.
 ALERT_ROW = f"{ALERT_COLUMNS}, event_id"
 ALERT_WIDTH = ALERT_ROW.count(",") + 1
@@ -19,7 +19,21 @@ def alert_row(a: Alert, event_id: int) -> tuple:
                              None if h.outcome is None else h.outcome.value] for h in a.history])
     return (a.id, a.wearer_id, a.device_id, a.type, a.raised_at, a.state.value, int(a.active),
             history.decode(), a.holder, None if a.outcome is None else a.outcome.value,
-            a.shelved_until, a.shelved_reason, event_id)
+            a.shelved_until, a.shelved_reason, evidence_text(a.evidence),
+            None if a.suppressed is None else a.suppressed.value, event_id)
+
+
+def evidence_text(e: Evidence | None) -> str | None:
+    return None if e is None else orjson.dumps([e.at_home, e.charging]).decode()
+
+
+def evidence_from(v: object) -> Evidence | None:
+    if v is None:
+        return None
+    at_home, charging = pair = orjson.loads(text(v))
+    if not (at_home in (None, True, False) and charging in (True, False)):
+        raise Damaged(f"evidence {pair!r:.60}")
+    return Evidence(at_home, charging)
 
 
 def history_entry(e: object) -> HistoryEntry:
@@ -37,11 +51,13 @@ def opt_outcome(v: object) -> Outcome | None:
 
 def alert_from_row(r: tuple) -> Alert:
     (id_, wearer_id, device_id, type_, raised_at, state, active, history, holder, outcome,
-     shelved_until, shelved_reason) = r
+     shelved_until, shelved_reason, evidence, suppressed) = r
     entries = orjson.loads(text(history))
     if not isinstance(entries, list):
         raise Damaged(f"history is not a list: {history!r:.40}")
     return Alert(text(id_), text(wearer_id), text(device_id), text(type_), moment(raised_at),
                  AlertState(state), flag(active), tuple(map(history_entry, entries)),
                  opt_text(holder), opt_outcome(outcome),
-                 None if shelved_until is None else moment(shelved_until), opt_text(shelved_reason))
+                 None if shelved_until is None else moment(shelved_until), opt_text(shelved_reason),
+                 evidence_from(evidence),
+                 None if suppressed is None else SuspensionReason(text(suppressed)))

@@ -25,7 +25,7 @@ else:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class CacheUnusable(Exception):
@@ -259,7 +259,15 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     db["alerts"].add_column("shelved_reason", str)
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    # What the device last reported before each alert (it routes faults before
+    # breaches), and the suspension an alert was raised under (it never notifies).
+    # Alerts cached before say neither, as a backend that does not tell would.
+    db["alerts"].add_column("evidence", str)
+    db["alerts"].add_column("suppressed", str)
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
 
 
 @functools.cache
