@@ -78,10 +78,12 @@ def start_window(start_backend, tmp_path, qtbot):
 
 
 def select_unacknowledged(window) -> str:
-    """Focus the window's alert queue on its first unacknowledged alert; its id."""
+    """Focus the window's alert queue, showing every list, on its first
+    unacknowledged alert; its id."""
     from console.domain import AlertState
 
     model = window.alert_model
+    window.queue.show_list(None)
     target = next(p for p in range(model.rowCount())
                   if model.alert_at(p).state is AlertState.UNACKNOWLEDGED)
     window.activateWindow()

@@ -193,6 +193,7 @@ def test_the_queue_shows_each_action_by_its_kind_and_lists_those_needing_attenti
     alerts = {f"A{i}": Alert(f"A{i}", "W1", "D1", "battery", 1e9, AlertState.UNACKNOWLEDGED, True)
               for i in range(4)}
     model = AlertQueueModel(lambda: 1e9 + 60)
+    model.show(None)  # every list: this is not about which list an alert is in
     model.apply(Changes(picture=Picture([], [], {}, alerts)))
 
     def ack(key, alert_id, state, detail=None, **kw):

@@ -130,6 +130,7 @@ def test_board_filters_and_sorts_inside_the_model():
 
 def test_severity_is_never_colour_alone():
     alerts = AlertQueueModel(clock)
+    alerts.show(None)  # every list: this is not about which list an alert is in
     alerts.apply(Changes(picture=picture()))
     texts = [alerts.data(alerts.index(p, 0)) for p in range(alerts.rowCount())]
     assert texts[0].startswith("▲ P1") and texts[-1].startswith("● P3")

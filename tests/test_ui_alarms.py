@@ -42,6 +42,7 @@ def queued(payload, seq=1, state=ActionState.PENDING) -> Action:
 
 def queue_with(*alerts, me=ME):
     model = AlertQueueModel(lambda: NOW)
+    model.show(None)  # every list: this is not about which list an alert is in
     model.apply(Changes(picture=Picture(
         wearers=[Wearer("W1", "EM-001")], devices=[Device("D1", "W1", DeviceKind.GPS)],
         statuses={}, alerts={a.id: a for a in alerts})))

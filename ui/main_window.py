@@ -29,13 +29,14 @@ from console.domain.actions import (
     Shelve,
     StartWork,
     Unshelve,
+    offered,
 )
 from console.domain.alarms import MUTE_CHOICES
 from console.sync import SyncStatus
 from ui.alerts.alarms import Annunciator
 from ui.alerts.dialogs import AcknowledgeDialog, CloseDialog, ShelveDialog
 from ui.alerts.model import AlertQueueModel
-from ui.alerts.widget import AlertQueue
+from ui.alerts.widget import LISTS, AlertQueue
 from ui.board.model import StatusBoardModel
 from ui.board.widget import StatusBoard
 from ui.bridge import GuiBridge
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.queue = AlertQueue(alerts, lambda: self._status().operator)
         self.queue.acknowledge_requested.connect(self.acknowledge)
         self.queue.transition_requested.connect(self.transition)
+        self.queue.close_cleared_requested.connect(self.close_cleared)
         self.connection = ConnectionIndicator(status)
         self.stale = StaleNotice(status)
         # Plain text: they quote names and reasons a backend gave.
@@ -146,6 +148,13 @@ class MainWindow(QMainWindow):
         ):
             action = QAction(text, self, shortcut=QKeySequence(keys))
             action.triggered.connect(target)
+            view.addAction(action)
+            self.addAction(action)
+        view.addSeparator()
+        for i, work in enumerate(LISTS):
+            action = QAction(f"{'All open alerts' if work is None else work.label} list", self,
+                             shortcut=QKeySequence(f"Ctrl+{i + 1}"))
+            action.triggered.connect(lambda _=False, w=work: self.queue.show_list(w))
             view.addAction(action)
             self.addAction(action)
         self._alarm_menu()
@@ -270,32 +279,56 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             self._bridge.watch(self._act(Acknowledge(alert.id, dialog.text())))
 
-    def transition(self, alert: Alert, kind: ActionKind) -> None:
-        """Claim, start work, close, shelve or unshelve `alert` (as this console will
-        see it once its queued actions arrive), asking what the act needs."""
-        ref, now = self.alert_model.wearer_ref(alert.wearer_id), self.alert_model.clock()
-        payload = None
+    def transition(self, alerts: list[Alert], kind: ActionKind) -> None:
+        """Claim, start work, close, shelve or unshelve the selected alert (alerts[0])
+        and the rest of its incident, each as this console will see it once its
+        queued actions arrive, asking once what the act needs. A member the rules
+        do not offer the act on (someone else holds it) is left as it is."""
+        now, me = self.alert_model.clock(), self._status().operator
+        alert, *others = [a for a in alerts if not offered(a, me, now)[kind]] or alerts[:1]
+        ref = self.alert_model.wearer_ref(alert.wearer_id)
+        targets = [alert, *others]
+        payloads: list[Payload] = []
         if kind is ActionKind.CLAIM:
-            take_over = alert.holder is not None
-            if not take_over or QMessageBox.question(
+            held = sorted({a.holder for a in targets if a.holder is not None})
+            if not held or QMessageBox.question(
                     self, "Take over the alert",
-                    f"{alert.holder} holds this alert. Take it over from them?\n\n"
-                    "They and every other console will see that you took it.",
+                    f"{' and '.join(held)} hold{'s' if len(held) == 1 else ''} "
+                    f"{'this alert' if not others else 'alerts of this incident'}. "
+                    "Take over from them?\n\nThey and every other console will see that you took it.",
                     QMessageBox.Yes | QMessageBox.No, QMessageBox.No) == QMessageBox.Yes:
-                payload = Claim(alert.id, take_over)
+                payloads = [Claim(a.id, a.holder is not None) for a in targets]
         elif kind is ActionKind.START_WORK:
-            payload = StartWork(alert.id)
+            payloads = [StartWork(a.id) for a in targets]
         elif kind is ActionKind.CLOSE:
-            closing = CloseDialog(alert, ref, now)
+            closing = CloseDialog(alert, ref, now, others)
             if closing.exec():
-                payload = Close(alert.id, closing.outcome(), closing.text())
+                payloads = [Close(a.id, closing.outcome(), closing.text()) for a in targets]
         elif kind is ActionKind.SHELVE:
-            shelving = ShelveDialog(alert, ref, now)
+            shelving = ShelveDialog(alert, ref, now, others)
             if shelving.exec():
-                payload = Shelve(alert.id, now + shelving.seconds(), shelving.text())
+                until = now + shelving.seconds()
+                payloads = [Shelve(a.id, until, shelving.text()) for a in targets]
         elif kind is ActionKind.UNSHELVE:
-            payload = Unshelve(alert.id)
-        if payload is not None:
+            payloads = [Unshelve(a.id) for a in targets]
+        if payloads:
+            self._act_all(payloads)
+
+    def close_cleared(self, alerts: list[Alert]) -> None:
+        """Close battery alerts that cleared by themselves, with one outcome and note:
+        each is claimed and closed through the outbox, so each one's history says so."""
+        first, *others = alerts
+        closing = CloseDialog(first, self.alert_model.wearer_ref(first.wearer_id),
+                              self.alert_model.clock(), others)
+        closing.setWindowTitle("Close cleared battery alerts")
+        if closing.exec():
+            self._act_all([p for a in alerts for p in (
+                Claim(a.id), Close(a.id, closing.outcome(), closing.text()))])
+
+    def _act_all(self, payloads: list[Payload]) -> None:
+        """Queue the actions in this order: the engine's one writer makes each durable
+        in turn, and the outbox sends them in the order they were queued."""
+        for payload in payloads:
             self._bridge.watch(self._act(payload))
 
     def sign_out(self) -> None:

@@ -28,13 +28,23 @@ SHELVE_FOR = [(15 * 60, "15 minutes"), (30 * 60, "30 minutes"), (3600, "1 hour")
               (2 * 3600, "2 hours"), (4 * 3600, "4 hours"), (MAX_SHELVE, "8 hours")]
 
 
+def also(others: list[Alert]) -> str:
+    """The summary's line for the other alerts an act applies to."""
+    if not others:
+        return ""
+    kinds = ", ".join(sorted({a.type_label for a in others}))
+    return (f"<br><b>and {len(others)} more alert{'s' if len(others) > 1 else ''}</b> "
+            f"({escape(kinds)}): the same is done to each, and each one's history records it")
+
+
 class NoteDialog(QDialog):
     """A dialog about one alert with a required note; subclasses add their fields
     above the note (`fields`) and their own reasons to refuse (`problem`)."""
 
     def __init__(self, title: str, alert: Alert, wearer_ref: str, now: float, note_name: str,
                  placeholder: str, ok_text: str, fields: list[tuple[str, QWidget]] = (),
-                 note_label: str = "&Note", limit: int = MAX_NOTE):
+                 note_label: str = "&Note", limit: int = MAX_NOTE, others: list[Alert] = ()):
+        """others: more alerts the same is done to (the rest of an incident)."""
         super().__init__()
         self.limit = limit
         self.note_word = note_label.replace("&", "").lower()
@@ -43,7 +53,7 @@ class NoteDialog(QDialog):
         self.summary = QLabel(f"<b>{escape(alert.type_label)}</b> — {escape(wearer_ref)}<br>"
                               f"raised {uk_datetime(alert.raised_at)} "
                               f"({format_age(now - alert.raised_at)} ago), "
-                              f"{escape(handling_text(alert, now))}")
+                              f"{escape(handling_text(alert, now))}" + also(others))
         self.summary.setAccessibleName("Alert summary")
         self.note = QPlainTextEdit()
         self.note.setAccessibleName(note_name)
@@ -111,15 +121,16 @@ class CloseDialog(NoteDialog):
     """Closing needs an outcome from the fixed list, so that breaches can be counted,
     and a note, so that the closing can be reviewed."""
 
-    def __init__(self, alert: Alert, wearer_ref: str, now: float):
+    def __init__(self, alert: Alert, wearer_ref: str, now: float, others: list[Alert] = ()):
         self.outcome_box = QComboBox()
         self.outcome_box.setAccessibleName("Outcome")
         self.outcome_box.addItem("Choose an outcome…", None)
         for outcome in Outcome:
             self.outcome_box.addItem(outcome.label, outcome)
-        super().__init__("Close alert", alert, wearer_ref, now, "Closing note",
-                         "What was found and done (required)", "Close alert",
-                         [("&Outcome", self.outcome_box)])
+        super().__init__("Close alerts" if others else "Close alert", alert, wearer_ref, now,
+                         "Closing note", "What was found and done (required)",
+                         "Close alerts" if others else "Close alert",
+                         [("&Outcome", self.outcome_box)], others=others)
         self.outcome_box.currentIndexChanged.connect(self._validate)
         self._validate()
 
@@ -134,7 +145,7 @@ class CloseDialog(NoteDialog):
 class ShelveDialog(NoteDialog):
     """Shelving quiets an alert for a while, with a reason; it lifts itself."""
 
-    def __init__(self, alert: Alert, wearer_ref: str, now: float):
+    def __init__(self, alert: Alert, wearer_ref: str, now: float, others: list[Alert] = ()):
         self.duration = QComboBox()
         self.duration.setAccessibleName("Shelve for")
         for seconds, label in SHELVE_FOR:
@@ -142,7 +153,7 @@ class ShelveDialog(NoteDialog):
         self.duration.setCurrentIndex(1)
         super().__init__("Shelve alert", alert, wearer_ref, now, "Reason for shelving",
                          "Why it may be quiet for a while (required)", "Shelve",
-                         [("Shelve &for", self.duration)], "&Reason", MAX_SHELVE_REASON)
+                         [("Shelve &for", self.duration)], "&Reason", MAX_SHELVE_REASON, others)
         self.note.setFocus()  # the reason is what is missing; the duration has a default
         self._validate()
 

@@ -1,4 +1,9 @@
-"""The alert queue's model: open alerts, most urgent first, with each one's action."""
+"""The alert queue's model: open alerts, most urgent first, with each one's action.
+
+It shows one of the queue's lists at a time (console/domain/workitems.py: breaches,
+device faults, battery, shelved and suppressed; or all of them), and a wearer's
+alerts close together in time as one incident: its members next to each other,
+in the order the incident came, the incident where its most urgent member goes."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from console.domain import (
     workitems,
 )
 from console.domain.actions import Action, ActionState, anticipated, reflected
+from console.domain.workitems import WorkList, grouped, work_list
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 
 
@@ -25,11 +31,13 @@ class AlertQueueModel(SelfSortingModel):
 
     # The two axes of an alert side by side: its handling (State) and whether what
     # raised it is still there (Condition), as alarm tables show them.
-    HEADERS = ("Priority", "Type", "Wearer", "State", "Condition", "Age", "Raised (UK time)")
-    COL_STATE = 3
-    COL_CONDITION = 4
-    COL_AGE = 5
-    COL_RAISED = 6
+    HEADERS = ("Priority", "Type", "Wearer", "Incident", "State", "Condition", "Age",
+               "Raised (UK time)")
+    COL_INCIDENT = 3
+    COL_STATE = 4
+    COL_CONDITION = 5
+    COL_AGE = 6
+    COL_RAISED = 7
 
     def __init__(self, clock: Clock, device_clock: Clock | None = None):
         """Ages run on `clock`; the out-of-contact rule of priority runs on
@@ -44,6 +52,15 @@ class AlertQueueModel(SelfSortingModel):
         # By key: actions the backend refused, and queued ones that wait for another
         # operator to sign in (an action leaves once it no longer needs attention).
         self.problems: dict[str, Action] = {}
+        self.list: WorkList | None = WorkList.BREACHES  # None: every open alert
+        # Per list, as last ordered: (work items, alerts). The tabs show them.
+        self.counts: dict[WorkList | None, tuple[int, int]] = {}
+        self._incident: dict[str, list[str]] = {}  # alert id -> its incident's members
+
+    def show(self, work: WorkList | None) -> None:
+        """Show one list (None: all), keeping the selection where it still shows."""
+        self.list = work
+        self._reorder()
 
     def alert_at(self, position: int) -> Alert:
         return self.row_at(position)
@@ -51,6 +68,12 @@ class AlertQueueModel(SelfSortingModel):
     def alerts_where(self, ids: set[str] | None = None) -> list[Alert]:
         """The open alerts with these ids (all of them without), in the queue's order."""
         return [self._rows[r] for r in self._order if ids is None or self._rows[r].id in ids]
+
+    def incident_of(self, alert: Alert) -> list[Alert]:
+        """The open alerts of the alert's incident in the list shown, oldest first."""
+        rows = [self._rows[self._index[a]] for a in self._incident.get(alert.id, [alert.id])
+                if a in self._index]
+        return rows or [alert]
 
     def alerts_of(self, wearer_id: str) -> list[Alert]:
         """The wearer's open alerts, most urgent first as the queue shows them."""
@@ -71,6 +94,12 @@ class AlertQueueModel(SelfSortingModel):
     def _tooltip(self, alert: Alert, col: int) -> str | None:
         if col == self.COL_RAISED:
             return f"Raised {uk_datetime(alert.raised_at)}"
+        if col == self.COL_INCIDENT:
+            members = self.incident_of(alert)
+            if len(members) < 2:
+                return None
+            return "One incident: the wearer's alerts close together in time\n" + "\n".join(
+                f"{a.type_label}, raised {uk_datetime(a.raised_at)}" for a in members)
         if col == self.COL_CONDITION:
             return condition_text(alert)
         if col == self.COL_AGE:
@@ -94,6 +123,9 @@ class AlertQueueModel(SelfSortingModel):
             return alert.type_label
         if col == 2:
             return self.wearer_ref(alert.wearer_id)
+        if col == self.COL_INCIDENT:
+            members = self._incident.get(alert.id, [alert.id])
+            return f"{members.index(alert.id) + 1} of {len(members)}" if len(members) > 1 else ""
         if col == self.COL_CONDITION:
             return "● active" if alert.active else "○ cleared"
         if col == self.COL_AGE:
@@ -126,10 +158,28 @@ class AlertQueueModel(SelfSortingModel):
         return anticipated(alert, self.queued.get(alert.id, []), self.clock())
 
     def _compute_order(self) -> list[int]:
-        now = self.device_clock()
-        rows = self._rows
-        return sorted(range(len(rows)),
-                      key=lambda i: queue_key(rows[i], self._last_contact.get(rows[i].device_id), now))
+        """The list shown, incident by incident, and every list's counts."""
+        now, device_now, rows = self.clock(), self.device_clock(), self._rows
+        self._rendered.clear()  # incidents may have changed, and with them the Incident column
+        lists: dict[WorkList, list[Alert]] = {w: [] for w in WorkList}
+        for alert in rows:
+            lists[work_list(self.anticipated(alert), now)].append(alert)
+        shown = [a for w, alerts in lists.items() if self.list in (None, w) for a in alerts]
+        self._incident = {}
+        self.counts = {None: (0, len(rows))}
+        for work, alerts in lists.items():
+            incidents = grouped(alerts)
+            self.counts[work] = (len(incidents), len(alerts))
+            self.counts[None] = (self.counts[None][0] + len(incidents), len(rows))
+            for incident in incidents:
+                for member in incident.members:
+                    self._incident[member] = incident.members
+        key = {a.id: queue_key(a, self._last_contact.get(a.device_id), device_now) for a in shown}
+        # An incident goes where its most urgent member goes; its members, in the order
+        # they came, follow each other.
+        first = {a.id: min(key[m] for m in self._incident[a.id]) for a in shown}
+        shown.sort(key=lambda a: (first[a.id], self._incident[a.id].index(a.id)))
+        return [self._index[a.id] for a in shown]
 
     def apply(self, changes: Changes) -> None:
         for device_id, status in changes.statuses.items():
@@ -175,6 +225,8 @@ class AlertQueueModel(SelfSortingModel):
         touched |= {self._index[x.alert_id] for x in changes.actions.values()
                     if x.alert_id in self._index}
         self._rows_changed(touched)
+        if touched:  # a shelving, or one queued, moves an alert to another list
+            self._reorder_soon()
 
     def _replace_rows(self, rows: list[Alert], index: dict[str, int]) -> None:
         """Alerts came or went: rebuild, keeping the selection on the same alerts."""
