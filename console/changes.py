@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 from msgspec import Struct
 
-from console.domain import Alert, Device, DeviceStatus, Wearer
+from console.domain import Alert, Device, DeviceStatus, Span, Wearer
 from console.domain.actions import Action
+
+# Per device, its flat-battery spans the cache keeps (console/domain/battery.py).
+BatterySpans = dict[str, tuple[Span, ...]]
 
 
 @dataclass
@@ -22,6 +25,7 @@ class Picture:
     devices: list[Device]
     statuses: dict[str, DeviceStatus]
     alerts: dict[str, Alert]
+    battery: BatterySpans = field(default_factory=dict)
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Changes:
     actions: dict[str, Action] = field(default_factory=dict)  # outbox rows by key
     last_event_id: int = 0
     applied: int = 0
+    battery: BatterySpans = field(default_factory=dict)  # each touched device's spans, whole
 
     def merge(self, later: Changes) -> None:
         if later.picture is not None:
@@ -42,7 +47,9 @@ class Changes:
             self.statuses.clear()
             self.alerts.clear()
             self.closed.clear()
+            self.battery.clear()
         self.statuses.update(later.statuses)
+        self.battery.update(later.battery)
         for alert_id in later.closed:
             self.alerts.pop(alert_id, None)
         self.closed |= later.closed
@@ -53,7 +60,8 @@ class Changes:
         self.applied += later.applied
 
     def __bool__(self) -> bool:
-        return bool(self.picture or self.statuses or self.alerts or self.closed or self.actions)
+        return bool(self.picture or self.statuses or self.alerts or self.closed or self.actions
+                    or self.battery)
 
     def split(self, size: int) -> list[Changes]:
         """The same changes in slices of at most `size` statuses, to be applied in
@@ -62,7 +70,7 @@ class Changes:
         if len(items) <= size:
             return [self]
         first = Changes(self.picture, dict(items[:size]), self.alerts, self.closed,
-                        self.actions, self.last_event_id, self.applied)
+                        self.actions, self.last_event_id, self.applied, self.battery)
         return [first] + [Changes(statuses=dict(items[i:i + size]))
                           for i in range(size, len(items), size)]
 

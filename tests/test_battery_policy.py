@@ -2,8 +2,10 @@
 of contact adds up over 7 days and becomes one breach at 12 hours."""
 
 import math
+from dataclasses import replace
 from datetime import datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,12 +14,15 @@ from console.domain import (
     DAY,
     LOCAL_TZ,
     WINDOW,
+    Alert,
+    AlertState,
+    Outcome,
     Span,
     accumulated,
     merged,
     standing,
 )
-from console.domain.battery import Accumulator
+from console.domain.battery import counts
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=LOCAL_TZ).timestamp()
 HOUR = 3600.0
@@ -117,20 +122,16 @@ def test_accumulated_never_exceeds_the_window_nor_the_plain_sum_of_clipped_spans
     assert total >= max((clipped_length(s) for s in spans), default=0.0)
 
 
-def test_over_a_fleet_a_device_makes_one_breach_item_in_any_seven_days():
-    fleet = Accumulator()
-    fleet.out("D1", T0)
-    fleet.out("D1", T0 + 60)  # a second notice of the same outage counts once
-    assert fleet.judge(T0 + 12 * HOUR - 60) == []
-    assert fleet.judge(T0 + 12 * HOUR) == ["D1"]
-    # Still flat: what accumulates joins that item, within its 7 days...
-    assert fleet.judge(T0 + 30 * HOUR) == []
-    fleet.back("D1", T0 + 40 * HOUR)
-    # ...and 12 more hours after them make the next.
-    later = T0 + 12 * HOUR + WINDOW
-    fleet.out("D1", later)
-    assert fleet.judge(later + 12 * HOUR) == ["D1"]
-    assert fleet.items["D1"] == [T0 + 12 * HOUR, later + 12 * HOUR]
-    fleet.out("D2", T0)
-    fleet.back("D2", T0 + 11 * HOUR)
-    assert "D2" not in fleet.judge(T0 + 2 * WINDOW)
+@pytest.mark.parametrize("outcome, counted", [
+    (None, True),  # cleared and closed without a judgement
+    (Outcome.RESOLVED_BY_CONTACT, True),  # the wearer charged it: still their flat time
+    (Outcome.CONFIRMED_NON_COMPLIANCE, False),  # made a breach already: the next needs 12 h more
+    (Outcome.EQUIPMENT_FAULT, False),
+    (Outcome.FALSE_ALARM, False),
+    (Outcome.DUPLICATE, False),
+])
+def test_a_closed_battery_alerts_flat_time_counts_unless_its_outcome_says_otherwise(
+        outcome, counted):
+    alert = Alert("B1", "W1", "D1", "battery", T0, AlertState.CLOSED, False, outcome=outcome)
+    assert counts(alert) is counted
+    assert not counts(replace(alert, type="strap_tamper"))

@@ -16,10 +16,15 @@ from console.domain import (
     Evidence,
     HistoryEntry,
     Outcome,
+    Span,
     SuspensionReason,
     Wearer,
+    claim,
+    close,
+    return_to_normal,
 )
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
+from console.domain.battery import span_of
 from console.store import SCHEMA_VERSION, Store, connect
 
 T = 1_795_000_000.0
@@ -126,7 +131,8 @@ def test_an_alerts_handling_evidence_and_suppression_read_back_as_written(tmp_pa
         HistoryEntry(AlertState.CLAIMED, T + 60, "Ann", "taken over from Bob"),
         HistoryEntry(AlertState.CLOSED, T + 90, "Ann", "spoke to him", Outcome.FALSE_ALARM),
     ), holder="Ann", outcome=None, shelved_until=T + 3600, shelved_reason="engineer booked",
-        evidence=Evidence(at_home=None, charging=True), suppressed=SuspensionReason.HOSPITAL)
+        cleared_at=T + 30, evidence=Evidence(at_home=None, charging=True),
+        suppressed=SuspensionReason.HOSPITAL)
     store.apply([Event(11, "alert.updated", handled)])
     store.close()
     again = Store(tmp_path / "cache.db")
@@ -140,9 +146,10 @@ def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
     store.apply([Event(11, "alert.raised", raised("A1"))])
     conn = store.conn
     # A schema-3 cache: history entries of four items, no handling columns, and
-    # neither evidence nor suppression (schema 5).
-    for column in ("holder", "outcome", "shelved_until", "shelved_reason", "evidence",
-                   "suppressed"):
+    # nothing of schema 5 (when the condition cleared, evidence, suppression, spans).
+    conn.execute("DROP TABLE battery_spans")
+    for column in ("holder", "outcome", "shelved_until", "shelved_reason", "cleared_at",
+                   "evidence", "suppressed"):
         conn.execute(f"ALTER TABLE alerts DROP COLUMN {column}")
     conn.execute("UPDATE alerts SET history = ?", (f'[["unacknowledged", {T!r}, null, null]]',))
     conn.execute("PRAGMA user_version=3")
@@ -152,7 +159,7 @@ def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
         alert = again.load().alerts["A1"]
         assert alert.history == (HistoryEntry(AlertState.UNACKNOWLEDGED, T),)
         assert alert.holder is None and alert.outcome is None and alert.shelved_until is None
-        assert alert.evidence is None and alert.suppressed is None
+        assert alert.evidence is None and alert.suppressed is None and alert.cleared_at is None
     finally:
         again.close()
 
@@ -359,3 +366,36 @@ def test_queued_actions_wait_for_the_operator_who_queued_them():
     assert older.queued_by("demo", "Demo Operator") and not older.queued_by("demo2", "Second")
     assert ack("k3", "A1", "n", operator="demo").queued_by("demo", None)
     assert ack("k4", "A1", "n").queued_by("demo2", None)  # schema 1: nobody recorded
+
+
+def test_battery_spans_outlive_their_alerts_and_a_snapshot_and_are_read_back_by_device(
+        tmp_path, store):
+    """The accumulated battery policy counts 7 days of flat time, also of alerts
+    closed since: the store keeps each battery alert's span."""
+    flat = Alert("B1", "W1", "D1", "battery", T, AlertState.UNACKNOWLEDGED, True)
+    cleared = return_to_normal(flat, T + 3600)
+    closed = close(claim(cleared, T + 4000, "Ann"), T + 4000, "Ann", Outcome.RESOLVED_BY_CONTACT,
+                   "charging now")
+    other = Alert("B2", "W1", "D1", "battery", T + 7200, AlertState.UNACKNOWLEDGED, True)
+    assert store.apply([Event(11, "alert.raised", flat)]).battery == {"D1": (Span(T),)}
+    changes = store.apply([Event(12, "alert.updated", cleared), Event(13, "alert.cleared", closed),
+                           Event(14, "alert.raised", other)])
+    assert changes.battery == {"D1": (Span(T, T + 3600), Span(T + 7200))}
+    store.replace_all(picture(), 20, stream_id="s2")  # a snapshot: B1 is no longer an alert
+    store.close()
+    again = Store(tmp_path / "cache.db")
+    try:
+        assert again.load().battery == {"D1": (Span(T, T + 3600), Span(T + 7200))}
+        # Counted into a confirmed breach: that time no longer counts towards the next.
+        breach = close(claim(other, T + 9000, "Ann"), T + 9000, "Ann",
+                       Outcome.CONFIRMED_NON_COMPLIANCE, "12 hours flat this week")
+        assert again.apply([Event(21, "alert.cleared", breach)]).battery == {
+            "D1": (Span(T, T + 3600),)}
+    finally:
+        again.close()
+
+
+def test_a_battery_alert_closed_while_still_flat_ends_its_span_at_the_closing():
+    flat = Alert("B1", "W1", "D1", "battery", T, AlertState.UNACKNOWLEDGED, True)
+    closed = close(claim(flat, T + 60, "Ann"), T + 90, "Ann", Outcome.EQUIPMENT_FAULT, "faulty")
+    assert span_of(closed) == Span(T, T + 90) and span_of(flat) == Span(T)

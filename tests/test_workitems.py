@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 from PySide6.QtCore import Qt
 
-from console.domain import DAY, Alert, AlertState, Evidence, Priority
+from console.domain import DAY, Alert, AlertState, Evidence, Priority, Span
 from console.domain.workitems import (
     FAILURE,
     GROUP_WINDOW,
@@ -17,6 +17,7 @@ from console.domain.workitems import (
     grouped,
     overdue,
     route,
+    work_items,
     work_list,
 )
 
@@ -118,3 +119,37 @@ def test_grouping_takes_alerts_in_any_order_and_makes_the_same_incidents():
     incidents = grouped(alerts)
     assert [i.members for i in incidents] == [["A1", "A3"], ["A2"]]
     assert [i.members for i in grouped(alerts[::-1])] == [["A1", "A3"], ["A2"]]
+
+
+@pytest.mark.parametrize("flat_hours, breach", [(11 + 59 / 60, False), (12, True)])
+def test_a_device_flat_12_hours_in_7_days_is_one_breach_item_of_its_battery_alerts(
+        flat_hours, breach):
+    first = alert("P1", "battery", at=NOW - 3 * DAY, active=False)
+    second = alert("P2", "battery", at=NOW - 3600)  # days apart: no 2-hour incident joins them
+    spans = {"D1": (Span(NOW - 3 * DAY, NOW - 3 * DAY + (flat_hours - 1) * 3600),
+                    Span(NOW - 3600))}  # still flat: counts up to now
+    items = work_items([first, second, alert("B1", wearer="W2")], NOW, spans)
+    if breach:
+        [item] = [i for i in items[WorkList.BREACHES] if i.battery]
+        assert item.members == ["P1", "P2"] and item.battery.hours == "12.0 h"
+        assert items[WorkList.BATTERY] == []
+    else:
+        assert [i.members for i in items[WorkList.BATTERY]] == [["P1"], ["P2"]]
+        assert all(i.battery.hours == "11.9 h" for i in items[WorkList.BATTERY])
+        assert [i.members for i in items[WorkList.BREACHES]] == [["B1"]]
+
+
+def test_the_board_row_shows_its_devices_flat_time_and_marks_a_breach(qtbot):
+    from console.changes import Changes, Picture
+    from console.domain import Device, DeviceKind, DeviceStatus, Wearer
+    from ui.board.model import StatusBoardModel
+
+    board = StatusBoardModel(lambda: NOW)
+    board.apply(Changes(picture=Picture(
+        [Wearer("W1", "EM-001")], [Device("D1", "W1", DeviceKind.GPS)],
+        {"D1": DeviceStatus("D1", NOW - 60, 80.0, False, "ok", True, True)}, {},
+        {"D1": (Span(NOW - DAY, NOW - DAY + 5 * 3600),)})))
+    assert board.data(board.index(0, 3)) == "80% · 5.0 h flat in 7 days"
+    assert "5.0 h of 12 h in 7 days" in board.data(board.index(0, 3), Qt.ToolTipRole)
+    board.apply(Changes(battery={"D1": (Span(NOW - DAY, NOW - DAY + 13 * 3600),)}))
+    assert board.data(board.index(0, 3)) == "80% · ⚑ 13.0 h flat in 7 days"

@@ -8,14 +8,15 @@ the given simulated days in-process, and every notification it raises goes
 through the console's rules (console/domain/workitems.py and battery.py):
 - faults before breaches: `route` sends what looks like equipment to the
   device-fault list (one item per device until it has been quiet a day);
-- battery notifications accumulate per device; 12 hours out of contact in 7 days
-  is one breach item, after which the count starts again;
+- battery notifications go to the battery list, and count per device; 12 hours
+  out of contact in 7 days is one breach item (`work_items`, as the queue makes
+  them), which an operator confirms, so that the next needs 12 hours more;
 - breaches for one wearer close together are one incident.
 The simulator's ground truth says which notifications were real non-compliance.
 Notifications raised under a wearer's suspension (hospital, custody, an approved
 absence) are recorded and not notified: they are counted apart, neither as items
-nor as breaches. A real breach is reached when it is a member of a work item; a flat battery is a
-real breach when the wearer's own flat time (not a charging fault's), read from
+nor as breaches. A real breach is reached when it is a member of a work item; a
+flat battery is a real breach when the wearer's own flat time (not a charging fault's), read from
 the simulated devices every ten minutes rather than from the notifications,
 reaches 12 hours in 7 days, and reached when the console made a battery item for
 that device within the 7 days before it.
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,13 +36,39 @@ sys.path.insert(0, str(ROOT))
 from bench_suite import replace_marked  # noqa: E402
 
 from console.domain import DAY, Alert  # noqa: E402
-from console.domain.battery import WINDOW, Accumulator  # noqa: E402
-from console.domain.workitems import Incidents, Route, route  # noqa: E402
+from console.domain.battery import WINDOW, Span, span_of, standing  # noqa: E402
+from console.domain.workitems import Incidents, Route, WorkList, route, work_items  # noqa: E402
 from console.simulator.fleet import Fleet  # noqa: E402
 
 STEP = 600.0  # ten minutes: the operators' load is counted per ten minutes
 START = 1_790_000_000.0  # a fixed start (2026-09-21), so that runs compare
 FAULT_QUIET = DAY  # a device's fault item stays the one item until it is quiet this long
+
+
+class FlatTime:
+    """The ground truth's side of the policy: per device, the spans its battery was
+    flat, sampled; 12 hours of them in 7 days is one breach, and that time is then
+    spent, as an operator's confirmed breach spends it in the console."""
+
+    def __init__(self) -> None:
+        self.spans: dict[str, list[Span]] = defaultdict(list)
+        self.items: dict[str, list[float]] = defaultdict(list)  # device -> when its breaches came
+
+    def out(self, device: str, at: float) -> None:
+        spans = self.spans[device]
+        if not (spans and spans[-1].end is None):
+            spans.append(Span(at))
+
+    def back(self, device: str, at: float) -> None:
+        spans = self.spans.get(device)
+        if spans and spans[-1].end is None:
+            spans[-1] = Span(spans[-1].start, at)
+
+    def judge(self, now: float) -> None:
+        for device, spans in self.spans.items():
+            if spans and standing(spans, now).breached:
+                self.items[device].append(now)
+                spans[:] = [Span(now)] if spans[-1].end is None else []
 
 
 class Workload:
@@ -51,14 +78,17 @@ class Workload:
         self.per_step: Counter[int] = Counter()  # step -> items made in it
         self.incidents = Incidents()
         self.fault_items: dict[str, float] = {}  # device -> last fault notification
-        self.battery = Accumulator()  # the console's policy, fed by notifications
-        self.open_battery: dict[str, str] = {}  # alert id -> device, while flat
+        # The battery list, as the console keeps it: its open alerts, and per device
+        # the spans that count towards the policy (console/store/cache.py).
+        self.flat: dict[str, Alert] = {}
+        self.spans: dict[str, dict[str, Span]] = defaultdict(dict)  # device -> alert id -> span
+        self.battery_items: dict[str, list[float]] = defaultdict(list)  # device -> when made
         self.routed: dict[str, Route] = {}
         self.suppressed: set[str] = set()
         # The same policy over the simulator's own state, sampled each step: when
         # each device was flat through the wearer's neglect (not a charging fault),
         # whatever was notified.
-        self.truth = Accumulator()
+        self.truth = FlatTime()
 
     def item(self, kind: str, step: int) -> None:
         self.items[kind] += 1
@@ -79,13 +109,14 @@ class Workload:
                 self.item("device fault", step)
             self.fault_items[alert.device_id] = alert.raised_at
         else:
-            self.battery.out(alert.device_id, alert.raised_at)
-            self.open_battery[alert.id] = alert.device_id
+            self.flat[alert.id] = alert
+            self.changed(alert)
 
-    def cleared(self, alert: Alert, now: float) -> None:
-        device = self.open_battery.pop(alert.id, None)
-        if device is not None:
-            self.battery.back(device, now)
+    def changed(self, alert: Alert) -> None:
+        """A battery alert of the battery list was raised or its condition cleared."""
+        if alert.id in self.flat:
+            self.flat[alert.id] = alert
+            self.spans[alert.device_id][alert.id] = span_of(alert)
 
     def observe(self, fleet: Fleet, now: float) -> None:
         """The ground truth of flat batteries, from the simulated devices themselves."""
@@ -96,8 +127,23 @@ class Workload:
                 self.truth.back(device.id, now)
 
     def judge_battery(self, now: float, step: int) -> None:
-        for _ in self.battery.judge(now):
+        """The console's rule (work_items) over the battery list. An operator works
+        each battery breach item it makes and confirms it: its alerts close, and
+        their time stops counting. Cleared alerts whose time has left the window
+        are closed in bulk (their time still counted while it was in it)."""
+        devices = {a.device_id for a in self.flat.values()}
+        items = work_items(list(self.flat.values()), now,
+                           {d: tuple(self.spans[d].values()) for d in devices})
+        for item in items[WorkList.BREACHES]:
+            if item.battery is None:
+                continue
             self.item("battery breach", step)
+            for alert_id in item.members:
+                alert = self.flat.pop(alert_id)
+                self.spans[alert.device_id].pop(alert_id, None)
+            self.battery_items[alert.device_id].append(now)
+        for alert in [a for a in self.flat.values() if a.cleared_at and a.cleared_at < now - WINDOW]:
+            del self.flat[alert.id]
         self.truth.judge(now)
 
 
@@ -113,8 +159,8 @@ def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
             if kind == "device.status":
                 continue
             if payload.id in seen:
-                if kind == "alert.cleared" or not payload.active:
-                    load.cleared(payload, fleet.now)
+                if payload.type == "battery":
+                    load.changed(payload)
             else:
                 seen.add(payload.id)
                 load.raised(payload, step)
@@ -135,7 +181,7 @@ def judge(load: Workload, fleet: Fleet) -> dict:
     battery_real = sum(len(t) for t in load.truth.items.values())
     battery_missed = [
         (device, t) for device, times in load.truth.items.items() for t in times
-        if not any(t - WINDOW <= made <= t + STEP for made in load.battery.items.get(device, []))]
+        if not any(t - WINDOW <= made <= t + STEP for made in load.battery_items.get(device, []))]
     # Each miss named, with what the console made of it, so that it can be explained.
     named = [f"alert {a} ({fleet.alerts[a].type}, wearer {fleet.alerts[a].wearer_id})"
              for a in missed] + [battery_miss(load, device, t) for device, t in battery_missed]
@@ -154,8 +200,8 @@ def hours(t: float | None) -> str:
 def battery_miss(load: Workload, device: str, at: float) -> str:
     """A flat-battery breach of the ground truth that the console's notifications
     did not make an item of: when, and what the console knew of that device."""
-    made = ", ".join(hours(m) for m in load.battery.items.get(device, [])) or "none"
-    spans = ", ".join(f"{hours(s.start)} to {hours(s.end)}" for s in load.battery.spans.get(device, []))
+    made = ", ".join(hours(m) for m in load.battery_items.get(device, [])) or "none"
+    spans = ", ".join(f"{hours(s.start)} to {hours(s.end)}" for s in load.spans[device].values())
     return (f"battery of {device}, 12 h flat at {hours(at)} (from the start); the console's "
             f"battery items at {made}; its notified spans not yet counted: {spans or 'none'}")
 

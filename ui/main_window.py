@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import Changes
-from console.domain import Alert
+from console.domain import Alert, Outcome
 from console.domain.actions import (
     Acknowledge,
     ActionKind,
@@ -32,6 +32,7 @@ from console.domain.actions import (
     offered,
 )
 from console.domain.alarms import MUTE_CHOICES
+from console.domain.battery import NOT_COUNTED
 from console.sync import SyncStatus
 from ui.alerts.alarms import Annunciator
 from ui.alerts.dialogs import AcknowledgeDialog, CloseDialog, ShelveDialog
@@ -321,6 +322,10 @@ class MainWindow(QMainWindow):
         closing = CloseDialog(first, self.alert_model.wearer_ref(first.wearer_id),
                               self.alert_model.clock(), others)
         closing.setWindowTitle("Close cleared battery alerts")
+        spent = ", ".join(o.label.lower() for o in Outcome if o in NOT_COUNTED)
+        closing.summary.setText(closing.summary.text() + (
+            "<br><br>Their flat time still counts towards the 12-hour battery policy, "
+            f"unless they are closed as {spent}."))
         if closing.exec():
             self._act_all([p for a in alerts for p in (
                 Claim(a.id), Close(a.id, closing.outcome(), closing.text()))])

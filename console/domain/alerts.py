@@ -129,6 +129,7 @@ class Alert:
     outcome: Outcome | None = None  # once closed
     shelved_until: float | None = None
     shelved_reason: str | None = None
+    cleared_at: float | None = None  # when the condition cleared, once it has
     evidence: Evidence | None = None  # None: the backend did not say
     # The wearer's suspension in force when it was raised: recorded, never notified.
     suppressed: SuspensionReason | None = None
@@ -200,10 +201,11 @@ def return_to_normal(alert: Alert, at: float) -> Alert:
         return replace(
             alert,
             active=False,
+            cleared_at=at,
             state=AlertState.CLOSED,
             history=alert.history + (HistoryEntry(AlertState.CLOSED, at),),
         )
-    return replace(alert, active=False)
+    return replace(alert, active=False, cleared_at=at)
 
 
 def priority(alert: Alert, last_contact: float | None, now: float) -> Priority:

@@ -4,7 +4,10 @@ A flat battery is not a breach by itself: most battery notifications are noise
 (§5.13), and raising each one made the queue unworkable. Per device, the time out
 of contact because of a flat battery is added up over a rolling 7-day window ending
 at `now`; once it reaches 12 hours it becomes one breach work item, listing the
-spans that made it up. Below that, the wearer's row shows the hours so far.
+spans that made it up (console/domain/workitems.py, `work_items`). Below that, the
+wearer's row shows the hours so far. Time already counted into a confirmed breach,
+or closed as not the wearer's, stops counting (`counts`): the next breach needs 12
+hours more.
 
 Pure code: every function that needs the time takes `now` (epoch seconds).
 """
@@ -12,10 +15,10 @@ Pure code: every function that needs the time takes `now` (epoch seconds).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from console.domain.alerts import Alert, Outcome
 from console.domain.clock import DAY
 
 WINDOW = 7 * DAY
@@ -37,12 +40,40 @@ class BatteryStanding:
     breached: bool
     spans: tuple[Span, ...]  # the contributing spans: clipped to the window, merged
 
-    def describe(self) -> str:
-        # Rounded down, so that 11 h 59 min reads 11.9 h and never "12.0 h of 12 h"
-        # on a row that is not a breach. 360 s is a tenth of an hour; whole seconds
-        # divide exactly, where hours * 10 in floats may land just below a tenth.
+    @property
+    def hours(self) -> str:
+        """The time out of contact, "11.9 h". Rounded down, so that 11 h 59 min never
+        reads "12.0 h" on a row that is not a breach. 360 s is a tenth of an hour;
+        whole seconds divide exactly, where hours * 10 in floats may land just below."""
         tenths = int(self.accumulated // 360)
-        return f"{tenths // 10}.{tenths % 10} h of {BREACH_AFTER / 3600:.0f} h in {WINDOW / DAY:.0f} days"
+        return f"{tenths // 10}.{tenths % 10} h"
+
+    def describe(self) -> str:
+        return f"{self.hours} of {BREACH_AFTER / 3600:.0f} h in {WINDOW / DAY:.0f} days"
+
+
+# Closed as one of these, a battery alert's flat time no longer counts: it made a
+# breach already (confirmed), was not the wearer's doing (equipment fault), did not
+# happen (false alarm), or is counted through another alert (duplicate). Closed as
+# resolved by contact (the wearer charged it), or cleared and closed without an
+# outcome, it still counts.
+NOT_COUNTED = frozenset({Outcome.CONFIRMED_NON_COMPLIANCE, Outcome.EQUIPMENT_FAULT,
+                         Outcome.FALSE_ALARM, Outcome.DUPLICATE})
+
+
+def counts(alert: Alert) -> bool:
+    """Whether a battery alert's flat time counts towards the policy."""
+    return alert.type == "battery" and alert.outcome not in NOT_COUNTED
+
+
+def span_of(alert: Alert) -> Span:
+    """The time a battery alert's device was out of contact: from when it was
+    raised to when its condition cleared; an alert closed while still flat ends
+    its span at the closing (no later event will end it); else still open."""
+    end = alert.cleared_at
+    if end is None and not alert.is_open:
+        end = alert.history[-1].at if alert.history else alert.raised_at
+    return Span(alert.raised_at, end)
 
 
 def _clipped(span: Span, lo: float, now: float) -> tuple[float, float] | None:
@@ -81,40 +112,3 @@ def standing(spans: Iterable[Span], now: float) -> BatteryStanding:
     contributing = tuple(merged(spans, now))
     total = math.fsum(s.end - s.start for s in contributing)
     return BatteryStanding(total, total >= BREACH_AFTER, contributing)
-
-
-class Accumulator:
-    """The policy over a fleet, as notifications come: per device, the spans out of
-    contact and the breach items made. A device makes one breach item in any 7
-    days: what accumulates after it joins that item; 12 more hours after its window
-    ends make the next."""
-
-    def __init__(self) -> None:
-        self.spans: dict[str, list[Span]] = defaultdict(list)
-        self.items: dict[str, list[float]] = defaultdict(list)  # device -> when its items came
-
-    def out(self, device: str, at: float) -> None:
-        """The device went out of contact (a flat battery) at `at`."""
-        spans = self.spans[device]
-        if not (spans and spans[-1].end is None):
-            spans.append(Span(at))
-
-    def back(self, device: str, at: float) -> None:
-        spans = self.spans.get(device)
-        if spans and spans[-1].end is None:
-            spans[-1] = Span(spans[-1].start, at)
-
-    def judge(self, now: float) -> list[str]:
-        """The devices whose accumulation became a new breach item at `now`."""
-        new = []
-        for device, spans in self.spans.items():
-            if not spans or not standing(spans, now).breached:
-                continue
-            made = self.items[device]
-            if not made or now - made[-1] >= WINDOW:
-                made.append(now)
-                new.append(device)
-            # Counted into an item: the next needs 12 hours more. An outage still
-            # going on counts on from now.
-            spans[:] = [Span(now)] if spans[-1].end is None else []
-        return new

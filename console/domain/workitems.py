@@ -6,7 +6,8 @@ one drowns operators (EEMUA 191: ten in ten minutes is a flood). So:
   breach list (`route`); communication failure, location failure and a flat
   battery are told apart (`FAILURE`);
 - battery notifications are not breaches one by one: they count towards the
-  accumulated battery policy (console/domain/battery.py);
+  accumulated battery policy (console/domain/battery.py), and a device past it is
+  one breach item (`work_items`);
 - related alerts for one wearer close together in time are one incident
   (`Incidents`), with its members kept;
 - each priority has a deadline to claim and to close (`overdue`).
@@ -16,10 +17,12 @@ Pure code: what needs the time takes `now`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from console.domain.alerts import Alert, AlertState, Evidence, Priority
+from console.domain.battery import BatteryStanding, Span, standing
 from console.domain.clock import format_age
 
 
@@ -94,6 +97,8 @@ class Incident:
     members: list[str] = field(default_factory=list)  # alert ids, oldest first
     first_at: float = 0.0
     last_at: float = 0.0
+    # Battery items: the device's flat time, with its spans (a breach at 12 hours).
+    battery: BatteryStanding | None = None
 
     @property
     def id(self) -> str:
@@ -134,6 +139,38 @@ def grouped(alerts: list[Alert]) -> list[Incident]:
     for alert in sorted(alerts, key=lambda a: (a.raised_at, a.id)):
         incidents.add(alert)
     return incidents.all
+
+
+def work_items(alerts: Iterable[Alert], now: float,
+               battery: Mapping[str, Sequence[Span]]) -> dict[WorkList, list[Incident]]:
+    """Open alerts as the queue's work items, per list. `battery`: each device's
+    flat-battery spans (console/domain/battery.py). A device whose flat time
+    reached the policy's 12 hours in 7 days is one battery breach item in the
+    breach list, its open battery alerts the members, however far apart they came;
+    below that, its battery alerts stay in the battery list."""
+    lists: dict[WorkList, list[Alert]] = {w: [] for w in WorkList}
+    flat: dict[str, list[Alert]] = {}
+    standings: dict[str, BatteryStanding] = {}
+    for alert in alerts:
+        work = work_list(alert, now)
+        device = alert.device_id
+        if work is WorkList.BATTERY and device in battery:
+            if device not in standings:
+                standings[device] = standing(battery[device], now)
+            if standings[device].breached:
+                flat.setdefault(device, []).append(alert)
+                continue
+        lists[work].append(alert)
+    items = {work: grouped(members) for work, members in lists.items()}
+    device_of = {a.id: a.device_id for a in lists[WorkList.BATTERY]}
+    for incident in items[WorkList.BATTERY]:  # below the policy: how far towards it
+        incident.battery = standings.get(device_of[incident.members[0]])
+    for device, members in flat.items():
+        members.sort(key=lambda a: (a.raised_at, a.id))
+        items[WorkList.BREACHES].append(Incident(
+            members[0].wearer_id, [a.id for a in members], members[0].raised_at,
+            members[-1].raised_at, standings[device]))
+    return items
 
 
 def self_cleared(alerts: list[Alert], me: str) -> list[Alert]:

@@ -180,6 +180,8 @@ class Alert(Struct):
     shelved_until: Annotated[Timestamp | None, Meta(
         description="quiet until then, at most 8 hours after shelving")] = None
     shelved_reason: Note | None = None
+    cleared_at: Annotated[Timestamp | None, Meta(
+        description="when the condition cleared (`active` turned false)")] = None
     evidence: Evidence | None = None
     suppressed: Annotated[domain.SuspensionReason | None, Meta(
         description="raised while the wearer's monitoring was suspended for this reason: "
@@ -191,7 +193,8 @@ class Alert(Struct):
         return cls(a.id, a.wearer_id, a.device_id, a.type, wire_time(a.raised_at), a.state,
                    a.active, [HistoryEntry.from_domain(h) for h in a.history], a.holder,
                    a.outcome, None if a.shelved_until is None else wire_time(a.shelved_until),
-                   a.shelved_reason, evidence, a.suppressed)
+                   a.shelved_reason, None if a.cleared_at is None else wire_time(a.cleared_at),
+                   evidence, a.suppressed)
 
     def to_domain(self, now: float | None) -> domain.Alert:
         # shelved_until is in the future by design: only its lower bound is checked.
@@ -202,6 +205,7 @@ class Alert(Struct):
             instant(self.raised_at, now, "raised_at"), self.state, self.active,
             tuple(h.to_domain(now, f"history[{i}]") for i, h in enumerate(self.history)),
             self.holder, self.outcome, until, self.shelved_reason,
+            None if self.cleared_at is None else instant(self.cleared_at, now, "cleared_at"),
             None if self.evidence is None else domain.Evidence(self.evidence.at_home,
                                                                self.evidence.charging),
             self.suppressed)

@@ -19,10 +19,20 @@ from pathlib import Path
 import msgspec
 import sqlite_utils
 
-from console.changes import Changes, Event, Picture
+from console.changes import BatterySpans, Changes, Event, Picture
+from console.domain import DAY, WINDOW, Alert, Span
 from console.domain.actions import Action, ActionState
+from console.domain.battery import counts
 from console.store import outbox
-from console.store.alerts import ALERT_COLUMNS, ALERT_ROW, ALERT_WIDTH, alert_from_row, alert_row
+from console.store.alerts import (
+    ALERT_COLUMNS,
+    ALERT_ROW,
+    ALERT_WIDTH,
+    alert_from_row,
+    alert_row,
+    battery_span_row,
+    span_from_row,
+)
 from console.store.database import (
     CacheLock,
     CacheUnusable,
@@ -148,6 +158,7 @@ class Store:
             "device_status", f"SELECT {STATUS_COLUMNS} FROM device_status", status_from_row)}
         alerts = {a.id: a for a in rows(
             "alerts", f"SELECT {ALERT_COLUMNS} FROM alerts", alert_from_row)}
+        battery = self._battery_spans(damaged=damaged)
         if damaged:
             tables = ", ".join(f"{t} {n}" for t, n in Counter(t for t, _ in damaged).items())
             were = "row in the offline cache was" if len(damaged) == 1 else \
@@ -166,7 +177,41 @@ class Store:
         damaged_actions = outbox.set_aside_damaged(self.conn)
         if damaged_actions:
             self._notices["actions"] = damaged_actions
-        return Picture(wearers, devices, statuses, alerts)
+        return Picture(wearers, devices, statuses, alerts, battery)
+
+    def _battery_spans(self, devices: set[str] | None = None,
+                       damaged: list | None = None) -> BatterySpans:
+        """The stored flat-battery spans of these devices (all without), by device.
+        Reading them all first forgets those ended over a window before the newest:
+        the policy counts 7 days, and the store takes no clock."""
+        c = self.conn
+        if devices is None:
+            with c:
+                c.execute("DELETE FROM battery_spans WHERE end < "
+                          "(SELECT max(start) FROM battery_spans) - ?", (WINDOW + DAY,))
+            found = c.execute("SELECT alert_id, device_id, start, end FROM battery_spans")
+        else:
+            found = c.execute("SELECT alert_id, device_id, start, end FROM battery_spans WHERE "
+                              "device_id IN (SELECT value FROM json_each(?))",
+                              (msgspec.json.encode(sorted(devices)).decode(),))
+        out: dict[str, list[Span]] = {d: [] for d in devices or ()}
+        for device, span in decoded("battery_spans", found, span_from_row,
+                                    [] if damaged is None else damaged):
+            out.setdefault(device, []).append(span)
+        return {d: tuple(sorted(spans, key=lambda s: s.start)) for d, spans in out.items()}
+
+    def _keep_battery_spans(self, alerts) -> set[str]:
+        """Store the spans of the battery alerts among these while their flat time
+        counts towards the policy, and forget them once it does not; the devices
+        touched."""
+        battery = [a for a in alerts if a.type == "battery"]
+        insert_rows(self.conn, "INSERT OR REPLACE INTO battery_spans", 4,
+                    [battery_span_row(a) for a in battery if counts(a)])
+        gone = [a.id for a in battery if not counts(a)]
+        if gone:
+            self.conn.execute("DELETE FROM battery_spans WHERE alert_id IN "
+                              "(SELECT value FROM json_each(?))", (msgspec.json.encode(gone).decode(),))
+        return {a.device_id for a in battery}
 
     # -- writing --------------------------------------------------------------
 
@@ -185,8 +230,11 @@ class Store:
                         [status_row(s, last_event_id) for s in picture.statuses.values()])
             insert_rows(c, f"INSERT INTO alerts ({ALERT_ROW})", ALERT_WIDTH,
                         [alert_row(a, last_event_id) for a in picture.alerts.values()])
+            # Battery spans are history a snapshot does not carry: kept, and added to.
+            self._keep_battery_spans(picture.alerts.values())
             self._set_meta(last_event_id=last_event_id, snapshot_at=time.time(),
                            snapshot_event_id=last_event_id, applied_since_snapshot=0, **meta)
+        picture.battery = self._battery_spans()
         return Changes(picture=picture, last_event_id=last_event_id)
 
     def apply(self, events: list[Event]) -> Changes:
@@ -195,6 +243,7 @@ class Store:
         last = self.last_event_id
         changes = Changes(last_event_id=last)
         status_ids: dict[str, int] = {}  # the event that brought each device's newest status
+        battery: dict[str, Alert] = {}  # battery alerts, open or closed, by id: their spans
         for ev in events:
             if ev.id <= last:
                 continue
@@ -206,12 +255,15 @@ class Store:
                 if prior is None or p.ts >= prior.ts:
                     changes.statuses[p.device_id] = p
                     status_ids[p.device_id] = ev.id
-            elif p.is_open:
-                changes.alerts[p.id] = p
-                changes.closed.discard(p.id)
             else:
-                changes.alerts.pop(p.id, None)
-                changes.closed.add(p.id)
+                if p.type == "battery":
+                    battery[p.id] = p
+                if p.is_open:
+                    changes.alerts[p.id] = p
+                    changes.closed.discard(p.id)
+                else:
+                    changes.alerts.pop(p.id, None)
+                    changes.closed.add(p.id)
         c = self.conn
         with c:
             c.execute("BEGIN")
@@ -227,6 +279,8 @@ class Store:
             if changes.closed:
                 c.execute("DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?))",
                           (msgspec.json.encode(list(changes.closed)).decode(),))
+            if battery:
+                changes.battery = self._battery_spans(self._keep_battery_spans(battery.values()))
             # A running count, so anyone can check that no event was applied twice:
             # last_event_id - snapshot_event_id == applied_since_snapshot + rejected ones.
             c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + ? "

@@ -260,11 +260,18 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
 
 
 def _migrate_5(db: sqlite_utils.Database) -> None:
-    # What the device last reported before each alert (it routes faults before
-    # breaches), and the suspension an alert was raised under (it never notifies).
-    # Alerts cached before say neither, as a backend that does not tell would.
+    # When each alert's condition cleared, what its device last reported before it
+    # (it routes faults before breaches), and the suspension it was raised under
+    # (it never notifies). Alerts cached before say none of it, as a backend that
+    # does not tell would.
+    db["alerts"].add_column("cleared_at", float)
     db["alerts"].add_column("evidence", str)
     db["alerts"].add_column("suppressed", str)
+    # The accumulated battery policy counts flat time over 7 days, also of alerts
+    # closed since: each battery alert's span outlives the alert's row.
+    db["battery_spans"].create({"alert_id": str, "device_id": str, "start": float, "end": float},
+                               pk="alert_id", not_null={"device_id", "start"})
+    db["battery_spans"].create_index(["device_id"])
 
 
 MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}

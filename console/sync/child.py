@@ -15,7 +15,7 @@ from enum import Enum
 
 import msgspec
 
-from console.changes import Changes, Picture
+from console.changes import BatterySpans, Changes, Picture
 from console.domain import Alert, DeviceStatus
 from console.sync.engine import SyncEngine
 
@@ -46,6 +46,7 @@ class Shipped(msgspec.Struct, array_like=True):
     closed: set[str]
     last_event_id: int
     applied: int
+    battery: BatterySpans
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -55,12 +56,13 @@ _decoder = msgspec.msgpack.Decoder(Shipped)
 def ship(changes: Changes) -> tuple:
     c = changes
     return _encoder.encode(Shipped(c.picture, c.statuses, c.alerts, c.closed, c.last_event_id,
-                                   c.applied)), c.actions
+                                   c.applied, c.battery)), c.actions
 
 
 def unship(shipped: bytes, actions: dict) -> Changes:
     s = _decoder.decode(shipped)
-    return Changes(s.picture, s.statuses, s.alerts, s.closed, actions, s.last_event_id, s.applied)
+    return Changes(s.picture, s.statuses, s.alerts, s.closed, actions, s.last_event_id, s.applied,
+                   s.battery)
 
 
 def serve(conn, log_level: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from console.changes import Changes
+from console.changes import BatterySpans, Changes
 from console.domain import (
     LOCAL_TZ,
     Alert,
@@ -22,7 +22,7 @@ from console.domain import (
     workitems,
 )
 from console.domain.actions import Action, ActionState, anticipated, reflected
-from console.domain.workitems import WorkList, grouped, work_list
+from console.domain.workitems import Incident, WorkList, work_items
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 
 
@@ -55,7 +55,8 @@ class AlertQueueModel(SelfSortingModel):
         self.list: WorkList | None = WorkList.BREACHES  # None: every open alert
         # Per list, as last ordered: (work items, alerts). The tabs show them.
         self.counts: dict[WorkList | None, tuple[int, int]] = {}
-        self._incident: dict[str, list[str]] = {}  # alert id -> its incident's members
+        self._incident: dict[str, Incident] = {}  # alert id -> its incident
+        self.battery: BatterySpans = {}  # per device, its flat-battery spans
 
     def show(self, work: WorkList | None) -> None:
         """Show one list (None: all), keeping the selection where it still shows."""
@@ -71,7 +72,8 @@ class AlertQueueModel(SelfSortingModel):
 
     def incident_of(self, alert: Alert) -> list[Alert]:
         """The open alerts of the alert's incident in the list shown, oldest first."""
-        rows = [self._rows[self._index[a]] for a in self._incident.get(alert.id, [alert.id])
+        incident = self._incident.get(alert.id)
+        rows = [self._rows[self._index[a]] for a in (incident.members if incident else ())
                 if a in self._index]
         return rows or [alert]
 
@@ -95,7 +97,13 @@ class AlertQueueModel(SelfSortingModel):
         if col == self.COL_RAISED:
             return f"Raised {uk_datetime(alert.raised_at)}"
         if col == self.COL_INCIDENT:
-            members = self.incident_of(alert)
+            incident, members = self._incident.get(alert.id), self.incident_of(alert)
+            if incident is not None and incident.battery is not None:
+                what = "Battery breach" if incident.battery.breached else "Towards a battery breach"
+                return (f"{what}: the device was out of contact with a flat battery "
+                        f"{incident.battery.describe()}, over these spans:\n" + "\n".join(
+                            f"{uk_datetime(s.start)} to {uk_datetime(s.end)}"
+                            for s in incident.battery.spans))
             if len(members) < 2:
                 return None
             return "One incident: the wearer's alerts close together in time\n" + "\n".join(
@@ -124,8 +132,16 @@ class AlertQueueModel(SelfSortingModel):
         if col == 2:
             return self.wearer_ref(alert.wearer_id)
         if col == self.COL_INCIDENT:
-            members = self._incident.get(alert.id, [alert.id])
-            return f"{members.index(alert.id) + 1} of {len(members)}" if len(members) > 1 else ""
+            incident = self._incident.get(alert.id)
+            if incident is None:
+                return ""
+            # A battery breach says how long its device was flat, which made it one.
+            standing = incident.battery
+            flat = "" if standing is None else (
+                f"{'⚑ ' if standing.breached else ''}{standing.hours} flat")
+            members = incident.members
+            place = f"{members.index(alert.id) + 1} of {len(members)}" if len(members) > 1 else ""
+            return " · ".join(t for t in (place, flat) if t)
         if col == self.COL_CONDITION:
             return "● active" if alert.active else "○ cleared"
         if col == self.COL_AGE:
@@ -159,26 +175,23 @@ class AlertQueueModel(SelfSortingModel):
 
     def _compute_order(self) -> list[int]:
         """The list shown, incident by incident, and every list's counts."""
-        now, device_now, rows = self.clock(), self.device_clock(), self._rows
+        now, device_now = self.clock(), self.device_clock()
         self._rendered.clear()  # incidents may have changed, and with them the Incident column
-        lists: dict[WorkList, list[Alert]] = {w: [] for w in WorkList}
-        for alert in rows:
-            lists[work_list(self.anticipated(alert), now)].append(alert)
-        shown = [a for w, alerts in lists.items() if self.list in (None, w) for a in alerts]
+        items = work_items([self.anticipated(a) for a in self._rows], now, self.battery)
         self._incident = {}
-        self.counts = {None: (0, len(rows))}
-        for work, alerts in lists.items():
-            incidents = grouped(alerts)
-            self.counts[work] = (len(incidents), len(alerts))
-            self.counts[None] = (self.counts[None][0] + len(incidents), len(rows))
+        self.counts = {None: (sum(map(len, items.values())), len(self._rows))}
+        for work, incidents in items.items():
+            self.counts[work] = (len(incidents), sum(len(i.members) for i in incidents))
             for incident in incidents:
                 for member in incident.members:
-                    self._incident[member] = incident.members
+                    self._incident[member] = incident
+        shown = [self._rows[self._index[member]] for work, incidents in items.items()
+                 if self.list in (None, work) for i in incidents for member in i.members]
         key = {a.id: queue_key(a, self._last_contact.get(a.device_id), device_now) for a in shown}
         # An incident goes where its most urgent member goes; its members, in the order
         # they came, follow each other.
-        first = {a.id: min(key[m] for m in self._incident[a.id]) for a in shown}
-        shown.sort(key=lambda a: (first[a.id], self._incident[a.id].index(a.id)))
+        first = {a.id: min(key[m] for m in self._incident[a.id].members) for a in shown}
+        shown.sort(key=lambda a: (first[a.id], self._incident[a.id].members.index(a.id)))
         return [self._index[a.id] for a in shown]
 
     def apply(self, changes: Changes) -> None:
@@ -198,6 +211,9 @@ class AlertQueueModel(SelfSortingModel):
                 self.problems[key] = action
             else:
                 self.problems.pop(key, None)
+        if changes.picture is not None:
+            self.battery = dict(changes.picture.battery)
+        self.battery.update(changes.battery)
         if changes.picture is not None:
             p = changes.picture
             self._refs = {w.id: w.ref for w in p.wearers}
@@ -225,7 +241,8 @@ class AlertQueueModel(SelfSortingModel):
         touched |= {self._index[x.alert_id] for x in changes.actions.values()
                     if x.alert_id in self._index}
         self._rows_changed(touched)
-        if touched:  # a shelving, or one queued, moves an alert to another list
+        # A shelving, one queued, or a device's flat time moves alerts between lists.
+        if touched or changes.battery:
             self._reorder_soon()
 
     def _replace_rows(self, rows: list[Alert], index: dict[str, int]) -> None:

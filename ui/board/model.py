@@ -15,6 +15,7 @@ from console.domain import (
     CurfewState,
     Device,
     DeviceStatus,
+    Span,
     Wearer,
     connection,
     curfew_state,
@@ -22,6 +23,7 @@ from console.domain import (
     lateness,
     local_time,
     low_battery,
+    standing,
 )
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 
@@ -42,6 +44,7 @@ class BoardRow:
     device: Device | None
     status: DeviceStatus | None = None
     open_alerts: int = 0
+    battery: tuple[Span, ...] = ()  # the device's flat-battery spans (accumulated policy)
     # What search matches: the row's identifying texts as shown, lowercased once at
     # load rather than per keystroke per row. Hidden ids are left out on purpose.
     haystack: str = ""
@@ -117,8 +120,23 @@ class StatusBoardModel(SelfSortingModel):
                        WARN if curfew is CurfewState.OUTSIDE else None, None, None)
         return tuple(self._text(row, col, now, conn, curfew) for col in range(8)), backgrounds
 
+    @staticmethod
+    def _flat(row: BoardRow, now: float) -> str:
+        """The device's flat time in 7 days, once there is any: how far towards the
+        accumulated battery policy's breach (⚑ past it)."""
+        if not row.battery:
+            return ""
+        held = standing(row.battery, now)
+        if not held.accumulated:
+            return ""
+        return f" · {'⚑ ' if held.breached else ''}{held.hours} flat in 7 days"
+
     def _tooltip(self, row: BoardRow, col: int) -> str | None:
         tips = []
+        if col == 3 and row.battery and standing(row.battery, self.clock()).accumulated:
+            tips.append(f"Out of contact with a flat battery "
+                        f"{standing(row.battery, self.clock()).describe()}; 12 hours is a breach "
+                        "(the accumulated battery policy).")
         if col == 5 and row.wearer.curfew:
             tips.append(f"Curfew {row.wearer.curfew} (UK time)")
         now = self.clock()
@@ -145,7 +163,7 @@ class StatusBoardModel(SelfSortingModel):
             if s is None:
                 return "–"
             marks = " ⚡ charging" if s.charging else (" ▼ low" if low_battery(s) else "")
-            return f"{s.battery:.0f}%{marks}{last_known}"
+            return f"{s.battery:.0f}%{marks}{last_known}{self._flat(row, now)}"
         if col == 4:
             if s is None or s.strap is None:
                 return "–"
@@ -248,6 +266,11 @@ class StatusBoardModel(SelfSortingModel):
             touched |= self._count_alert(alert_id, None)
         for alert in changes.alerts.values():
             touched |= self._count_alert(alert.id, alert.wearer_id)
+        for device_id, spans in changes.battery.items():
+            i = self._by_device.get(device_id)
+            if i is not None:
+                self._rows[i].battery = spans
+                touched.add(i)
         if not touched:
             return
         filtering = self.only_offline or self.only_low_battery or self.only_alerts
@@ -284,6 +307,10 @@ class StatusBoardModel(SelfSortingModel):
             i = self._by_device.get(device_id)
             if i is not None:
                 rows[i].status = status
+        for device_id, spans in picture.battery.items():
+            i = self._by_device.get(device_id)
+            if i is not None:
+                rows[i].battery = spans
         self._alert_wearer = {a.id: a.wearer_id for a in picture.alerts.values()}
         for wid in self._alert_wearer.values():
             i = self._by_wearer.get(wid)
