@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from PySide6.QtCore import Qt
 from test_signin import run, until
 
 from console.sync import SyncEngine, SyncState
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
 from ui.bridge import GuiBridge
+from ui.cases.tab import CaseEntryDialog
 from ui.main_window import MainWindow
 
 
@@ -116,4 +118,48 @@ def test_offline_the_view_shows_what_the_console_holds_and_says_why(
         assert window.alert_model.wearer_ref(alert.wearer_id) in window.wearer.header.text()
         assert window.wearer.history.topLevelItemCount() == len(
             window.alert_model.alerts_of(alert.wearer_id)) >= 1
+    run(qapp, main())
+
+
+def test_a_case_entry_recorded_in_the_case_tab_reaches_the_backend_and_the_rule_moves_on(
+        qapp, start_backend, window_on):
+    """A confirmed breach: the Case tab says to record it; the entry, recorded from
+    the dialog, goes through the outbox, reaches the backend once and, with the
+    record fetched again, the rule's next step is to ask for mitigation."""
+    backend = start_backend(wearers=200, speed=1)
+    engine, window = window_on(backend)
+
+    async def main():
+        await until(lambda: window.alert_model.rowCount() > 0, what="alerts")
+        window.queue.show_list(None)
+        model = window.alert_model
+        free = next(p for p in range(model.rowCount()) if model.alert_at(p).holder is None)
+        window.queue.view.selectRow(free)
+        alert = model.alert_at(free)
+        for verb, body in (("claim", {}), ("close", {"outcome": "confirmed_non_compliance",
+                                                      "note": "no excuse given"})):
+            assert backend.post(f"/api/v1/alerts/{alert.id}/{verb}", json=body, headers={
+                "Idempotency-Key": f"{verb}-{alert.id}"}).status_code == 200
+        await until(lambda: window.wearer.record is not None, what="the record")
+        window.wearer.reload()  # the record as it stands since the closing
+        await until(lambda: "Record the" in window.case.steps.text(), what="the rule's first step")
+        assert "Confirmed breaches:</b> 1" in window.case.counts.text()
+
+        dialog = CaseEntryDialog(window.wearer.record, window.alert_model.clock())
+        assert not dialog.ok.isEnabled() and "names the breaches" in dialog.reason.text()
+        listed = [dialog.breaches.item(i) for i in range(dialog.breaches.count())]
+        [confirmed] = [item for item in listed if item.data(Qt.UserRole) == alert.id]
+        assert "confirmed breach" in confirmed.text() and listed[0] is confirmed  # listed first
+        confirmed.setCheckState(Qt.Checked)
+        dialog.note.setPlainText("seen on the device's report")
+        assert dialog.ok.isEnabled()
+        window.case._record(dialog.payload(alert.wearer_id))
+        await until(lambda: "Ask for mitigation" in window.case.steps.text(), timeout=20,
+                    what="the entry recorded and the rule moved on")
+        case = backend.get(f"/api/v1/wearers/{alert.wearer_id}").json()["case"]
+        assert [(e["kind"], e["alert_ids"], e["recorded_by"]) for e in case] == [
+            ("breach_identified", [alert.id], "Demo Operator")]
+        texts = [window.case.timeline.topLevelItem(i).text(1)
+                 for i in range(window.case.timeline.topLevelItemCount())]
+        assert texts == ["Breach identified"]  # once: the record's, not also the queued one
     run(qapp, main())

@@ -41,6 +41,7 @@ from ui.alerts.widget import LISTS, AlertQueue
 from ui.board.model import StatusBoardModel
 from ui.board.widget import StatusBoard
 from ui.bridge import GuiBridge
+from ui.cases.tab import CaseTab
 from ui.common.status import ConnectionIndicator, StaleNotice, TrainingBanner
 from ui.wearers.view import WearerView
 
@@ -87,6 +88,8 @@ class MainWindow(QMainWindow):
         self.counters = QLabel(textFormat=Qt.PlainText)
         self.counters.setAccessibleName("Sync counters")
         self.wearer = WearerView(board, alerts, fetch_record, alerts.clock)
+        self.case = CaseTab(alerts.clock, lambda entry: self._act_all([entry]), self.wearer.reload)
+        self.wearer.add_tab(self.case, "Case")
         self.alarms = Annunciator(alerts, self)
         self.alarm_status = QLabel(textFormat=Qt.PlainText)
         self.alarm_status.setAccessibleName("Alarms")
@@ -206,6 +209,7 @@ class MainWindow(QMainWindow):
         self.board_model.apply(changes)
         self.alert_model.apply(changes)
         self.alarms.apply(changes)
+        self.case.apply(changes)
         if changes.picture is not None:
             self._reselect(alert.id if alert else None, wearer)
         self.wearer.refresh()

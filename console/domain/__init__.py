@@ -7,8 +7,10 @@ live console, the offline cache and the simulator.
 - alerts: breach types, the alert lifecycle (claim, work, close with an outcome; latching,
   shelving, suspensions), the queue's priority
 - battery: the accumulated battery policy (flat-battery time in 7 days, one breach)
+- cases: breach casework, the case timeline and its written warning-letter rule
 """
 
+from console.domain import cases  # noqa: F401
 from console.domain.alerts import (  # noqa: F401 - the domain's public names
     BREACH_TYPES,
     MAX_SHELVE,
@@ -48,6 +50,7 @@ from console.domain.battery import (  # noqa: F401 - the domain's public names
     merged,
     standing,
 )
+from console.domain.cases import CaseEntry  # noqa: F401
 from console.domain.clock import (  # noqa: F401 - the domain's public names
     DAY,
     EARLIEST,

@@ -1,8 +1,8 @@
 """Operators' actions, as queued in the outbox until the backend has them.
 
 Each kind of action is a member of a `Kind` enum, registered in `KINDS` with the
-type of its payload and the texts the UI shows for it: today the transitions on
-an alert (acknowledge, claim, start work, close, shelve, unshelve). A new one (a
+type of its payload and the texts the UI shows for it: the transitions on an alert
+(acknowledge, claim, start work, close, shelve, unshelve) and case entries. A new one (a
 call, a visit outcome) adds a member to `ActionKind`, its payload struct, its row
 in `KINDS` and its delivery function in console/sync/outbox.py, and nothing else:
 the outbox, the sender's loop and the UI take any registered kind.
@@ -17,6 +17,7 @@ import msgspec
 
 from console.domain import alerts as rules
 from console.domain.alerts import Alert, AlertState, LifecycleError, Outcome, OutOfBounds
+from console.domain.cases import CaseEntry, EntryKind, Sanction
 
 
 class ActionState(StrEnum):
@@ -74,6 +75,23 @@ class Unshelve(Payload, frozen=True):
     alert_id: str
 
 
+class RecordCaseEntry(Payload, frozen=True):
+    """An entry on a wearer's breach case (console/domain/cases.py)."""
+
+    wearer_id: str
+    kind: EntryKind
+    at: float  # when it happened, epoch seconds
+    alert_ids: tuple[str, ...] = ()
+    note: str = ""
+    decision_maker: str | None = None
+    sanction: Sanction | None = None
+
+    @property
+    def entry(self) -> CaseEntry:
+        return CaseEntry(self.kind, self.at, self.alert_ids, self.note, self.decision_maker,
+                         self.sanction)
+
+
 @dataclass(frozen=True)
 class KindTexts:
     """What the UI says about an action of one kind, by state. Only glyphs that
@@ -116,6 +134,7 @@ class ActionKind(Kind):
     CLOSE = "close"
     SHELVE = "shelve"
     UNSHELVE = "unshelve"
+    CASE_ENTRY = "case_entry"
 
 
 # The kinds this console queues, reads back and shows. Tests may register a kind of
@@ -136,6 +155,9 @@ KINDS: dict[Kind, KindSpec] = {
     ActionKind.UNSHELVE: KindSpec(Unshelve, KindTexts(
         queued="◷ unshelving (queued)", sent="✓ unshelved (sent)",
         what="unshelving of alert {alert_id}")),
+    ActionKind.CASE_ENTRY: KindSpec(RecordCaseEntry, KindTexts(
+        queued="◷ recording (queued)", sent="✓ recorded (sent)",
+        what="case entry ({kind}) for wearer {wearer_id}")),
 }
 
 

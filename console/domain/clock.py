@@ -24,6 +24,11 @@ def format_clock(ts: float) -> str:
     return f"{datetime.fromtimestamp(ts, LOCAL_TZ):%H:%M}"
 
 
+def format_day(ts: float) -> str:
+    """The UK day: "21 Nov 2026"."""
+    return f"{datetime.fromtimestamp(ts, LOCAL_TZ):%d %b %Y}"
+
+
 def format_age(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "never"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from console.domain.alerts import Alert, Suspension
+from console.domain.cases import CaseEntry
 from console.domain.fleet import DeviceKind, Wearer
 
 
@@ -31,6 +32,7 @@ class WearerRecord:
     conditions: tuple[str, ...]  # the order's conditions, as the order words them
     suspensions: tuple[Suspension, ...]
     alerts: tuple[Alert, ...]  # open and past, newest first
+    case: tuple[CaseEntry, ...] = ()  # the breach case timeline, oldest first
 
     def suspended(self, now: float) -> Suspension | None:
         """The suspension that holds now, if any."""

@@ -14,7 +14,7 @@ import orjson
 from msgspec import Raw
 
 from console.changes import Picture
-from console.domain import Alert, Outcome, WearerRecord
+from console.domain import Alert, CaseEntry, Outcome, WearerRecord
 from console.protocol import schema
 from console.protocol.schema import API, BadEvent
 
@@ -169,6 +169,14 @@ class Client:
         audits as viewed by the signed-in operator. ApiError 404 for an unknown id."""
         resp = await self._request("GET", f"{API}/wearers/{quote(wearer_id, safe='')}")
         return _answer(resp, schema.WearerRecord, "the wearer's record was refused")
+
+    async def record_case_entry(self, wearer_id: str, entry: CaseEntry, key: str) -> CaseEntry:
+        """An entry on the wearer's breach case, as the backend recorded it."""
+        resp = await self._request(
+            "POST", f"{API}/wearers/{quote(wearer_id, safe='')}/case",
+            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            content=schema.encode(schema.NewCaseEntry.from_domain(entry)))
+        return _answer(resp, schema.CaseEntry, "the answer to a case entry is not one")
 
     # -- the operators' transitions on an alert (docs/protocol.md) ----------------
     # Each answers the alert as it now stands, or raises ApiError with the backend's

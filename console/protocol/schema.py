@@ -18,6 +18,7 @@ rest of the console sees only domain types.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
@@ -27,6 +28,7 @@ from msgspec import Meta, Raw, Struct
 from console import domain
 from console.changes import Event
 from console.domain import EARLIEST, AlertState, DeviceKind, Outcome
+from console.domain.cases import EntryKind, Sanction
 
 API = "/api/v1"
 MAX_CLOCK_SKEW = 600.0  # a timestamp this far past the server clock is a lie
@@ -244,6 +246,45 @@ class DeviceRecord(Struct):
     fitted_at: Timestamp | None = None
 
 
+class NewCaseEntry(Struct):
+    """A case entry as an operator records it: POST /wearers/{id}/case. What each
+    kind needs (breaches named, a decision maker and reasons) is
+    console/domain/cases.py's `problem`, which the backend applies (422)."""
+
+    kind: EntryKind
+    at: Annotated[Timestamp, Meta(description="when it happened, not when it was recorded")]
+    alert_ids: Annotated[list[Id], Meta(max_length=100, description="the breaches it concerns")] = []
+    note: Note = ""
+    decision_maker: Name | None = None
+    sanction: Sanction | None = None
+
+    @classmethod
+    def from_domain(cls, e: domain.CaseEntry) -> NewCaseEntry:
+        return cls(e.kind, wire_time(e.at), list(e.alert_ids), e.note, e.decision_maker, e.sanction)
+
+    def to_domain(self, now: float | None) -> domain.CaseEntry:
+        return domain.CaseEntry(self.kind, instant(self.at, now, "at"), tuple(self.alert_ids),
+                                self.note, self.decision_maker, self.sanction)
+
+
+class CaseEntry(NewCaseEntry, kw_only=True):
+    """A case entry as the backend recorded it."""
+
+    id: Id
+    recorded_at: Timestamp
+    recorded_by: Name
+
+    @classmethod
+    def from_domain(cls, e: domain.CaseEntry) -> CaseEntry:
+        return cls(kind=e.kind, at=wire_time(e.at), alert_ids=list(e.alert_ids), note=e.note,
+                   decision_maker=e.decision_maker, sanction=e.sanction, id=e.id,
+                   recorded_at=wire_time(e.recorded_at), recorded_by=e.recorded_by)
+
+    def to_domain(self, now: float | None, where: str = "") -> domain.CaseEntry:
+        return replace(super().to_domain(now), id=self.id, recorded_by=self.recorded_by,
+                       recorded_at=instant(self.recorded_at, now, f"{where}recorded_at"))
+
+
 class WearerRecord(Struct):
     """One wearer beyond the board, for the wearer view: personal data, given only
     on request, each request audited by the backend; the console does not cache it."""
@@ -258,6 +299,8 @@ class WearerRecord(Struct):
     suspensions: Annotated[list[Suspension], Meta(max_length=100)] = []
     alerts: Annotated[list[Alert], Meta(max_length=MAX_RECORD_ALERTS,
                                         description="open and past, newest first")] = []
+    case: Annotated[list[CaseEntry], Meta(max_length=1_000,
+                                          description="the breach case timeline, oldest first")] = []
 
     def to_domain(self, now: float | None) -> domain.WearerRecord:
         w = self.wearer.id
@@ -268,7 +311,8 @@ class WearerRecord(Struct):
                   for i, d in enumerate(self.devices)),
             self.language, self.interpreter, self.phone, tuple(self.conditions),
             tuple(s.to_domain(w, f"suspensions[{i}]") for i, s in enumerate(self.suspensions)),
-            tuple(a.to_domain(now) for a in self.alerts))
+            tuple(a.to_domain(now) for a in self.alerts),
+            tuple(e.to_domain(now, f"case[{i}].") for i, e in enumerate(self.case)))
 
 
 # -- snapshot, session, requests, problems ----------------------------------------
@@ -376,7 +420,7 @@ def components() -> dict[str, dict]:
     """The JSON Schemas of every type above, for /openapi.json's components."""
     _, found = msgspec.json.schema_components(
         [Snapshot, Session, SignIn, Acknowledgement, Claim, Closing, Shelving, Problem, Reset,
-         GroundTruth, WearerRecord, Viewed],
+         GroundTruth, WearerRecord, NewCaseEntry, CaseEntry, Viewed],
         ref_template="#/components/schemas/{name}")
     return found
 

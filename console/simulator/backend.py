@@ -16,9 +16,9 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from console.domain import Alert, LifecycleError, OutOfBounds
+from console.domain import Alert, CaseEntry, LifecycleError, OutOfBounds, cases
 from console.protocol import schema
 from console.protocol.schema import encode
 from console.protocol.sse import encode_frame
@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, trut
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS viewed (at REAL NOT NULL, operator TEXT NOT NULL, wearer_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS case_entries (seq INTEGER PRIMARY KEY, wearer_id TEXT NOT NULL,
+                                         body BLOB NOT NULL);
 """ + IDEMPOTENCY
 # Keys were once shared by all operators; a state file from then gets the operator
 # column. Its keys were all the demo operator's, the only one there was.
@@ -83,6 +85,7 @@ class Backend:
         self.first_id = self.last_id + 1
         self.sessions: dict[str, schema.Operator] = {}
         self.viewed: list[schema.Viewed] = []  # who saw whose personal data, oldest first
+        self.cases: dict[str, list[CaseEntry]] = {}  # wearer id -> case timeline, as recorded
         self._idempotency: dict[tuple[str, str], tuple[str, Answer]] = {}  # (operator id, key)
         self._changed_alerts: set[str] = set()
         self._new_events = asyncio.Event()
@@ -137,6 +140,9 @@ class Backend:
             self.sessions[token] = schema.decode(operator, schema.Operator)
         self.viewed = [schema.Viewed(schema.wire_time(at), operator, wearer_id)
                        for at, operator, wearer_id in self.db.execute("SELECT * FROM viewed")]
+        for wearer_id, body in self.db.execute("SELECT wearer_id, body FROM case_entries ORDER BY seq"):
+            self.cases.setdefault(wearer_id, []).append(
+                schema.decode(body, schema.CaseEntry).to_domain(None))
         for operator, key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
             self._idempotency[operator, key] = (fp, Answer(status, body))
 
@@ -250,7 +256,46 @@ class Backend:
             self.db.execute("INSERT INTO viewed VALUES (?, ?, ?)",
                             (self.fleet.now, operator.name, wearer_id))
         self.viewed.append(entry)
-        return wearer_record(self.fleet, index)
+        return wearer_record(self.fleet, index, self.cases.get(wearer_id, []))
+
+    def record_case_entry(self, wearer_id: str, new: schema.NewCaseEntry,
+                          operator: schema.Operator, key: str) -> Answer:
+        """An entry on a wearer's case, once per idempotency key. 404 for an unknown
+        wearer; 422 for an entry its kind's rules refuse (console/domain/cases.py) or
+        that names an alert that is not the wearer's."""
+        scoped, fingerprint = (operator.id, key), fingerprint_of(b"case", wearer_id.encode(), encode(new))
+        if (seen := self._seen(scoped, fingerprint)) is not None:
+            return seen
+        self.tick()
+        if self.fleet.index_of_wearer(wearer_id) is None:
+            return problem(404, "No such wearer", f"no wearer {wearer_id[:100]}")
+        now = self.fleet.now
+        try:
+            entry = new.to_domain(now)
+            # The console dates an entry by its estimate of this clock: allow the same
+            # skew as any timestamp (schema.instant).
+            reason = cases.problem(entry, now + schema.MAX_CLOCK_SKEW) or next(
+                (f"alert {a[:100]} is not one of this wearer's" for a in entry.alert_ids
+                 if getattr(self.fleet.alerts.get(a), "wearer_id", None) != wearer_id), None)
+        except schema.BadEvent as e:
+            reason = str(e)
+        if reason is not None:
+            answer = problem(422, "Refused by the rules", f"the case entry: {reason}")
+            self._remember(scoped, fingerprint, answer)
+            return answer
+        entry = replace(entry, id=f"C{uuid.uuid4().hex[:12]}", recorded_at=now,
+                        recorded_by=operator.name)
+        body = encode(schema.CaseEntry.from_domain(entry))
+        answer = Answer(200, body)
+        self.cases.setdefault(wearer_id, []).append(entry)
+        self._idempotency[scoped] = (fingerprint, answer)
+        if self.db is not None:  # the entry and its key's answer, together
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("INSERT INTO case_entries (wearer_id, body) VALUES (?, ?)",
+                                (wearer_id, body))
+                self.db.execute(*self._key_sql(scoped, fingerprint, answer))
+        return answer
 
     def handle(self, alert_id: str, request: bytes, operator: schema.Operator, key: str,
                change: Callable[[Alert, float], Alert]) -> Answer:
@@ -260,14 +305,9 @@ class Backend:
         handling no longer allows is 409 with the alert as it stands; one the rules
         refuse whatever the state is 422. Each answer is kept under the key, so a
         retry gets the same answer and changes nothing."""
-        fingerprint = hashlib.sha256(request).hexdigest()
-        scoped = (operator.id, key)  # each operator has keys of their own
-        seen = self._idempotency.get(scoped)
-        if seen is not None:
-            if seen[0] != fingerprint:
-                return problem(422, "Idempotency-Key reused",
-                               "this key was used for a different request")
-            return seen[1]
+        scoped, fingerprint = (operator.id, key), fingerprint_of(request)
+        if (seen := self._seen(scoped, fingerprint)) is not None:
+            return seen
         # The world first catches up with now: the rules judge the transition (a
         # shelving's expiry, above all) at the time the backend answers, as a real one would.
         self.tick()
@@ -290,6 +330,14 @@ class Backend:
         self._publish([event], extra_sql=[self._key_sql(scoped, fingerprint, answer)])
         return answer
 
+    def _seen(self, key: tuple[str, str], fingerprint: str) -> Answer | None:
+        """The answer kept under an operator's idempotency key (each operator has
+        keys of their own), if the key was used; a refusal if for another request."""
+        seen = self._idempotency.get(key)
+        if seen is not None and seen[0] != fingerprint:
+            return problem(422, "Idempotency-Key reused", "this key was used for a different request")
+        return None if seen is None else seen[1]
+
     def _remember(self, key: tuple[str, str], fingerprint: str, answer: Answer) -> None:
         self._idempotency[key] = (fingerprint, answer)
         if self.db is not None:
@@ -300,6 +348,11 @@ class Backend:
     def _key_sql(key: tuple[str, str], fingerprint: str, answer: Answer) -> tuple[str, tuple]:
         return ("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
                 (*key, fingerprint, answer.status, answer.body))
+
+
+def fingerprint_of(*parts: bytes) -> str:
+    """What identifies a request, for its idempotency key."""
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
 
 
 def problem(status: int, title: str, detail: str, alert: schema.Alert | None = None) -> Answer:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from console.domain import DAY, DeviceKind
+from console.domain import DAY, CaseEntry, DeviceKind
 from console.protocol import schema
 from console.simulator.fleet import Fleet
 
@@ -23,7 +23,7 @@ EXCLUSION_ZONES = ["the victim's home street", "the city centre", "Victoria Park
                    "the retail park"]
 
 
-def wearer_record(fleet: Fleet, i: int) -> schema.WearerRecord:
+def wearer_record(fleet: Fleet, i: int, case: list[CaseEntry]) -> schema.WearerRecord:
     rng = random.Random(f"{fleet.seed}:{i}")
     wearer, device = fleet.wearers[i], fleet.devices[i]
     names, weights = zip(*LANGUAGES, strict=True)
@@ -44,4 +44,5 @@ def wearer_record(fleet: Fleet, i: int) -> schema.WearerRecord:
                     key=lambda a: a.raised_at, reverse=True)
     return schema.WearerRecord(
         schema.Wearer.from_domain(wearer), devices, language, interpreter, phone, conditions,
-        suspensions, [schema.Alert.from_domain(a) for a in alerts[:schema.MAX_RECORD_ALERTS]])
+        suspensions, [schema.Alert.from_domain(a) for a in alerts[:schema.MAX_RECORD_ALERTS]],
+        [schema.CaseEntry.from_domain(e) for e in case])

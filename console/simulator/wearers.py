@@ -1,11 +1,14 @@
-"""A wearer's record: GET /wearers/{id}, audited; GET /sim/audit, who saw whom."""
+"""A wearer's record: GET /wearers/{id}, audited; POST /wearers/{id}/case, an entry
+on the wearer's breach case; GET /sim/audit, who saw whom."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Header
 
 from console.protocol import schema
 from console.protocol.schema import API
 from console.simulator.backend import Backend, problem
-from console.simulator.http import Authed, answer, ok, returns
+from console.simulator.http import Authed, answer, body_of, ok, returns, takes
 
 
 def router(backend: Backend) -> APIRouter:
@@ -20,6 +23,16 @@ def router(backend: Backend) -> APIRouter:
         if record is None:
             return answer(problem(404, "No such wearer", f"no wearer {wearer_id[:100]}"))
         return ok(record)
+
+    @r.post(f"{API}/wearers/{{wearer_id}}/case", responses=returns(schema.CaseEntry, 400, 404, 422),
+            openapi_extra=takes(schema.NewCaseEntry),
+            description="Record an entry on the wearer's breach case: what each kind needs "
+                        "(breaches named; a decision maker and reasons for a decision or a "
+                        "referral; a sanction for a decision only) is refused with 422.")
+    async def case_entry(wearer_id: str, op: Authed,
+                         idempotency_key: Annotated[str, Header(min_length=8, max_length=200)],
+                         body: Annotated[schema.NewCaseEntry, body_of(schema.NewCaseEntry)]):
+        return answer(backend.record_case_entry(wearer_id, body, op, idempotency_key))
 
     @r.get("/sim/audit", responses=returns(schema.Viewed, many=True),
            description="Simulator only: every view of a wearer's record, oldest first.")

@@ -23,6 +23,7 @@ from console.domain.actions import (
     Claim,
     Close,
     Kind,
+    RecordCaseEntry,
     Shelve,
     StartWork,
     Unshelve,
@@ -76,6 +77,11 @@ async def _shelve(client: Client, payload: Shelve, key: str) -> object:
 @delivers(ActionKind.UNSHELVE)
 async def _unshelve(client: Client, payload: Unshelve, key: str) -> object:
     return await client.unshelve(payload.alert_id, key)
+
+
+@delivers(ActionKind.CASE_ENTRY)
+async def _case_entry(client: Client, payload: RecordCaseEntry, key: str) -> object:
+    return await client.record_case_entry(payload.wearer_id, payload.entry, key)
 
 
 class OutboxSender:

@@ -87,6 +87,12 @@ class WearerView(QWidget):
         if wearer_id is not None:
             self._settle.start()
 
+    def reload(self) -> None:
+        """Ask for the shown wearer's record again (an entry of this console's has
+        reached the backend); the tabs keep showing the last one meanwhile."""
+        if self.wearer_id is not None:
+            self._settle.start()
+
     def refresh(self) -> None:
         """The picture changed, or time passed: the header and the alerts may have."""
         if self.wearer_id is not None:

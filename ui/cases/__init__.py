@@ -1,0 +1,1 @@
+"""Breach casework: the wearer view's Case tab, its timeline and its entries."""

@@ -1,0 +1,230 @@
+"""The wearer view's Case tab: the breach history in numbers, the case timeline,
+what the written rule says is due next (console/domain/cases.py), and recording
+an entry, which goes through the outbox like every other action."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+
+from PySide6.QtCore import QDateTime, Qt, QTimeZone
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateTimeEdit,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from console.changes import Changes
+from console.domain import LOCAL_TZ, Alert, WearerRecord
+from console.domain.actions import Action, ActionKind, ActionState, RecordCaseEntry
+from console.domain.cases import (
+    WARNING_RULE,
+    CaseEntry,
+    EntryKind,
+    Sanction,
+    breach_counts,
+    confirmed_breaches,
+    next_steps,
+    problem,
+)
+from console.protocol.schema import MAX_NOTE
+from ui.common.table import uk_datetime
+
+
+class CaseTab(QWidget):
+    def __init__(self, clock: Callable[[], float], record: Callable[[RecordCaseEntry], None],
+                 reload: Callable[[], None]):
+        """record: queue an entry through the outbox; reload: fetch the wearer's record
+        again (once this console's entry has reached the backend)."""
+        super().__init__()
+        self._clock, self._record, self._reload = clock, record, reload
+        self.wearer_id: str | None = None
+        self.record: WearerRecord | None = None
+        self.mine: dict[str, Action] = {}  # this console's case entries not yet in a record
+        self.counts = QLabel(textFormat=Qt.RichText, wordWrap=True)
+        self.counts.setAccessibleName("Breach history")
+        self.steps = QLabel(textFormat=Qt.RichText, wordWrap=True)
+        self.steps.setAccessibleName("Due next on the case")
+        self.steps.setToolTip(WARNING_RULE)
+        self.timeline = QTreeWidget()
+        self.timeline.setAccessibleName("Case timeline")
+        self.timeline.setHeaderLabels(["When (UK time)", "Entry", "Breaches", "By", "Note"])
+        for col, width in enumerate((150, 170, 110, 150)):
+            self.timeline.setColumnWidth(col, width)
+        self.add = QPushButton("Record a case entry…", enabled=False)
+        self.add.setAccessibleName("Record an entry on the wearer's case")
+        self.add.clicked.connect(self._add)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.counts)
+        layout.addWidget(self.steps)
+        layout.addWidget(self.timeline, 1)
+        layout.addWidget(self.add)
+
+    def show_wearer(self, wearer_id: str | None, record: WearerRecord | None) -> None:
+        self.wearer_id, self.record = wearer_id, record
+        self.add.setEnabled(record is not None)
+        self.add.setToolTip("" if record is not None else "The case comes with the record")
+        if record is not None:  # what the record lists is no longer only this console's
+            self.mine = {k: a for k, a in self.mine.items() if a.state is not ActionState.DELIVERED}
+        self._show()
+
+    def apply(self, changes: Changes) -> None:
+        """This console's case entries, as the outbox reports them."""
+        delivered = False
+        for key, action in changes.actions.items():
+            if action.kind is ActionKind.CASE_ENTRY:
+                self.mine[key] = action
+                delivered |= (action.state is ActionState.DELIVERED
+                              and action.payload.wearer_id == self.wearer_id)
+        if delivered:
+            self._reload()
+        elif any(a.kind is ActionKind.CASE_ENTRY for a in changes.actions.values()):
+            self._show()
+
+    def _show(self) -> None:
+        self.timeline.clear()
+        if self.record is None:
+            self.counts.setText("" if self.wearer_id is None
+                                else "The case comes with the record from the backend.")
+            self.steps.setText("")
+            return
+        e, now = html.escape, self._clock()
+        counts = breach_counts(self.record.alerts)
+        self.counts.setText(
+            f"<b>Confirmed breaches:</b> {sum(counts.values())}"
+            + "".join(f" · {e(kind)} {n}" for kind, n in counts.most_common())
+            + f" &nbsp; (of {len(self.record.alerts)} alerts on the record)")
+        steps = next_steps(self.record.case, self.record.alerts, now)
+        self.steps.setText("<b>Due next</b> (hover for the rule): " + (
+            "<ul>" + "".join(f"<li>{e(s)}</li>" for s in steps) + "</ul>" if steps else "nothing"))
+        for entry in sorted(self.record.case, key=lambda x: x.at):
+            self.timeline.addTopLevelItem(self._item(entry, entry.recorded_by))
+        for action in self.mine.values():
+            if action.payload.wearer_id == self.wearer_id:
+                item = self._item(action.payload.entry, action.label)
+                item.setToolTip(1, action.label)
+                self.timeline.addTopLevelItem(item)
+        if not self.timeline.topLevelItemCount():
+            self.timeline.addTopLevelItem(QTreeWidgetItem(["", "No entries on the case"]))
+
+    @staticmethod
+    def _item(entry: CaseEntry, by: str) -> QTreeWidgetItem:
+        what = entry.kind.label + (f": {entry.sanction.label.lower()}" if entry.sanction else "")
+        who = f"{entry.decision_maker} (decided); {by}" if entry.decision_maker else by
+        item = QTreeWidgetItem([uk_datetime(entry.at), what, ", ".join(entry.alert_ids), who,
+                                entry.note])
+        item.setToolTip(4, entry.note)
+        return item
+
+    def _add(self) -> None:
+        if self.record is None or self.wearer_id is None:
+            return
+        dialog = CaseEntryDialog(self.record, self._clock())
+        if dialog.exec():
+            self._record(dialog.payload(self.wearer_id))
+
+
+class CaseEntryDialog(QDialog):
+    """An entry with what its kind needs; the OK button says why it is off."""
+
+    def __init__(self, record: WearerRecord, now: float):
+        super().__init__()
+        self.setWindowTitle(f"Case entry — {record.wearer.ref}")
+        self._now = now
+        self.kind = QComboBox()
+        self.kind.setAccessibleName("Entry")
+        for kind in EntryKind:
+            self.kind.addItem(kind.label, kind)
+        # UK time whatever the workstation's zone, with the zone shown (GMT or BST).
+        uk = QTimeZone(str(LOCAL_TZ).encode())
+        self.when = QDateTimeEdit()
+        self.when.setTimeZone(uk)
+        self.when.setDateTime(QDateTime.fromSecsSinceEpoch(int(now), uk))
+        self.when.setAccessibleName("When it happened (UK time)")
+        self.when.setDisplayFormat("dd MMM yyyy HH:mm t")
+        self.when.setCalendarPopup(True)
+        self.breaches = QListWidget()
+        self.breaches.setAccessibleName("Breaches it concerns")
+        confirmed = {a.id for a in confirmed_breaches(record.alerts)}
+        for alert in sorted(record.alerts, key=lambda a: (a.id not in confirmed, -a.raised_at)):
+            item = QListWidgetItem(self._alert_text(alert, alert.id in confirmed))
+            item.setData(Qt.UserRole, alert.id)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Unchecked)
+            self.breaches.addItem(item)
+        self.decision_maker = QLineEdit()
+        self.decision_maker.setAccessibleName("Decision maker")
+        self.decision_maker.setPlaceholderText("Name of who decided (decisions and referrals)")
+        self.sanction = QComboBox()
+        self.sanction.setAccessibleName("Sanction decided")
+        self.sanction.addItem("(not a decision)", None)
+        for sanction in Sanction:
+            self.sanction.addItem(sanction.label, sanction)
+        self.note = QPlainTextEdit()
+        self.note.setAccessibleName("Note or reasons")
+        self.note.setPlaceholderText("What happened; for a decision, its reasons")
+        self.note.setTabChangesFocus(True)
+        self.reason = QLabel()
+        self.reason.setAccessibleName("Why recording is unavailable")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.ok = self.buttons.button(QDialogButtonBox.Ok)
+        self.ok.setText("Record")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("&Entry", self.kind)
+        form.addRow("&When (UK time)", self.when)
+        form.addRow("&Breaches", self.breaches)
+        form.addRow("&Decision maker", self.decision_maker)
+        form.addRow("S&anction", self.sanction)
+        form.addRow("&Note", self.note)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.reason)
+        layout.addWidget(self.buttons)
+        for signal in (self.kind.currentIndexChanged, self.when.dateTimeChanged,
+                       self.breaches.itemChanged, self.decision_maker.textChanged,
+                       self.sanction.currentIndexChanged, self.note.textChanged):
+            signal.connect(self._validate)
+        self._validate()
+
+    @staticmethod
+    def _alert_text(alert: Alert, confirmed: bool) -> str:
+        mark = "● confirmed breach" if confirmed else (
+            alert.outcome.label.lower() if alert.outcome else alert.state.label)
+        return f"{alert.type_label}, {uk_datetime(alert.raised_at)} ({mark}) — {alert.id}"
+
+    def entry(self) -> CaseEntry:
+        ids = tuple(self.breaches.item(i).data(Qt.UserRole) for i in range(self.breaches.count())
+                    if self.breaches.item(i).checkState() == Qt.Checked)
+        sanction = self.sanction.currentData()
+        return CaseEntry(EntryKind(self.kind.currentData()), self.when.dateTime().toSecsSinceEpoch(),
+                         ids, self.note.toPlainText().strip(),
+                         self.decision_maker.text().strip() or None,
+                         None if sanction is None else Sanction(sanction))
+
+    def payload(self, wearer_id: str) -> RecordCaseEntry:
+        e = self.entry()
+        return RecordCaseEntry(wearer_id, e.kind, e.at, e.alert_ids, e.note, e.decision_maker,
+                               e.sanction)
+
+    def _validate(self, *_) -> None:
+        entry = self.entry()
+        why = problem(entry, self._now + 60)  # a minute's grace: the clock ran on meanwhile
+        if why is None and len(entry.note) > MAX_NOTE:
+            why = f"the note is too long by {len(entry.note) - MAX_NOTE:,} characters"
+        self.reason.setText(f"Cannot record: {why}" if why else "")
+        self.ok.setEnabled(why is None)
+        self.ok.setAccessibleDescription(why or "")
