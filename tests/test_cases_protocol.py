@@ -1,9 +1,9 @@
-"""Case entries over real HTTP (docs/protocol.md): recorded once per idempotency
-key, refused with the reason when their kind's rules are not met, listed on the
-wearer's record, and kept across a restart of the backend."""
+"""Case entries and suspensions over real HTTP (docs/protocol.md): recorded once
+per idempotency key, refused with the reason when their rules are not met, listed
+on the wearer's record, and kept across a restart of the backend."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -85,3 +85,37 @@ def test_the_case_survives_a_restart_of_the_backend(start_backend):
     case = backend.get(f"{API}/wearers/{breach['wearer_id']}").json()["case"]
     assert case == [entry]
     assert record(backend, breach["wearer_id"], body, key="case-key-2").json() == entry
+
+
+def test_a_recorded_suspension_is_listed_and_quiets_what_the_wearer_raises_while_it_holds(
+        start_backend):
+    backend = start_backend(wearers=200, speed=1, state=True)
+    now = datetime.fromisoformat(now_iso(backend))
+    wearer_id = backend.snapshot()["wearers"][7]["id"]
+    body = {"reason": "hospital", "start": now.isoformat(),
+            "end": (now + timedelta(hours=6)).isoformat()}
+    r = backend.post(f"{API}/wearers/{wearer_id}/suspensions", json=body,
+                     headers={"Idempotency-Key": "suspend-key-1"})
+    assert r.status_code == 200, r.text
+    backend.stop()
+    backend.start(speed=1)  # kept across a restart
+    listed = backend.get(f"{API}/wearers/{wearer_id}").json()["suspensions"]
+    assert any(s["reason"] == "hospital" and datetime.fromisoformat(s["start"]) == now
+               and datetime.fromisoformat(s["end"]) == now + timedelta(hours=6) for s in listed)
+
+
+@pytest.mark.parametrize("hours_from, hours_to, every, reason", [
+    (2, 1, None, "ends before it starts"),
+    (0, 48, 1, "repeats before it ends"),
+    (-10, -5, None, "ended already"),
+])
+def test_an_impossible_suspension_is_a_422_that_says_why(start_backend, hours_from, hours_to,
+                                                         every, reason):
+    backend = start_backend(wearers=50, speed=1)
+    now = datetime.fromisoformat(now_iso(backend))
+    body = {"reason": "custody", "start": (now + timedelta(hours=hours_from)).isoformat(),
+            "end": (now + timedelta(hours=hours_to)).isoformat(), "every_days": every}
+    wearer_id = backend.snapshot()["wearers"][0]["id"]
+    r = backend.post(f"{API}/wearers/{wearer_id}/suspensions", json=body,
+                     headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert r.status_code == 422 and reason in r.json()["detail"], r.text

@@ -34,3 +34,18 @@ def test_the_same_seed_gives_the_same_fleet():
     a, b = Fleet(50, 3, START), Fleet(50, 3, START)
     assert a.wearers == b.wearers and a.devices == b.devices
     assert a.advance(START + 3600) == b.advance(START + 3600)
+
+
+def test_an_alert_raised_while_a_recorded_suspension_holds_is_suppressed():
+    from console.domain import Suspension, SuspensionReason
+
+    fleet = Fleet(20, seed=11, start=START)
+    wearer = fleet.wearers[3].id
+    fleet.recorded[3] = [Suspension(wearer, SuspensionReason.CUSTODY, START, START + 3600)]
+    during = fleet._raise(3, "strap_tamper", START + 60, "non_compliance")
+    after = fleet._raise(3, "strap_tamper", START + 3600, "non_compliance")
+    other = fleet._raise(4, "strap_tamper", START + 60, "non_compliance")
+    assert during.suppressed is SuspensionReason.CUSTODY
+    # Neither wearer has a suspension of the simulation's own then: only the recorded one quiets.
+    assert fleet.suspensions(4, START + 60) == [] and other.suppressed is None
+    assert after.suppressed is None  # it ended

@@ -14,12 +14,14 @@ import pytest
 from PySide6.QtCore import Qt
 from test_signin import run, until
 
+from console.domain import SuspensionReason
 from console.sync import SyncEngine, SyncState
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
 from ui.bridge import GuiBridge
 from ui.cases.tab import CaseEntryDialog
 from ui.main_window import MainWindow
+from ui.wearers.suspend import SuspendDialog
 
 
 @pytest.fixture
@@ -162,4 +164,31 @@ def test_a_case_entry_recorded_in_the_case_tab_reaches_the_backend_and_the_rule_
         texts = [window.case.timeline.topLevelItem(i).text(1)
                  for i in range(window.case.timeline.topLevelItemCount())]
         assert texts == ["Breach identified"]  # once: the record's, not also the queued one
+    run(qapp, main())
+
+
+def test_a_suspension_made_in_the_wearer_view_reaches_the_backend_and_the_summary_lists_it(
+        qapp, start_backend, window_on):
+    backend = start_backend(wearers=200, speed=1)
+    engine, window = window_on(backend)
+
+    async def main():
+        await until(lambda: window.alert_model.rowCount() > 0, what="alerts")
+        alert = select_first_alert(window)
+        await until(lambda: window.wearer.record is not None, what="the record")
+        assert window.wearer.suspend.isEnabled()
+        before = [s.reason for s in window.wearer.record.suspensions].count(SuspensionReason.CUSTODY)
+        dialog = SuspendDialog(window.wearer.record, window.alert_model.clock())
+        dialog.end.setDateTime(dialog.start.dateTime().addSecs(-60))
+        assert not dialog.ok.isEnabled() and "ends before it starts" in dialog.why_not.text()
+        dialog.end.setDateTime(dialog.start.dateTime().addSecs(3 * 3600))
+        dialog.reason.setCurrentIndex(dialog.reason.findData(SuspensionReason.CUSTODY))
+        assert dialog.ok.isEnabled()
+        window.wearer.suspend_requested.emit(dialog.payload())
+        await until(lambda: [s.reason for s in window.wearer.record.suspensions].count(
+            SuspensionReason.CUSTODY) == before + 1, timeout=20,
+                    what="the record listing the suspension")
+        assert "in force now:" in window.wearer.summary.toHtml()
+        listed = backend.get(f"/api/v1/wearers/{alert.wearer_id}").json()["suspensions"]
+        assert [s["reason"] for s in listed].count("custody") == before + 1  # delivered once
     run(qapp, main())

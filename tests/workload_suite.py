@@ -19,7 +19,8 @@ nor as breaches. A real breach is reached when it is a member of a work item; a
 flat battery is a real breach when the wearer's own flat time (not a charging fault's), read from
 the simulated devices every ten minutes rather than from the notifications,
 reaches 12 hours in 7 days, and reached when the console made a battery item for
-that device within the 7 days before it.
+that device within the 7 days before it (late, within the 7 days after: the
+console counts from the device's first report after it went flat).
 """
 
 from __future__ import annotations
@@ -47,19 +48,23 @@ FAULT_QUIET = DAY  # a device's fault item stays the one item until it is quiet 
 
 class FlatTime:
     """The ground truth's side of the policy: per device, the spans its battery was
-    flat, sampled; 12 hours of them in 7 days is one breach, and that time is then
-    spent, as an operator's confirmed breach spends it in the console."""
+    flat, sampled; 12 hours of them in 7 days is one breach. That time is then spent,
+    and so is the rest of an outage still going on, as in the console: the breach's
+    alerts are closed as confirmed while the device is still flat, so the rest of
+    that outage makes no new alert."""
 
     def __init__(self) -> None:
         self.spans: dict[str, list[Span]] = defaultdict(list)
         self.items: dict[str, list[float]] = defaultdict(list)  # device -> when its breaches came
+        self.spent: set[str] = set()  # devices whose outage now going on made a breach already
 
     def out(self, device: str, at: float) -> None:
         spans = self.spans[device]
-        if not (spans and spans[-1].end is None):
+        if device not in self.spent and not (spans and spans[-1].end is None):
             spans.append(Span(at))
 
     def back(self, device: str, at: float) -> None:
+        self.spent.discard(device)
         spans = self.spans.get(device)
         if spans and spans[-1].end is None:
             spans[-1] = Span(spans[-1].start, at)
@@ -68,7 +73,9 @@ class FlatTime:
         for device, spans in self.spans.items():
             if spans and standing(spans, now).breached:
                 self.items[device].append(now)
-                spans[:] = [Span(now)] if spans[-1].end is None else []
+                if spans[-1].end is None:
+                    self.spent.add(device)
+                spans.clear()
 
 
 class Workload:
@@ -119,9 +126,11 @@ class Workload:
             self.spans[alert.device_id][alert.id] = span_of(alert)
 
     def observe(self, fleet: Fleet, now: float) -> None:
-        """The ground truth of flat batteries, from the simulated devices themselves."""
+        """The ground truth of flat batteries, from the simulated devices themselves:
+        the wearer's own doing, so neither a charging fault nor a device out of
+        contact for another cause (an absconder's: that is its own urgent item)."""
         for device, sim in zip(fleet.devices, fleet.sims, strict=True):
-            if sim.battery <= 0 and sim.fault_until < now:
+            if sim.battery <= 0 and sim.fault_until < now and sim.no_contact_until <= now:
                 self.truth.out(device.id, now)
             else:
                 self.truth.back(device.id, now)
@@ -179,9 +188,20 @@ def judge(load: Workload, fleet: Fleet) -> dict:
               if load.incidents.of(a) is None and load.routed[a] is not Route.DEVICE_FAULT]
     to_faults = [a for a in real if load.routed[a] is Route.DEVICE_FAULT]
     battery_real = sum(len(t) for t in load.truth.items.values())
-    battery_missed = [
-        (device, t) for device, times in load.truth.items.items() for t in times
-        if not any(t - WINDOW <= made <= t + STEP for made in load.battery_items.get(device, []))]
+    # A console item in the 7 days before the truth's breach reached it; one in the 7
+    # days after reached it late: the console counts only the flat time it is told
+    # of, from the device's first report after it went flat.
+    battery_missed, late = [], []
+    for device, times in load.truth.items.items():
+        made = load.battery_items.get(device, [])
+        for t in times:
+            if any(t - WINDOW <= m <= t + STEP for m in made):
+                continue
+            after = [m - t for m in made if t < m <= t + WINDOW]
+            if after:
+                late.append(min(after))
+            else:
+                battery_missed.append((device, t))
     # Each miss named, with what the console made of it, so that it can be explained.
     named = [f"alert {a} ({fleet.alerts[a].type}, wearer {fleet.alerts[a].wearer_id})"
              for a in missed] + [battery_miss(load, device, t) for device, t in battery_missed]
@@ -190,11 +210,19 @@ def judge(load: Workload, fleet: Fleet) -> dict:
             "named": named,
             "real_on_fault_list": len(to_faults), "battery_real": battery_real,
             "battery_missed": battery_missed, "suppressed": len(load.suppressed),
+            "late": sorted(late),
             "real_suppressed": sum(fleet.truth[a] == "non_compliance" for a in load.suppressed)}
 
 
 def hours(t: float | None) -> str:
     return "open" if t is None else f"{(t - START) / 3600:.1f} h"
+
+
+def late_text(late: list[float]) -> str:
+    if not late:
+        return "0"
+    return (f"{len(late)}: median {late[len(late) // 2] / 3600:.1f} h late, "
+            f"at most {late[-1] / 3600:.1f} h")
 
 
 def battery_miss(load: Workload, device: str, at: float) -> str:
@@ -222,6 +250,8 @@ def report(load: Workload, truth: dict, args, seconds: float) -> str:
         f"manageable, 10 a flood | mean {per_op:.3f}, busiest 10 minutes {peak:.2f} |",
         f"| real breaches (ground truth) that reached no work item | 0 | {truth['missed']} of "
         f"{truth['real_breaches']:,} ({truth['battery_real']} of them accumulated battery) |",
+        f"| accumulated battery breaches reached late (the console's item after the "
+        f"truth's) | (reported) | {late_text(truth['late'])} |",
         f"| real breaches first routed to the device-fault list | (reported) | "
         f"{truth['real_on_fault_list']} |",
         f"| raised under a suspension (recorded, not notified) | (reported) | "

@@ -88,7 +88,8 @@ class MainWindow(QMainWindow):
         self.counters = QLabel(textFormat=Qt.PlainText)
         self.counters.setAccessibleName("Sync counters")
         self.wearer = WearerView(board, alerts, fetch_record, alerts.clock)
-        self.case = CaseTab(alerts.clock, lambda entry: self._act_all([entry]), self.wearer.reload)
+        self.case = CaseTab(alerts.clock, lambda entry: self._act_all([entry]))
+        self.wearer.suspend_requested.connect(lambda payload: self._act_all([payload]))
         self.wearer.add_tab(self.case, "Case")
         self.alarms = Annunciator(alerts, self)
         self.alarm_status = QLabel(textFormat=Qt.PlainText)
@@ -210,6 +211,7 @@ class MainWindow(QMainWindow):
         self.alert_model.apply(changes)
         self.alarms.apply(changes)
         self.case.apply(changes)
+        self.wearer.apply(changes)
         if changes.picture is not None:
             self._reselect(alert.id if alert else None, wearer)
         self.wearer.refresh()

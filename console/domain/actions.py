@@ -2,7 +2,8 @@
 
 Each kind of action is a member of a `Kind` enum, registered in `KINDS` with the
 type of its payload and the texts the UI shows for it: the transitions on an alert
-(acknowledge, claim, start work, close, shelve, unshelve) and case entries. A new one (a
+(acknowledge, claim, start work, close, shelve, unshelve), case entries and
+suspensions. A new one (a
 call, a visit outcome) adds a member to `ActionKind`, its payload struct, its row
 in `KINDS` and its delivery function in console/sync/outbox.py, and nothing else:
 the outbox, the sender's loop and the UI take any registered kind.
@@ -16,7 +17,15 @@ from enum import StrEnum
 import msgspec
 
 from console.domain import alerts as rules
-from console.domain.alerts import Alert, AlertState, LifecycleError, Outcome, OutOfBounds
+from console.domain.alerts import (
+    Alert,
+    AlertState,
+    LifecycleError,
+    Outcome,
+    OutOfBounds,
+    Suspension,
+    SuspensionReason,
+)
 from console.domain.cases import CaseEntry, EntryKind, Sanction
 
 
@@ -73,6 +82,20 @@ class Shelve(Payload, frozen=True):
 
 class Unshelve(Payload, frozen=True):
     alert_id: str
+
+
+class Suspend(Payload, frozen=True):
+    """Suspend a wearer's monitoring by design (console/domain/alerts.py, Suspension)."""
+
+    wearer_id: str
+    reason: SuspensionReason
+    start: float
+    end: float
+    every: float | None = None  # seconds: repeats (a weekly appointment)
+
+    @property
+    def suspension(self) -> Suspension:
+        return Suspension(self.wearer_id, self.reason, self.start, self.end, self.every)
 
 
 class RecordCaseEntry(Payload, frozen=True):
@@ -135,6 +158,7 @@ class ActionKind(Kind):
     SHELVE = "shelve"
     UNSHELVE = "unshelve"
     CASE_ENTRY = "case_entry"
+    SUSPEND = "suspend"
 
 
 # The kinds this console queues, reads back and shows. Tests may register a kind of
@@ -158,6 +182,9 @@ KINDS: dict[Kind, KindSpec] = {
     ActionKind.CASE_ENTRY: KindSpec(RecordCaseEntry, KindTexts(
         queued="◷ recording (queued)", sent="✓ recorded (sent)",
         what="case entry ({kind}) for wearer {wearer_id}")),
+    ActionKind.SUSPEND: KindSpec(Suspend, KindTexts(
+        queued="◷ suspending (queued)", sent="✓ suspended (sent)",
+        what="suspension ({reason}) of wearer {wearer_id}")),
 }
 
 

@@ -14,7 +14,7 @@ import orjson
 from msgspec import Raw
 
 from console.changes import Picture
-from console.domain import Alert, CaseEntry, Outcome, WearerRecord
+from console.domain import Alert, CaseEntry, Outcome, Suspension, WearerRecord
 from console.protocol import schema
 from console.protocol.schema import API, BadEvent
 
@@ -177,6 +177,15 @@ class Client:
             headers={"Idempotency-Key": key, "Content-Type": "application/json"},
             content=schema.encode(schema.NewCaseEntry.from_domain(entry)))
         return _answer(resp, schema.CaseEntry, "the answer to a case entry is not one")
+
+    async def suspend(self, suspension: Suspension, key: str) -> None:
+        """Suspend a wearer's monitoring by design; ApiError with the backend's reason."""
+        resp = await self._request(
+            "POST", f"{API}/wearers/{quote(suspension.wearer_id, safe='')}/suspensions",
+            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            content=schema.encode(schema.Suspension.from_domain(suspension)))
+        if resp.status_code != 200:
+            raise ApiError(resp.status_code, _problem(resp))
 
     # -- the operators' transitions on an alert (docs/protocol.md) ----------------
     # Each answers the alert as it now stands, or raises ApiError with the backend's

@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT N
 CREATE TABLE IF NOT EXISTS viewed (at REAL NOT NULL, operator TEXT NOT NULL, wearer_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS case_entries (seq INTEGER PRIMARY KEY, wearer_id TEXT NOT NULL,
                                          body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS suspensions (seq INTEGER PRIMARY KEY, wearer_id TEXT NOT NULL,
+                                        body BLOB NOT NULL);
 """ + IDEMPOTENCY
 # Keys were once shared by all operators; a state file from then gets the operator
 # column. Its keys were all the demo operator's, the only one there was.
@@ -143,6 +145,9 @@ class Backend:
         for wearer_id, body in self.db.execute("SELECT wearer_id, body FROM case_entries ORDER BY seq"):
             self.cases.setdefault(wearer_id, []).append(
                 schema.decode(body, schema.CaseEntry).to_domain(None))
+        for wearer_id, body in self.db.execute("SELECT wearer_id, body FROM suspensions ORDER BY seq"):
+            self.fleet.recorded.setdefault(self.fleet.index_of_wearer(wearer_id), []).append(
+                schema.decode(body, schema.Suspension).to_domain(wearer_id, "suspension"))
         for operator, key, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
             self._idempotency[operator, key] = (fp, Answer(status, body))
 
@@ -328,6 +333,38 @@ class Backend:
         self._idempotency[scoped] = (fingerprint, answer)
         # The effect, its event and the key's answer are committed together.
         self._publish([event], extra_sql=[self._key_sql(scoped, fingerprint, answer)])
+        return answer
+
+    def suspend(self, wearer_id: str, new: schema.Suspension, operator: schema.Operator,
+                key: str) -> Answer:
+        """Suspend a wearer's monitoring, once per idempotency key: alerts raised while
+        it holds are marked suppressed. 404 for an unknown wearer; 422 for one that
+        ends before it starts, repeats before it ends, or has ended already."""
+        scoped, fingerprint = (operator.id, key), fingerprint_of(b"suspend", wearer_id.encode(),
+                                                                 encode(new))
+        if (seen := self._seen(scoped, fingerprint)) is not None:
+            return seen
+        self.tick()
+        index = self.fleet.index_of_wearer(wearer_id)
+        if index is None:
+            return problem(404, "No such wearer", f"no wearer {wearer_id[:100]}")
+        try:
+            suspension = new.to_domain(wearer_id, "the suspension")
+            if suspension.every is None and suspension.end <= self.fleet.now:
+                raise schema.BadEvent("the suspension: it has ended already")
+        except schema.BadEvent as e:
+            answer = problem(422, "Refused by the rules", str(e))
+            self._remember(scoped, fingerprint, answer)
+            return answer
+        answer = Answer(200, encode(new))
+        self.fleet.recorded.setdefault(index, []).append(suspension)
+        self._idempotency[scoped] = (fingerprint, answer)
+        if self.db is not None:  # the suspension and its key's answer, together
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("INSERT INTO suspensions (wearer_id, body) VALUES (?, ?)",
+                                (wearer_id, encode(new)))
+                self.db.execute(*self._key_sql(scoped, fingerprint, answer))
         return answer
 
     def _seen(self, key: tuple[str, str], fingerprint: str) -> Answer | None:

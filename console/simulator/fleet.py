@@ -107,6 +107,7 @@ class Fleet:
         self.next_alert = 1
         self.now = start
         self.reported: list[DeviceStatus] = []
+        self.recorded: dict[int, list[Suspension]] = {}  # wearer -> suspensions operators recorded
         self._build(wearers)
         # What each device last told the backend: a flat device's battery drains
         # on in the simulation, but nobody hears of it.
@@ -220,8 +221,9 @@ class Fleet:
         return ("alert.cleared" if not alert.is_open else "alert.updated", alert)
 
     def suspensions(self, i: int, now: float) -> list[Suspension]:
-        """Wearer i's suspensions that have begun by `now`."""
-        return suspensions_of(self.seed, i, self.wearers[i].id, now)
+        """Wearer i's suspensions: those of the simulation that have begun by `now`,
+        and every one an operator recorded."""
+        return suspensions_of(self.seed, i, self.wearers[i].id, now) + self.recorded.get(i, [])
 
     def index_of_wearer(self, wearer_id: str) -> int | None:
         return self._wearer_index.get(wearer_id)

@@ -1,5 +1,6 @@
 """A wearer's record: GET /wearers/{id}, audited; POST /wearers/{id}/case, an entry
-on the wearer's breach case; GET /sim/audit, who saw whom."""
+on the wearer's breach case; POST /wearers/{id}/suspensions, monitoring suspended by
+design; GET /sim/audit, who saw whom."""
 
 from typing import Annotated
 
@@ -33,6 +34,16 @@ def router(backend: Backend) -> APIRouter:
                          idempotency_key: Annotated[str, Header(min_length=8, max_length=200)],
                          body: Annotated[schema.NewCaseEntry, body_of(schema.NewCaseEntry)]):
         return answer(backend.record_case_entry(wearer_id, body, op, idempotency_key))
+
+    @r.post(f"{API}/wearers/{{wearer_id}}/suspensions",
+            responses=returns(schema.Suspension, 400, 404, 422), openapi_extra=takes(schema.Suspension),
+            description="Suspend the wearer's monitoring by design (hospital, custody, an "
+                        "approved absence, a device not yet fitted): alerts raised while it "
+                        "holds are recorded and marked `suppressed`, and never notify.")
+    async def suspend(wearer_id: str, op: Authed,
+                      idempotency_key: Annotated[str, Header(min_length=8, max_length=200)],
+                      body: Annotated[schema.Suspension, body_of(schema.Suspension)]):
+        return answer(backend.suspend(wearer_id, body, op, idempotency_key))
 
     @r.get("/sim/audit", responses=returns(schema.Viewed, many=True),
            description="Simulator only: every view of a wearer's record, oldest first.")

@@ -26,6 +26,7 @@ from console.domain.actions import (
     RecordCaseEntry,
     Shelve,
     StartWork,
+    Suspend,
     Unshelve,
 )
 from console.protocol.client import ApiError, Client, ProtocolError
@@ -77,6 +78,11 @@ async def _shelve(client: Client, payload: Shelve, key: str) -> object:
 @delivers(ActionKind.UNSHELVE)
 async def _unshelve(client: Client, payload: Unshelve, key: str) -> object:
     return await client.unshelve(payload.alert_id, key)
+
+
+@delivers(ActionKind.SUSPEND)
+async def _suspend(client: Client, payload: Suspend, key: str) -> object:
+    return await client.suspend(payload.suspension, key)
 
 
 @delivers(ActionKind.CASE_ENTRY)

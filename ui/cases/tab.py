@@ -7,10 +7,9 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QDateTime, Qt, QTimeZone
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QDateTimeEdit,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import Changes
-from console.domain import LOCAL_TZ, Alert, WearerRecord
+from console.domain import Alert, WearerRecord
 from console.domain.actions import Action, ActionKind, ActionState, RecordCaseEntry
 from console.domain.cases import (
     WARNING_RULE,
@@ -40,16 +39,16 @@ from console.domain.cases import (
     problem,
 )
 from console.protocol.schema import MAX_NOTE
+from ui.common.dates import uk_edit
 from ui.common.table import uk_datetime
 
 
 class CaseTab(QWidget):
-    def __init__(self, clock: Callable[[], float], record: Callable[[RecordCaseEntry], None],
-                 reload: Callable[[], None]):
-        """record: queue an entry through the outbox; reload: fetch the wearer's record
-        again (once this console's entry has reached the backend)."""
+    def __init__(self, clock: Callable[[], float], record: Callable[[RecordCaseEntry], None]):
+        """record: queue an entry through the outbox. Once it has reached the backend
+        the wearer view asks for the record again, which then lists it."""
         super().__init__()
-        self._clock, self._record, self._reload = clock, record, reload
+        self._clock, self._record = clock, record
         self.wearer_id: str | None = None
         self.record: WearerRecord | None = None
         self.mine: dict[str, Action] = {}  # this console's case entries not yet in a record
@@ -82,15 +81,9 @@ class CaseTab(QWidget):
 
     def apply(self, changes: Changes) -> None:
         """This console's case entries, as the outbox reports them."""
-        delivered = False
-        for key, action in changes.actions.items():
-            if action.kind is ActionKind.CASE_ENTRY:
-                self.mine[key] = action
-                delivered |= (action.state is ActionState.DELIVERED
-                              and action.payload.wearer_id == self.wearer_id)
-        if delivered:
-            self._reload()
-        elif any(a.kind is ActionKind.CASE_ENTRY for a in changes.actions.values()):
+        mine = {k: a for k, a in changes.actions.items() if a.kind is ActionKind.CASE_ENTRY}
+        if mine:
+            self.mine.update(mine)
             self._show()
 
     def _show(self) -> None:
@@ -147,14 +140,7 @@ class CaseEntryDialog(QDialog):
         self.kind.setAccessibleName("Entry")
         for kind in EntryKind:
             self.kind.addItem(kind.label, kind)
-        # UK time whatever the workstation's zone, with the zone shown (GMT or BST).
-        uk = QTimeZone(str(LOCAL_TZ).encode())
-        self.when = QDateTimeEdit()
-        self.when.setTimeZone(uk)
-        self.when.setDateTime(QDateTime.fromSecsSinceEpoch(int(now), uk))
-        self.when.setAccessibleName("When it happened (UK time)")
-        self.when.setDisplayFormat("dd MMM yyyy HH:mm t")
-        self.when.setCalendarPopup(True)
+        self.when = uk_edit(now, "When it happened (UK time)")
         self.breaches = QListWidget()
         self.breaches.setAccessibleName("Breaches it concerns")
         confirmed = {a.id for a in confirmed_breaches(record.alerts)}

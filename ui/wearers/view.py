@@ -17,9 +17,11 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QLabel,
+    QPushButton,
     QTabWidget,
     QTextBrowser,
     QTreeWidget,
@@ -28,11 +30,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.changes import Changes
 from console.domain import Alert, WearerRecord, format_age
+from console.domain.actions import ActionState
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel, device_text
 from ui.bridge import result_of
 from ui.common.table import uk_datetime
+from ui.wearers.suspend import SuspendDialog
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ SETTLE_MS = 400
 
 
 class WearerView(QWidget):
+    suspend_requested = Signal(object)  # a Suspend payload, for the outbox
+
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel,
                  fetch: Callable[[str], Future], clock: Callable[[], float]):
         """fetch(wearer_id): the backend's record, as a future (SyncEngine.wearer_record)."""
@@ -63,10 +70,18 @@ class WearerView(QWidget):
         # No mnemonics: Alt+S and Alt+R belong to the queue and the board.
         self.add_tab(self.summary, "Summary")
         self.add_tab(self.history, "Alerts")
+        self.suspend = QPushButton("Suspend monitoring…", enabled=False)
+        self.suspend.setAccessibleName("Suspend the wearer's monitoring for a reason and a time")
+        self.suspend.setToolTip("Hospital, custody, an approved absence, a device not yet "
+                                "fitted: alerts raised meanwhile are recorded and never notify")
+        self.suspend.clicked.connect(self._suspend)
+        top = QHBoxLayout()
+        top.addWidget(self.source, 1)
+        top.addWidget(self.suspend)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.header)
-        layout.addWidget(self.source)
+        layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
         self._settle = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._settle.timeout.connect(self._ask)
@@ -88,10 +103,25 @@ class WearerView(QWidget):
             self._settle.start()
 
     def reload(self) -> None:
-        """Ask for the shown wearer's record again (an entry of this console's has
-        reached the backend); the tabs keep showing the last one meanwhile."""
+        """Ask for the shown wearer's record again; the tabs keep showing the last
+        one meanwhile."""
         if self.wearer_id is not None:
             self._settle.start()
+
+    def apply(self, changes: Changes) -> None:
+        """An action of this console's on the shown wearer (a case entry, a
+        suspension) reached the backend: the record as it now stands lists it."""
+        if any(a.state is ActionState.DELIVERED and self.wearer_id is not None
+               and getattr(a.payload, "wearer_id", None) == self.wearer_id
+               for a in changes.actions.values()):
+            self.reload()
+
+    def _suspend(self) -> None:
+        if self.record is None:
+            return
+        dialog = SuspendDialog(self.record, self._clock())
+        if dialog.exec():
+            self.suspend_requested.emit(dialog.payload())
 
     def refresh(self) -> None:
         """The picture changed, or time passed: the header and the alerts may have."""
@@ -100,6 +130,7 @@ class WearerView(QWidget):
             self.history.show_wearer(self.wearer_id, self.record)
 
     def _show_tabs(self) -> None:
+        self.suspend.setEnabled(self.record is not None)
         for i in range(self.tabs.count()):
             self.tabs.widget(i).show_wearer(self.wearer_id, self.record)
 
