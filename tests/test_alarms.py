@@ -106,3 +106,14 @@ def test_an_alert_taken_up_before_the_announcement_is_not_announced(qtbot):
     feed(model, alarms, alert("A1", "W1", state=AlertState.CLAIMED, holder="Bob"))
     qtbot.wait(GATHER_MS + 300)
     assert heard == []
+
+
+def test_urgent_alerts_are_counted_and_announced_whichever_list_the_queue_shows(qtbot):
+    from console.domain.workitems import WorkList
+
+    model, alarms, heard = annunciator(qtbot, [NOW])
+    model.show(WorkList.BATTERY)
+    feed(model, alarms, alert("A1", "W1"))
+    assert model.shown() == [] and alarms.unhandled == 1
+    qtbot.waitUntil(lambda: len(heard) > 0, timeout=GATHER_MS * 3)
+    assert heard == [("Urgent: Strap tamper, EM-001.", True)]

@@ -38,7 +38,7 @@ from bench_suite import replace_marked  # noqa: E402
 
 from console.domain import DAY, Alert  # noqa: E402
 from console.domain.battery import WINDOW, Span, span_of, standing  # noqa: E402
-from console.domain.workitems import Incidents, Route, WorkList, route, work_items  # noqa: E402
+from console.domain.workitems import Route, WorkList, grouped, route, work_items  # noqa: E402
 from console.simulator.fleet import Fleet  # noqa: E402
 
 STEP = 600.0  # ten minutes: the operators' load is counted per ten minutes
@@ -83,7 +83,8 @@ class Workload:
         self.raw = 0
         self.items: Counter[str] = Counter()  # kind of work item -> how many
         self.per_step: Counter[int] = Counter()  # step -> items made in it
-        self.incidents = Incidents()
+        self.breaches: dict[str, tuple[Alert, int]] = {}  # breach-list alerts and their steps
+        self.in_incidents: set[str] = set()  # once grouped: the alerts in a breach incident
         self.fault_items: dict[str, float] = {}  # device -> last fault notification
         # The battery list, as the console keeps it: its open alerts, and per device
         # the spans that count towards the policy (console/store/cache.py).
@@ -108,8 +109,7 @@ class Workload:
             return
         where = self.routed[alert.id] = route(alert)
         if where is Route.BREACH:
-            if len(self.incidents.add(alert).members) == 1:
-                self.item("breach incident", step)
+            self.breaches[alert.id] = (alert, step)
         elif where is Route.DEVICE_FAULT:
             previous = self.fault_items.get(alert.device_id)
             if previous is None or alert.raised_at - previous > FAULT_QUIET:
@@ -155,6 +155,13 @@ class Workload:
             del self.flat[alert.id]
         self.truth.judge(now)
 
+    def group_breaches(self) -> None:
+        """The breach list's incidents (the queue's rule), each an item in the step its
+        first alert came."""
+        for incident in grouped(a for a, _ in self.breaches.values()):
+            self.item("breach incident", self.breaches[incident.members[0]][1])
+            self.in_incidents.update(incident.members)
+
 
 def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
     fleet = Fleet(wearers, seed, START)
@@ -175,6 +182,7 @@ def run(wearers: int, days: float, seed: int) -> tuple[Workload, Fleet]:
                 load.raised(payload, step)
         load.observe(fleet, now)
         load.judge_battery(now, step)
+    load.group_breaches()
     return load, fleet
 
 
@@ -185,7 +193,7 @@ def judge(load: Workload, fleet: Fleet) -> dict:
     real = [a for a in load.routed
             if fleet.truth[a] == "non_compliance" and fleet.alerts[a].type != "battery"]
     missed = [a for a in real
-              if load.incidents.of(a) is None and load.routed[a] is not Route.DEVICE_FAULT]
+              if a not in load.in_incidents and load.routed[a] is not Route.DEVICE_FAULT]
     to_faults = [a for a in real if load.routed[a] is Route.DEVICE_FAULT]
     battery_real = sum(len(t) for t in load.truth.items.values())
     # A console item in the 7 days before the truth's breach reached it; one in the 7

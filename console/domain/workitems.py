@@ -9,7 +9,7 @@ one drowns operators (EEMUA 191: ten in ten minutes is a flood). So:
   accumulated battery policy (console/domain/battery.py), and a device past it is
   one breach item (`work_items`);
 - related alerts for one wearer close together in time are one incident
-  (`Incidents`), with its members kept;
+  (`grouped`), with its members kept;
 - each priority has a deadline to claim and to close (`overdue`).
 
 Pure code: what needs the time takes `now`.
@@ -18,7 +18,7 @@ Pure code: what needs the time takes `now`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from console.domain.alerts import Alert, AlertState, Evidence, Priority
@@ -47,12 +47,15 @@ FAILURE = {"inability_to_monitor": Failure.COMMUNICATION, "interference_pid": Fa
 EQUIPMENT_TYPES = frozenset({"ac_power_loss", "negative_ram", "failed_enrolment"})
 
 
+NO_EVIDENCE = Evidence()  # the backend did not say: nothing excuses the alert
+
+
 def route(alert: Alert, faulty_batch: bool = False) -> Route:
     """Faults before breaches: where a notification goes first, from what its device
     last reported before it (`alert.evidence`) and whether the device is in a batch
     known to be faulty. An operator can still move it; this decides where it is
     seen first."""
-    evidence = alert.evidence or Evidence()
+    evidence = alert.evidence or NO_EVIDENCE
     if faulty_batch or alert.type in EQUIPMENT_TYPES:
         return Route.DEVICE_FAULT
     if alert.type == "battery":
@@ -82,10 +85,11 @@ def work_list(alert: Alert, now: float, faulty_batch: bool = False) -> WorkList:
     """The list an open alert is shown in at `now`."""
     if alert.suppressed is not None or alert.shelved(now):
         return WorkList.QUIET
-    return {Route.BREACH: WorkList.BREACHES, Route.DEVICE_FAULT: WorkList.DEVICE_FAULTS,
-            Route.BATTERY: WorkList.BATTERY}[route(alert, faulty_batch)]
+    return LIST_OF[route(alert, faulty_batch)]
 
 
+LIST_OF = {Route.BREACH: WorkList.BREACHES, Route.DEVICE_FAULT: WorkList.DEVICE_FAULTS,
+           Route.BATTERY: WorkList.BATTERY}
 GROUP_WINDOW = 2 * 3600.0  # alerts for one wearer this close together are one incident
 
 
@@ -94,9 +98,9 @@ class Incident:
     """Related alerts for one wearer: one work item, its members visible."""
 
     wearer_id: str
-    members: list[str] = field(default_factory=list)  # alert ids, oldest first
-    first_at: float = 0.0
-    last_at: float = 0.0
+    members: list[str]  # alert ids, oldest first
+    first_at: float
+    last_at: float
     # Battery items: the device's flat time, with its spans (a breach at 12 hours).
     battery: BatteryStanding | None = None
 
@@ -105,40 +109,31 @@ class Incident:
         return self.members[0]  # named after the alert that opened it
 
 
-class Incidents:
-    """Groups breach alerts into incidents as they come, oldest first."""
-
-    def __init__(self) -> None:
-        self.all: list[Incident] = []
-        self._latest: dict[str, Incident] = {}  # wearer id -> their latest incident
-        self._of: dict[str, Incident] = {}  # alert id -> its incident
-
-    def add(self, alert: Alert) -> Incident:
-        """The incident the alert belongs to: the wearer's latest, if the alert came
-        within GROUP_WINDOW of its last member, else a new one. Adding an alert
-        already grouped returns its incident."""
-        if alert.id in self._of:
-            return self._of[alert.id]
-        latest = self._latest.get(alert.wearer_id)
-        if latest is None or alert.raised_at - latest.last_at > GROUP_WINDOW:
-            latest = Incident(alert.wearer_id, first_at=alert.raised_at)
-            self.all.append(latest)
-            self._latest[alert.wearer_id] = latest
-        latest.members.append(alert.id)
-        latest.last_at = max(latest.last_at, alert.raised_at)
-        self._of[alert.id] = latest
-        return latest
-
-    def of(self, alert_id: str) -> Incident | None:
-        return self._of.get(alert_id)
+def grouped(alerts: Iterable[Alert]) -> list[Incident]:
+    """Alerts (in any order) as incidents, in no particular order: a wearer's alert
+    joins their latest incident if it came within GROUP_WINDOW of its last member
+    (so a chain of alerts, each close to the one before, is one incident), else
+    opens one. Members are oldest first."""
+    by_wearer: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        by_wearer.setdefault(alert.wearer_id, []).append(alert)
+    out = []
+    for wearer_id, mine in by_wearer.items():
+        if len(mine) > 1:
+            mine.sort(key=_raised)
+        latest = None
+        for alert in mine:
+            if latest is None or alert.raised_at - latest.last_at > GROUP_WINDOW:
+                latest = Incident(wearer_id, [alert.id], alert.raised_at, alert.raised_at)
+                out.append(latest)
+            else:
+                latest.members.append(alert.id)
+                latest.last_at = alert.raised_at
+    return out
 
 
-def grouped(alerts: list[Alert]) -> list[Incident]:
-    """Alerts (in any order) as incidents, each one's members oldest first."""
-    incidents = Incidents()
-    for alert in sorted(alerts, key=lambda a: (a.raised_at, a.id)):
-        incidents.add(alert)
-    return incidents.all
+def _raised(alert: Alert) -> tuple[float, str]:
+    return alert.raised_at, alert.id
 
 
 def work_items(alerts: Iterable[Alert], now: float,
@@ -166,7 +161,7 @@ def work_items(alerts: Iterable[Alert], now: float,
     for incident in items[WorkList.BATTERY]:  # below the policy: how far towards it
         incident.battery = standings.get(device_of[incident.members[0]])
     for device, members in flat.items():
-        members.sort(key=lambda a: (a.raised_at, a.id))
+        members.sort(key=_raised)
         items[WorkList.BREACHES].append(Incident(
             members[0].wearer_id, [a.id for a in members], members[0].raised_at,
             members[-1].raised_at, standings[device]))

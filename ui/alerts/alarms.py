@@ -138,7 +138,7 @@ class Annunciator(QObject):
 
     def _recount(self) -> None:
         now, queued = self.model.clock(), self.model.queued
-        count = sum(1 for a in self.model.alerts_where() if sounding(
+        count = sum(1 for a in self.model.open_alerts() if sounding(
             self.model.anticipated(a) if a.id in queued else a, self.model.priority_of(a), now))
         if count == self.unhandled:
             return

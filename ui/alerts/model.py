@@ -67,8 +67,19 @@ class AlertQueueModel(SelfSortingModel):
         return self.row_at(position)
 
     def alerts_where(self, ids: set[str] | None = None) -> list[Alert]:
-        """The open alerts with these ids (all of them without), in the queue's order."""
-        return [self._rows[r] for r in self._order if ids is None or self._rows[r].id in ids]
+        """The open alerts with these ids (all of them without), most urgent first,
+        whichever list is shown."""
+        now, last_contact = self.device_clock(), self._last_contact
+        found = [a for a in self._rows if ids is None or a.id in ids]
+        return sorted(found, key=lambda a: queue_key(a, last_contact.get(a.device_id), now))
+
+    def open_alerts(self) -> list[Alert]:
+        """Every open alert, in no particular order."""
+        return list(self._rows)
+
+    def shown(self) -> list[Alert]:
+        """The alerts of the list shown, in its order."""
+        return [self._rows[r] for r in self._order]
 
     def incident_of(self, alert: Alert) -> list[Alert]:
         """The open alerts of the alert's incident in the list shown, oldest first."""
@@ -78,8 +89,8 @@ class AlertQueueModel(SelfSortingModel):
         return rows or [alert]
 
     def alerts_of(self, wearer_id: str) -> list[Alert]:
-        """The wearer's open alerts, most urgent first as the queue shows them."""
-        return [self._rows[r] for r in self._order if self._rows[r].wearer_id == wearer_id]
+        """The wearer's open alerts, most urgent first, whichever list is shown."""
+        return [a for a in self.alerts_where() if a.wearer_id == wearer_id]
 
     def wearer_ref(self, wearer_id: str) -> str:
         return self._refs.get(wearer_id, wearer_id)
@@ -177,22 +188,30 @@ class AlertQueueModel(SelfSortingModel):
         """The list shown, incident by incident, and every list's counts."""
         now, device_now = self.clock(), self.device_clock()
         self._rendered.clear()  # incidents may have changed, and with them the Incident column
-        items = work_items([self.anticipated(a) for a in self._rows], now, self.battery)
+        queued = self.queued
+        rows = [self.anticipated(a) if a.id in queued else a for a in self._rows]
+        items = work_items(rows, now, self.battery)
         self._incident = {}
-        self.counts = {None: (sum(map(len, items.values())), len(self._rows))}
+        self.counts = {None: (sum(map(len, items.values())), len(rows))}
         for work, incidents in items.items():
             self.counts[work] = (len(incidents), sum(len(i.members) for i in incidents))
             for incident in incidents:
                 for member in incident.members:
                     self._incident[member] = incident
-        shown = [self._rows[self._index[member]] for work, incidents in items.items()
-                 if self.list in (None, work) for i in incidents for member in i.members]
-        key = {a.id: queue_key(a, self._last_contact.get(a.device_id), device_now) for a in shown}
         # An incident goes where its most urgent member goes; its members, in the order
         # they came, follow each other.
-        first = {a.id: min(key[m] for m in self._incident[a.id].members) for a in shown}
-        shown.sort(key=lambda a: (first[a.id], self._incident[a.id].members.index(a.id)))
-        return [self._index[a.id] for a in shown]
+        index, last_contact = self._index, self._last_contact
+        keyed = []
+        for work, incidents in items.items():
+            if self.list not in (None, work):
+                continue
+            for incident in incidents:
+                members = [index[m] for m in incident.members]
+                first = min(queue_key(self._rows[r], last_contact.get(self._rows[r].device_id),
+                                      device_now) for r in members)
+                keyed.append((first, members))
+        keyed.sort(key=lambda k: k[0])
+        return [r for _, members in keyed for r in members]
 
     def apply(self, changes: Changes) -> None:
         for device_id, status in changes.statuses.items():
@@ -246,8 +265,13 @@ class AlertQueueModel(SelfSortingModel):
             self._reorder_soon()
 
     def _replace_rows(self, rows: list[Alert], index: dict[str, int]) -> None:
-        """Alerts came or went: rebuild, keeping the selection on the same alerts."""
+        """Alerts came or went: rebuild, keeping the selection on the same alerts.
+        Closed ones leave at once; new ones take their place in their list with the
+        next reorder, within a second: working out the lists and incidents takes
+        milliseconds per thousand alerts, too long to do for every batch."""
         old = self._rows
         self._rows, self._index = rows, index
         self._rendered.clear()
-        self._relayout(self._compute_order(), carry=lambda r: index.get(old[r].id))
+        kept = [index[old[r].id] for r in self._order if old[r].id in index]
+        self._relayout(kept, carry=lambda r: index.get(old[r].id))
+        self._reorder_soon()

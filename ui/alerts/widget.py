@@ -109,7 +109,7 @@ class AlertQueue(QWidget):
 
     def cleared_battery(self):
         me = self.me()
-        shown = self.model.alerts_where() if self.model.list is WorkList.BATTERY else []
+        shown = self.model.shown() if self.model.list is WorkList.BATTERY else []
         return self_cleared([self.model.anticipated(a) for a in shown], me) if me else []
 
     def _enable(self, *_) -> None:
