@@ -5,13 +5,13 @@ the simulator's own GET /sim/ground-truth/{id}."""
 from typing import Annotated
 
 import msgspec
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 
 from console import domain
 from console.protocol import schema
 from console.protocol.schema import API
 from console.simulator.backend import Backend, problem
-from console.simulator.http import Authed, answer, body_of, ok, returns, takes
+from console.simulator.http import Authed, IdempotencyKey, answer, body_of, ok, returns, takes
 
 
 def transition(verb: bytes, alert_id: str, body: msgspec.Struct | None = None) -> bytes:
@@ -30,12 +30,11 @@ def router(backend: Backend) -> APIRouter:
         alert = backend.fleet.alerts.get(alert_id)
         return no_such(alert_id) if alert is None else ok(schema.Alert.from_domain(alert))
 
-    Key = Annotated[str, Header(min_length=8, max_length=200)]
     moves = returns(schema.Alert, 400, 404, 409, 422)
 
     @r.post(f"{API}/alerts/{{alert_id}}/acknowledge", responses=moves,
             openapi_extra=takes(schema.Acknowledgement))
-    async def acknowledge(alert_id: str, op: Authed, idempotency_key: Key,
+    async def acknowledge(alert_id: str, op: Authed, idempotency_key: IdempotencyKey,
                           body: Annotated[schema.Acknowledgement, body_of(schema.Acknowledgement)]):
         # The fingerprint acknowledgements had before the other transitions, so that
         # a key a backend kept from then still matches its retry.
@@ -46,7 +45,7 @@ def router(backend: Backend) -> APIRouter:
     @r.post(f"{API}/alerts/{{alert_id}}/claim", responses=moves, openapi_extra=takes(schema.Claim),
             description="Hold the alert: every console sees who. Claiming what another "
                         "operator holds needs take_over; claiming one's own again changes nothing.")
-    async def claim(alert_id: str, op: Authed, idempotency_key: Key,
+    async def claim(alert_id: str, op: Authed, idempotency_key: IdempotencyKey,
                     body: Annotated[schema.Claim, body_of(schema.Claim)]):
         return answer(backend.handle(alert_id, transition(b"claim", alert_id, body), op,
                                      idempotency_key,
@@ -54,14 +53,14 @@ def router(backend: Backend) -> APIRouter:
 
     @r.post(f"{API}/alerts/{{alert_id}}/start", responses=moves,
             description="The holder starts work on it.")
-    async def start(alert_id: str, op: Authed, idempotency_key: Key):
+    async def start(alert_id: str, op: Authed, idempotency_key: IdempotencyKey):
         return answer(backend.handle(alert_id, transition(b"start", alert_id), op, idempotency_key,
                                      lambda a, now: domain.start_work(a, now, op.name)))
 
     @r.post(f"{API}/alerts/{{alert_id}}/close", responses=moves,
             openapi_extra=takes(schema.Closing),
             description="The holder closes it, with an outcome and a note.")
-    async def close(alert_id: str, op: Authed, idempotency_key: Key,
+    async def close(alert_id: str, op: Authed, idempotency_key: IdempotencyKey,
                     body: Annotated[schema.Closing, body_of(schema.Closing)]):
         return answer(backend.handle(
             alert_id, transition(b"close", alert_id, body), op, idempotency_key,
@@ -71,7 +70,7 @@ def router(backend: Backend) -> APIRouter:
             openapi_extra=takes(schema.Shelving),
             description="Quiet until `until` (at most 8 hours), with a reason. Every "
                         "event is still recorded; it lifts itself when it expires.")
-    async def shelve(alert_id: str, op: Authed, idempotency_key: Key,
+    async def shelve(alert_id: str, op: Authed, idempotency_key: IdempotencyKey,
                      body: Annotated[schema.Shelving, body_of(schema.Shelving)]):
         until = body.until.timestamp()
         return answer(backend.handle(
@@ -80,7 +79,7 @@ def router(backend: Backend) -> APIRouter:
 
     @r.post(f"{API}/alerts/{{alert_id}}/unshelve", responses=moves,
             description="Lift a shelving before it expires.")
-    async def unshelve(alert_id: str, op: Authed, idempotency_key: Key):
+    async def unshelve(alert_id: str, op: Authed, idempotency_key: IdempotencyKey):
         return answer(backend.handle(alert_id, transition(b"unshelve", alert_id), op, idempotency_key,
                                      lambda a, now: domain.unshelve(a, now, op.name)))
 

@@ -10,7 +10,7 @@ described twice.
 from typing import Annotated, TypeVar
 
 import msgspec
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -93,3 +93,5 @@ def operator(
 
 
 Authed = Annotated[schema.Operator, Depends(operator)]
+# An action's Idempotency-Key header: a retry with the same key is the same action.
+IdempotencyKey = Annotated[str, Header(min_length=8, max_length=200)]

@@ -4,12 +4,12 @@ design; GET /sim/audit, who saw whom."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 
 from console.protocol import schema
 from console.protocol.schema import API
 from console.simulator.backend import Backend, problem
-from console.simulator.http import Authed, answer, body_of, ok, returns, takes
+from console.simulator.http import Authed, IdempotencyKey, answer, body_of, ok, returns, takes
 
 
 def router(backend: Backend) -> APIRouter:
@@ -30,8 +30,7 @@ def router(backend: Backend) -> APIRouter:
             description="Record an entry on the wearer's breach case: what each kind needs "
                         "(breaches named; a decision maker and reasons for a decision or a "
                         "referral; a sanction for a decision only) is refused with 422.")
-    async def case_entry(wearer_id: str, op: Authed,
-                         idempotency_key: Annotated[str, Header(min_length=8, max_length=200)],
+    async def case_entry(wearer_id: str, op: Authed, idempotency_key: IdempotencyKey,
                          body: Annotated[schema.NewCaseEntry, body_of(schema.NewCaseEntry)]):
         return answer(backend.record_case_entry(wearer_id, body, op, idempotency_key))
 
@@ -40,8 +39,7 @@ def router(backend: Backend) -> APIRouter:
             description="Suspend the wearer's monitoring by design (hospital, custody, an "
                         "approved absence, a device not yet fitted): alerts raised while it "
                         "holds are recorded and marked `suppressed`, and never notify.")
-    async def suspend(wearer_id: str, op: Authed,
-                      idempotency_key: Annotated[str, Header(min_length=8, max_length=200)],
+    async def suspend(wearer_id: str, op: Authed, idempotency_key: IdempotencyKey,
                       body: Annotated[schema.Suspension, body_of(schema.Suspension)]):
         return answer(backend.suspend(wearer_id, body, op, idempotency_key))
 
