@@ -17,6 +17,7 @@ import pytest
 from conftest import wait_until
 
 from console.changes import Changes
+from console.domain import Span
 from console.domain.actions import Acknowledge, ActionState
 from console.protocol.client import AuthError
 from console.store import CacheInUse, cache_in_use
@@ -56,6 +57,9 @@ def test_the_picture_statuses_and_an_action_cross_from_the_sync_process(start_ba
         picture = next(c.picture for c in published.changes if c.picture is not None
                        and c.picture.wearers)
         assert len(picture.wearers) == 300 and picture.wearers[0].curfew is not None
+        # The battery alerts' flat spans cross as spans (the accumulated battery policy).
+        assert picture.battery and all(isinstance(span, Span) for spans in picture.battery.values()
+                                       for span in spans)
         assert engine.status.operator == "Demo Operator"
         assert engine.picture_time() == pytest.approx(engine.clock.now(), abs=60)
 
