@@ -214,11 +214,16 @@ def judge(load: Workload, fleet: Fleet) -> dict:
     named = [f"alert {a} ({fleet.alerts[a].type}, wearer {fleet.alerts[a].wearer_id})"
              for a in missed] + [battery_miss(load, device, t) for device, t in battery_missed]
     battery_missed = len(battery_missed)
+    # The other way round: a console battery item with no real breach of that device
+    # within 7 days either side (its flat time was a fault's, or the device's silence
+    # another cause's).
+    unfounded = sum(1 for device, made in load.battery_items.items() for m in made
+                    if not any(abs(t - m) <= WINDOW for t in load.truth.items.get(device, [])))
     return {"real_breaches": len(real) + battery_real, "missed": len(missed) + battery_missed,
             "named": named,
             "real_on_fault_list": len(to_faults), "battery_real": battery_real,
             "battery_missed": battery_missed, "suppressed": len(load.suppressed),
-            "late": sorted(late),
+            "late": sorted(late), "unfounded": unfounded,
             "real_suppressed": sum(fleet.truth[a] == "non_compliance" for a in load.suppressed)}
 
 
@@ -260,6 +265,8 @@ def report(load: Workload, truth: dict, args, seconds: float) -> str:
         f"{truth['real_breaches']:,} ({truth['battery_real']} of them accumulated battery) |",
         f"| accumulated battery breaches reached late (the console's item after the "
         f"truth's) | (reported) | {late_text(truth['late'])} |",
+        f"| battery breach items with no real battery breach of that device within 7 days | "
+        f"(reported) | {truth['unfounded']} |",
         f"| real breaches first routed to the device-fault list | (reported) | "
         f"{truth['real_on_fault_list']} |",
         f"| raised under a suspension (recorded, not notified) | (reported) | "
