@@ -122,3 +122,16 @@ def test_a_suspension_repeats_weekly_and_quiets_what_is_raised_while_it_holds():
 ])
 def test_an_impossible_suspension_is_refused_with_a_reason(end, every, problem):
     assert problem in Suspension("W1", SuspensionReason.CUSTODY, T, end, every).problem()
+
+
+def test_what_another_operator_holds_is_theirs_to_shelve_and_the_history_says_shelved():
+    held = claim(alert(), T, "Bob")
+    with pytest.raises(LifecycleError, match="held by Bob; take it over first"):
+        shelve(held, T + 60, "Ann", "engineer booked", T + 3600)
+    from console.domain.actions import ActionKind, offered
+    assert offered(held, "Ann", T + 60)[ActionKind.SHELVE] == "Bob holds it"
+    quiet = shelve(held, T + 60, "Bob", "engineer booked", T + 3600)
+    with pytest.raises(LifecycleError, match="held by Bob"):
+        unshelve(quiet, T + 120, "Ann")
+    assert [h.what for h in unshelve(quiet, T + 120, "Bob").history] == [
+        "unacknowledged", "claimed", "shelved", "unshelved"]

@@ -326,8 +326,10 @@ def offered(alert: Alert, me: str | None, now: float) -> dict[ActionKind, str]:
         ActionKind.START_WORK: ("" if held and alert.state is AlertState.CLAIMED
                                 else "In work already" if held else holder),
         ActionKind.CLOSE: "" if held else holder,
-        ActionKind.SHELVE: "Shelved already" if shelved else "",
-        ActionKind.UNSHELVE: "" if shelved else "Not shelved",
+        ActionKind.SHELVE: ("Shelved already" if shelved else
+                            "" if alert.holder in (None, me) else holder),
+        ActionKind.UNSHELVE: ("Not shelved" if not shelved else
+                              "" if alert.holder in (None, me) else holder),
     }
 
 

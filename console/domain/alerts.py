@@ -42,6 +42,7 @@ URGENT_TYPES = {"strap_tamper", "curfew_missed"}
 URGENT_OUT_OF_CONTACT = 7 * DAY  # ICIBI §5.14
 MAX_SHELVE = 8 * 3600.0  # longer than a shift is not shelving but forgetting
 SHELVED = "shelved: "  # a shelving's history note: this, then the reason
+UNSHELVED = "unshelved"  # an early unshelving's history note
 
 
 class AlertState(StrEnum):
@@ -104,6 +105,14 @@ class HistoryEntry:
     by: str | None = None
     note: str | None = None
     outcome: Outcome | None = None
+
+    @property
+    def what(self) -> str:
+        """What happened, in words: a shelving keeps the state it found, so its
+        note says it was one."""
+        if self.note and (self.note.startswith(SHELVED) or self.note == UNSHELVED):
+            return self.note.partition(":")[0]
+        return self.state.label
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,10 +277,17 @@ def close(alert: Alert, at: float, by: str, outcome: Outcome, note: str) -> Aler
                    shelved_until=None, shelved_reason=None, history=alert.history + (entry,))
 
 
+def _not_held_by_another(alert: Alert, by: str) -> None:
+    if alert.holder not in (None, by):
+        raise LifecycleError(f"alert {alert.id} is held by {alert.holder}; take it over first")
+
+
 def shelve(alert: Alert, at: float, by: str, reason: str, until: float) -> Alert:
-    """Quiet for a while, with a reason; it lifts itself at `until` (at most 8 h)."""
+    """Quiet for a while, with a reason; it lifts itself at `until` (at most 8 h).
+    What another operator holds is theirs to quiet."""
     if not alert.is_open:
         raise LifecycleError(f"alert {alert.id} is closed")
+    _not_held_by_another(alert, by)
     if not 0 < until - at <= MAX_SHELVE:
         raise OutOfBounds("shelving lasts more than 0 and at most 8 hours")
     entry = HistoryEntry(alert.state, at, by, SHELVED + _note(reason, "shelving"))
@@ -282,8 +298,9 @@ def shelve(alert: Alert, at: float, by: str, reason: str, until: float) -> Alert
 def unshelve(alert: Alert, at: float, by: str) -> Alert:
     if alert.shelved_until is None:
         return alert
+    _not_held_by_another(alert, by)
     return replace(alert, shelved_until=None, shelved_reason=None,
-                   history=alert.history + (HistoryEntry(alert.state, at, by, "unshelved"),))
+                   history=alert.history + (HistoryEntry(alert.state, at, by, UNSHELVED),))
 
 
 @dataclass(frozen=True, slots=True)

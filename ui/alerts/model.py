@@ -127,7 +127,7 @@ class AlertQueueModel(SelfSortingModel):
         if col != self.COL_STATE:
             return None
         history = "\n".join(
-            f"{h.state.label} {format_age(self.clock() - h.at)} ago"
+            f"{h.what} {format_age(self.clock() - h.at)} ago"
             + (f" by {h.by}" if h.by else "") + (f" ({h.outcome.label})" if h.outcome else "")
             + (f": {h.note}" if h.note else "") for h in alert.history)
         action = self.actions.get(alert.id)

@@ -256,7 +256,7 @@ class AlertsTab(QTreeWidget):
         item = QTreeWidgetItem([alert.type_label, state, uk_datetime(alert.raised_at),
                                 alert.outcome.label if alert.outcome else ""])
         for h in alert.history:
-            what = h.state.label + (f" by {h.by}" if h.by else "")
+            what = h.what + (f" by {h.by}" if h.by else "")
             item.addChild(QTreeWidgetItem([what, h.note or "", uk_datetime(h.at),
                                            h.outcome.label if h.outcome else ""]))
         return item
