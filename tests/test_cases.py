@@ -96,3 +96,10 @@ def test_the_breach_history_counts_confirmed_breaches_by_type():
     alerts = [breach("A1"), breach("A2"), breach("A3", type_="strap_tamper"),
               breach("A4", outcome=Outcome.EQUIPMENT_FAULT)]
     assert breach_counts(alerts) == {"Full curfew missed": 2, "Strap tamper": 1}
+
+
+def test_a_decision_already_recorded_settles_the_breach_whatever_came_before():
+    decided = [entry(EntryKind.DECISION, T, "A1", decision_maker="J. Smith (RM)",
+                     note="in hospital that night", sanction=Sanction.NO_FURTHER_ACTION),
+               entry(EntryKind.BREACH_IDENTIFIED, T + 60, "A1")]
+    assert next_steps(decided, [breach()], T + 10 * DAY) == []

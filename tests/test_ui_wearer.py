@@ -14,7 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 from test_signin import run, until
 
-from console.domain import SuspensionReason
+from console.domain import Outcome, SuspensionReason
+from console.domain.actions import Claim, Close
 from console.sync import SyncEngine, SyncState
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
@@ -120,6 +121,32 @@ def test_offline_the_view_shows_what_the_console_holds_and_says_why(
         assert window.alert_model.wearer_ref(alert.wearer_id) in window.wearer.header.text()
         assert window.wearer.history.topLevelItemCount() == len(
             window.alert_model.alerts_of(alert.wearer_id)) >= 1
+        backend.start(speed=1)  # the link back: the view asks again by itself
+        await until(lambda: window.wearer.record is not None, timeout=60, what="the record")
+        assert window.wearer.record.wearer.id == alert.wearer_id
+    run(qapp, main())
+
+
+def test_closing_an_alert_as_confirmed_brings_the_case_tab_up_to_date(
+        qapp, start_backend, window_on):
+    backend = start_backend(wearers=200, speed=1)
+    engine, window = window_on(backend)
+
+    async def main():
+        await until(lambda: window.alert_model.rowCount() > 0 and engine.status.operator,
+                    what="alerts")
+        window.queue.show_list(None)
+        model = window.alert_model
+        free = next(p for p in range(model.rowCount()) if model.alert_at(p).holder is None)
+        window.queue.view.selectRow(free)
+        alert = model.alert_at(free)
+        await until(lambda: window.wearer.record is not None, what="the record")
+        before = window.case.counts.text()
+        engine.act(Claim(alert.id))
+        engine.act(Close(alert.id, Outcome.CONFIRMED_NON_COMPLIANCE, "no excuse given"))
+        await until(lambda: window.case.counts.text() != before, timeout=20,
+                    what="the Case tab following the close")
+        assert "Record the" in window.case.steps.text()
     run(qapp, main())
 
 

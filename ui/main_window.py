@@ -262,6 +262,8 @@ class MainWindow(QMainWindow):
     def _refresh_status(self) -> None:
         s = self._status()
         self.board_model.set_live(s.state == "live")
+        if s.state == "live":
+            self.wearer.retry()  # a record the link's loss kept from the view
         self.connection.refresh()
         self.stale.refresh()
         problems = len(self.alert_model.problems)
@@ -364,7 +366,17 @@ class MainWindow(QMainWindow):
 
     def show_problems(self) -> None:
         problems = self.alert_model.problems.values()
-        text = "\n".join(f"{a.what}, queued {time.strftime('%H:%M', time.localtime(a.created_at))}"
-                         f" by {a.operator}: {a.label}" for a in problems)
+        text = "\n\n".join(
+            f"{self._about(a)}: your {a.what}, queued "
+            f"{time.strftime('%H:%M', time.localtime(a.created_at))} by {a.operator}: {a.label}"
+            for a in problems)
         QMessageBox.information(self, "Actions needing attention",
                                 text or "Every action was accepted by the backend.")
+
+    def _about(self, action) -> str:
+        """The alert an action is about, as the queue names it, where it still shows."""
+        alert = next(iter(self.alert_model.alerts_where({action.alert_id})), None) \
+            if action.alert_id else None
+        if alert is None:
+            return "An alert no longer open" if action.alert_id else "A wearer"
+        return f"{alert.type_label}, {self.alert_model.wearer_ref(alert.wearer_id)}"

@@ -124,23 +124,24 @@ def next_steps(entries: Iterable[CaseEntry], alerts: Iterable[Alert], now: float
         name = f"{breach.type_label} of {format_day(breach.raised_at)}"
         identified, asked = mine.get(EntryKind.BREACH_IDENTIFIED), mine.get(EntryKind.MITIGATION_REQUESTED)
         answered, decision = mine.get(EntryKind.MITIGATION_RECEIVED), mine.get(EntryKind.DECISION)
-        if identified is None:
+        if decision is not None:  # decided: only a warning it decided may remain to send
+            if decision.sanction is Sanction.WARNING_LETTER and EntryKind.WARNING_LETTER not in mine:
+                steps.append(f"Send the warning letter for the {name}, as "
+                             f"{decision.decision_maker} decided")
+        elif EntryKind.WARNING_LETTER in mine:
+            pass  # the rule's letter went
+        elif identified is None:
             steps.append(f"Record the {name} on the case")
         elif asked is None:
             late = now - identified.at > MITIGATION_ASK_WITHIN
             steps.append(f"{'⚑ ' if late else ''}Ask for mitigation for the {name}"
                          f" (identified {format_age(now - identified.at)} ago)")
-        elif decision is None and EntryKind.WARNING_LETTER not in mine:
+        elif answered is not None:
+            steps.append(f"Decision due on the {name}: mitigation received "
+                         f"{format_day(answered.at)}; a named decision maker decides")
+        elif now - asked.at > MITIGATION_WAIT:
             recent = any(0 <= breach.raised_at - t <= WARNING_MEMORY for t in letters)
-            if answered is not None:
-                steps.append(f"Decision due on the {name}: mitigation received "
-                             f"{format_day(answered.at)}; a named decision maker decides")
-            elif now - asked.at > MITIGATION_WAIT:
-                steps.append(f"⚑ Decision due on the {name}: no mitigation in 7 days, and a "
-                             "warning letter was sent within 90 days before it" if recent else
-                             f"⚑ Warning letter due for the {name}: no mitigation in 7 days")
-        elif (decision is not None and decision.sanction is Sanction.WARNING_LETTER
-              and EntryKind.WARNING_LETTER not in mine):
-            steps.append(f"Send the warning letter for the {name}, as "
-                         f"{decision.decision_maker} decided")
+            steps.append(f"⚑ Decision due on the {name}: no mitigation in 7 days, and a "
+                         "warning letter was sent within 90 days before it" if recent else
+                         f"⚑ Warning letter due for the {name}: no mitigation in 7 days")
     return steps

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from datetime import datetime
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -26,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.changes import Changes
-from console.domain import Alert, WearerRecord
+from console.domain import LOCAL_TZ, Alert, WearerRecord
 from console.domain.actions import Action, ActionKind, ActionState, RecordCaseEntry
 from console.domain.cases import (
     WARNING_RULE,
@@ -41,6 +42,11 @@ from console.domain.cases import (
 from console.protocol.schema import MAX_NOTE
 from ui.common.dates import uk_edit
 from ui.common.table import uk_datetime
+
+
+def format_clock_day(ts: float) -> str:
+    """A breach's time as a list names it: 30 Nov 03:47, UK time."""
+    return f"{datetime.fromtimestamp(ts, LOCAL_TZ):%d %b %H:%M}"
 
 
 class CaseTab(QWidget):
@@ -60,7 +66,7 @@ class CaseTab(QWidget):
         self.timeline = QTreeWidget()
         self.timeline.setAccessibleName("Case timeline")
         self.timeline.setHeaderLabels(["When (UK time)", "Entry", "Breaches", "By", "Note"])
-        for col, width in enumerate((150, 170, 110, 150)):
+        for col, width in enumerate((200, 170, 220, 150)):
             self.timeline.setColumnWidth(col, width)
         self.add = QPushButton("Record a case entry…", enabled=False)
         self.add.setAccessibleName("Record an entry on the wearer's case")
@@ -98,26 +104,32 @@ class CaseTab(QWidget):
         self.counts.setText(
             f"<b>Confirmed breaches:</b> {sum(counts.values())}"
             + "".join(f" · {e(kind)} {n}" for kind, n in counts.most_common())
-            + f" &nbsp; (of {len(self.record.alerts)} alerts on the record)")
+            + f" &nbsp; (of {len(self.record.alerts)} alert"
+            f"{'' if len(self.record.alerts) == 1 else 's'} on the record)")
         steps = next_steps(self.record.case, self.record.alerts, now)
         self.steps.setText("<b>Due next</b> (hover for the rule): " + (
             "<ul>" + "".join(f"<li>{e(s)}</li>" for s in steps) + "</ul>" if steps else "nothing"))
         for entry in sorted(self.record.case, key=lambda x: x.at):
-            self.timeline.addTopLevelItem(self._item(entry, entry.recorded_by))
+            self.timeline.addTopLevelItem(self._item(entry, entry.recorded_by, self.record))
         for action in self.mine.values():
             if action.payload.wearer_id == self.wearer_id:
-                item = self._item(action.payload.entry, action.label)
+                item = self._item(action.payload.entry, action.label, self.record)
                 item.setToolTip(1, action.label)
                 self.timeline.addTopLevelItem(item)
         if not self.timeline.topLevelItemCount():
             self.timeline.addTopLevelItem(QTreeWidgetItem(["", "No entries on the case"]))
 
     @staticmethod
-    def _item(entry: CaseEntry, by: str) -> QTreeWidgetItem:
+    def _item(entry: CaseEntry, by: str, record: WearerRecord) -> QTreeWidgetItem:
         what = entry.kind.label + (f": {entry.sanction.label.lower()}" if entry.sanction else "")
         who = f"{entry.decision_maker} (decided); {by}" if entry.decision_maker else by
-        item = QTreeWidgetItem([uk_datetime(entry.at), what, ", ".join(entry.alert_ids), who,
-                                entry.note])
+        alerts = {a.id: a for a in record.alerts}
+        # The breaches by what and when, as operators know them; an id the record no
+        # longer lists (past its 500 newest) by its id.
+        breaches = "; ".join(f"{alerts[i].type_label}, {format_clock_day(alerts[i].raised_at)}"
+                             if i in alerts else i for i in entry.alert_ids)
+        item = QTreeWidgetItem([uk_datetime(entry.at), what, breaches, who, entry.note])
+        item.setToolTip(2, breaches)
         item.setToolTip(4, entry.note)
         return item
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 from console.changes import Changes
 from console.domain import Alert, WearerRecord, format_age
 from console.domain.actions import ActionState
+from console.protocol.client import ApiError, ProtocolError
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel, device_text
 from ui.bridge import result_of
@@ -56,6 +57,7 @@ class WearerView(QWidget):
         self._board, self._alerts, self._fetch, self._clock = board, alerts, fetch, clock
         self.wearer_id: str | None = None
         self.record: WearerRecord | None = None
+        self._failed = False  # the last ask for the record failed
         self._loading: asyncio.Task | None = None
         self.header = QLabel("Select an alert or a wearer to see them here.")
         self.header.setAccessibleName("Wearer")
@@ -109,12 +111,24 @@ class WearerView(QWidget):
             self._settle.start()
 
     def apply(self, changes: Changes) -> None:
-        """An action of this console's on the shown wearer (a case entry, a
-        suspension) reached the backend: the record as it now stands lists it."""
-        if any(a.state is ActionState.DELIVERED and self.wearer_id is not None
-               and getattr(a.payload, "wearer_id", None) == self.wearer_id
+        """An action of this console's on the shown wearer or one of their alerts (a
+        close, a case entry, a suspension) reached the backend: the record as it
+        now stands shows it, and the Case tab's counts and steps follow."""
+        if self.wearer_id is None:
+            return
+        theirs = {a.id for a in self._alerts.alerts_of(self.wearer_id)}
+        theirs |= {a.id for a in self.record.alerts} if self.record else set()
+        if any(a.state is ActionState.DELIVERED
+               and (getattr(a.payload, "wearer_id", None) == self.wearer_id or a.alert_id in theirs)
                for a in changes.actions.values()):
             self.reload()
+
+    def retry(self) -> None:
+        """The link is back: ask again for a record that could not be had."""
+        if self._failed and self.wearer_id is not None and not self._settle.isActive():
+            self._failed = False
+            self.source.setText("Loading the record…")
+            self._settle.start()
 
     def _suspend(self) -> None:
         if self.record is None:
@@ -169,12 +183,17 @@ class WearerView(QWidget):
         except Exception as e:  # offline, refused, or a record that did not decode
             log.info("the record of %s could not be had: %s", wearer_id, e)
             if wearer_id == self.wearer_id:
+                # Out of reach: asked again once the link is back. A refusal or a record
+                # that did not decode would only be refused again.
+                self._failed = not isinstance(e, (ApiError, ProtocolError))
+                why = type(e).__name__ + (f": {str(e)[:160]}" if str(e) else "")
                 self.source.setText(
-                    f"⚠ No record from the backend ({type(e).__name__}: {str(e)[:160]}). "
+                    f"⚠ No record from the backend ({why}). "
                     "Showing what this console holds: reference, device, curfew, open alerts.")
             return
         if wearer_id != self.wearer_id:
             return
+        self._failed = False
         self.record = record
         self.source.setText(f"Record from the backend at {uk_datetime(self._clock())} (UK time); "
                             "your view of it is in the backend's audit trail.")
