@@ -36,9 +36,9 @@ def entry(kind, at, *alert_ids, **kw) -> CaseEntry:
     (entry(EntryKind.REFERRAL, T, "A1", decision_maker=" ", note="third breach"),
      "names its decision maker"),
     (entry(EntryKind.DECISION, T, "A1", decision_maker="J. Patel", note="late twice"),
-     "says what was decided"),
+     "says what was decided (its sanction)"),
     (entry(EntryKind.WARNING_LETTER, T, "A1", sanction=Sanction.WARNING_LETTER),
-     "only a decision"),
+     "only a decision has a sanction"),
 ])
 def test_an_entry_missing_what_its_kind_needs_is_refused_with_the_reason(bad, reason):
     assert reason in problem(bad, T)

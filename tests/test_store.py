@@ -160,6 +160,8 @@ def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
         assert alert.history == (HistoryEntry(AlertState.UNACKNOWLEDGED, T),)
         assert alert.holder is None and alert.outcome is None and alert.shelved_until is None
         assert alert.evidence is None and alert.suppressed is None and alert.cleared_at is None
+        # Still flat when the cache was upgraded: flat since it was raised.
+        assert again.load().battery == {"D1": (Span(T),)}
     finally:
         again.close()
 

@@ -205,7 +205,7 @@ def test_a_suspension_made_in_the_wearer_view_reaches_the_backend_and_the_summar
         await until(lambda: window.wearer.record is not None, what="the record")
         assert window.wearer.suspend.isEnabled()
         before = [s.reason for s in window.wearer.record.suspensions].count(SuspensionReason.CUSTODY)
-        dialog = SuspendDialog(window.wearer.record, window.alert_model.clock())
+        dialog = SuspendDialog(window.wearer.record.wearer, window.alert_model.clock())
         dialog.end.setDateTime(dialog.start.dateTime().addSecs(-60))
         assert not dialog.ok.isEnabled() and "ends before it starts" in dialog.why_not.text()
         dialog.end.setDateTime(dialog.start.dateTime().addSecs(3 * 3600))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -331,8 +332,10 @@ class MainWindow(QMainWindow):
                               self.alert_model.clock(), others)
         closing.setWindowTitle("Close cleared battery alerts")
         spent = ", ".join(o.label.lower() for o in Outcome if o in NOT_COUNTED)
+        refs = sorted({self.alert_model.wearer_ref(a.wearer_id) for a in alerts})
         closing.summary.setText(closing.summary.text() + (
-            "<br><br>Their flat time still counts towards the 12-hour battery policy, "
+            f"<br><br>Wearers: {html.escape(', '.join(refs))}."
+            "<br>Their flat time still counts towards the 12-hour battery policy, "
             f"unless they are closed as {spent}."))
         if closing.exec():
             self._act_all([p for a in alerts for p in (

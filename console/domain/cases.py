@@ -96,8 +96,10 @@ def problem(entry: CaseEntry, now: float) -> str | None:
             return f"a {entry.kind.label.lower()} names its decision maker"
         if not entry.note.strip():
             return f"a {entry.kind.label.lower()} gives its reasons"
-    if (entry.kind is EntryKind.DECISION) != (entry.sanction is not None):
-        return "a decision, and only a decision, says what was decided"
+    if entry.kind is EntryKind.DECISION and entry.sanction is None:
+        return "a decision says what was decided (its sanction)"
+    if entry.kind is not EntryKind.DECISION and entry.sanction is not None:
+        return "only a decision has a sanction"
     return None
 
 

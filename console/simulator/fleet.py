@@ -157,8 +157,9 @@ class Fleet:
         for i in rng.sample(range(n), n // 30):
             btype = rng.choices(["battery", "absence_15min", "interference_pid", "strap_tamper"],
                                 [70, 15, 10, 5])[0]
-            if (i, btype) in self.open_by_cause:
-                continue
+            if (i, btype) in self.open_by_cause or (
+                    btype == "strap_tamper" and self.devices[i].kind is DeviceKind.NFD):
+                continue  # a check-in device has no strap
             alert = self._raise(i, btype, self.now - rng.uniform(60, 2 * DAY), "non_compliance")
             # Some were handled already, by operators of this shift or the last.
             handled, at = rng.random(), alert.raised_at + 600
@@ -169,7 +170,9 @@ class Fleet:
             elif handled < 0.3:
                 alert = acknowledge(alert, at, "previous shift", "seen")
             if rng.random() < 0.5:
-                alert = return_to_normal(alert, self.now)
+                # Cleared a while after it came, as most do: a battery a few hours flat.
+                alert = return_to_normal(alert, min(self.now, alert.raised_at
+                                                    + rng.uniform(1800, 6 * 3600)))
             else:
                 heapq.heappush(self.timers, (self.now + rng.uniform(600, 6 * 3600), i, btype))
             self._store(i, alert)

@@ -272,6 +272,11 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
     db["battery_spans"].create({"alert_id": str, "device_id": str, "start": float, "end": float},
                                pk="alert_id", not_null={"device_id", "start"})
     db["battery_spans"].create_index(["device_id"])
+    # Battery alerts cached before: a device still flat has been so since its alert
+    # came. When a cleared one cleared was not kept, so it counts from the next
+    # snapshot on, as the backend then says.
+    db.conn.execute("INSERT INTO battery_spans SELECT id, device_id, raised_at, NULL FROM alerts "
+                    "WHERE type = 'battery' AND active = 1")
 
 
 MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}

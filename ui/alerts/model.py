@@ -139,6 +139,11 @@ class AlertQueueModel(SelfSortingModel):
         if col == 0:
             return self.priority_of(alert).label
         if col == 1:
+            if alert.type == "battery":  # a breach only by the accumulated policy
+                incident = self._incident.get(alert.id)
+                breach = incident is not None and incident.battery is not None \
+                    and incident.battery.breached
+                return "Battery breach" if breach else "Flat battery"
             return alert.type_label
         if col == 2:
             return self.wearer_ref(alert.wearer_id)
@@ -146,13 +151,12 @@ class AlertQueueModel(SelfSortingModel):
             incident = self._incident.get(alert.id)
             if incident is None:
                 return ""
-            # A battery breach says how long its device was flat, which made it one.
+            # A battery item says how long its device was flat (⚑: a breach, 12 h or more).
             standing = incident.battery
-            flat = "" if standing is None else (
-                f"{'⚑ ' if standing.breached else ''}{standing.hours} flat")
+            flat = "" if standing is None else f"{'⚑ ' if standing.breached else ''}{standing.hours}"
             members = incident.members
-            place = f"{members.index(alert.id) + 1} of {len(members)}" if len(members) > 1 else ""
-            return " · ".join(t for t in (place, flat) if t)
+            place = f"{members.index(alert.id) + 1}/{len(members)}" if len(members) > 1 else ""
+            return " ".join(t for t in (place, flat) if t)
         if col == self.COL_CONDITION:
             return "● active" if alert.active else "○ cleared"
         if col == self.COL_AGE:

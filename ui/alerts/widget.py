@@ -59,6 +59,10 @@ class AlertQueue(QWidget):
         self.close_cleared.setAccessibleName(
             "Close the battery alerts that cleared by themselves, with one outcome and note")
         self.close_cleared.clicked.connect(self._close_cleared)
+        # Shown in the Battery list only, its room kept: the columns must not jump.
+        policy = self.close_cleared.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.close_cleared.setSizePolicy(policy)
         self.ack = QPushButton("&Acknowledge…", enabled=False)
         self.ack.setAccessibleName("Acknowledge the selected alert")
         self.ack.setToolTip("Acknowledge the selected alert with a note (Alt+A)")
@@ -75,7 +79,7 @@ class AlertQueue(QWidget):
             self.buttons[kind] = button
             bar.addWidget(button)
         # Narrow enough to leave Raised room for a day and a time.
-        self.view = table(model, "Alert queue table", (90, 128, 85, 58, 160, 74, 64))
+        self.view = table(model, "Alert queue table", (90, 112, 85, 72, 160, 74, 64))
         self.view.selectionModel().selectionChanged.connect(self._enable)
         self.view.activated.connect(lambda _: self._request())
         body = QWidget()

@@ -123,13 +123,13 @@ class StatusBoardModel(SelfSortingModel):
     @staticmethod
     def _flat(row: BoardRow, now: float) -> str:
         """The device's flat time in 7 days, once there is any: how far towards the
-        accumulated battery policy's breach (⚑ past it)."""
+        accumulated battery policy's breach (⚑ past it); the tooltip says the rest."""
         if not row.battery:
             return ""
         held = standing(row.battery, now)
         if not held.accumulated:
             return ""
-        return f" · {'⚑ ' if held.breached else ''}{held.hours} flat in 7 days"
+        return f" · {'⚑ ' if held.breached else ''}{held.hours} flat"
 
     def _tooltip(self, row: BoardRow, col: int) -> str | None:
         tips = []

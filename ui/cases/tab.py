@@ -80,7 +80,11 @@ class CaseTab(QWidget):
     def show_wearer(self, wearer_id: str | None, record: WearerRecord | None) -> None:
         self.wearer_id, self.record = wearer_id, record
         self.add.setEnabled(record is not None)
-        self.add.setToolTip("" if record is not None else "The case comes with the record")
+        why = ("" if record is not None else
+               "Off until the record comes: an entry names breaches of the wearer's record, "
+               "which the backend gives (offline, or still loading, it has not)")
+        self.add.setToolTip(why)
+        self.add.setAccessibleDescription(why)
         if record is not None:  # what the record lists is no longer only this console's
             self.mine = {k: a for k, a in self.mine.items() if a.state is not ActionState.DELIVERED}
         self._show()
@@ -167,7 +171,7 @@ class CaseEntryDialog(QDialog):
         self.decision_maker.setPlaceholderText("Name of who decided (decisions and referrals)")
         self.sanction = QComboBox()
         self.sanction.setAccessibleName("Sanction decided")
-        self.sanction.addItem("(not a decision)", None)
+        self.sanction.addItem("(choose, for a decision)", None)
         for sanction in Sanction:
             self.sanction.addItem(sanction.label, sanction)
         self.note = QPlainTextEdit()

@@ -14,16 +14,16 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from console.domain import DAY, Suspension, SuspensionReason, WearerRecord
+from console.domain import DAY, Suspension, SuspensionReason, Wearer
 from console.domain.actions import Suspend
 from ui.common.dates import uk_edit
 
 
 class SuspendDialog(QDialog):
-    def __init__(self, record: WearerRecord, now: float):
+    def __init__(self, wearer: Wearer, now: float):
         super().__init__()
-        self.wearer_id = record.wearer.id
-        self.setWindowTitle(f"Suspend monitoring — {record.wearer.ref}")
+        self.wearer_id = wearer.id
+        self.setWindowTitle(f"Suspend monitoring — {wearer.ref}")
         self.reason = QComboBox()
         self.reason.setAccessibleName("Reason")
         for reason in SuspensionReason:

@@ -131,9 +131,10 @@ class WearerView(QWidget):
             self._settle.start()
 
     def _suspend(self) -> None:
-        if self.record is None:
+        row = self._board.row_of(self.wearer_id) if self.wearer_id else None
+        if row is None:
             return
-        dialog = SuspendDialog(self.record, self._clock())
+        dialog = SuspendDialog(row.wearer, self._clock())
         if dialog.exec():
             self.suspend_requested.emit(dialog.payload())
 
@@ -144,7 +145,9 @@ class WearerView(QWidget):
             self.history.show_wearer(self.wearer_id, self.record)
 
     def _show_tabs(self) -> None:
-        self.suspend.setEnabled(self.record is not None)
+        # Suspending needs only the wearer: offline it is queued like any action.
+        self.suspend.setEnabled(self.wearer_id is not None
+                                and self._board.row_of(self.wearer_id) is not None)
         for i in range(self.tabs.count()):
             self.tabs.widget(i).show_wearer(self.wearer_id, self.record)
 
