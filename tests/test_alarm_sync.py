@@ -2,6 +2,10 @@
 outbox, durable while the backend is away, delivered in order and exactly once,
 and what another operator does arrives on the stream."""
 
+import signal
+import time
+from datetime import datetime, timedelta
+
 from conftest import wait_until
 from test_sync import _pending, engine_for, settle
 
@@ -99,3 +103,40 @@ def test_an_operator_signing_in_offline_acts_under_the_name_the_backend_gave_the
         assert offered(ahead, offline.status.operator, offline.clock.now())[ActionKind.CLOSE] == ""
     finally:
         offline.stop()
+
+
+def test_an_action_sent_late_is_recorded_when_the_operator_acted(start_backend, tmp_path):
+    """A claim made while the backend does not answer is sent once it does, and
+    its history entry carries the time of the claim, not of its delivery."""
+    backend = start_backend(wearers=400, speed=60)
+    alert_id = next(a["id"] for a in backend.snapshot()["alerts"]
+                    if a["state"] == "unacknowledged")
+    engine = engine_for(backend.url, tmp_path / "cache.db", read_timeout=16)
+    try:
+        wait_until(lambda: engine.status.state == "live")
+        backend.signal(signal.SIGSTOP)
+        acted = engine.clock.now()
+        engine.act(Claim(alert_id)).result(5)
+        time.sleep(4)  # four minutes of the backend's time
+        backend.signal(signal.SIGCONT)
+        wait_until(lambda: not _pending(engine), timeout=60, interval=0.3)
+        delivered = engine.clock.now()
+    finally:
+        engine.stop()
+    claimed = backend.get(f"/api/v1/alerts/{alert_id}").json()["history"][-1]
+    at = datetime.fromisoformat(claimed["at"]).timestamp()
+    assert claimed["state"] == "claimed" and abs(at - acted) < 60 < delivered - at
+
+
+def test_acted_at_is_kept_within_the_alerts_life_and_a_bad_one_is_a_422(start_backend):
+    backend = start_backend(wearers=300, speed=1)
+    alert = next(a for a in backend.snapshot()["alerts"] if a["state"] == "unacknowledged")
+    raised = datetime.fromisoformat(alert["raised_at"])
+
+    def claim(acted_at: str):
+        return backend.post(f"/api/v1/alerts/{alert['id']}/claim", json={"take_over": True},
+                            headers={"Idempotency-Key": f"k-{acted_at}", "Acted-At": acted_at})
+    assert claim("yesterday").status_code == 422
+    assert claim((raised - timedelta(days=30)).isoformat()).status_code == 200
+    history = backend.get(f"/api/v1/alerts/{alert['id']}").json()["history"]
+    assert history[-1]["at"] == history[-2]["at"]  # not before what came before it

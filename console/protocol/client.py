@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -17,6 +18,11 @@ from console.changes import Picture
 from console.domain import Alert, CaseEntry, Outcome, Suspension, WearerRecord
 from console.protocol import schema
 from console.protocol.schema import API, BadEvent
+
+# When the operator did what is being sent (server time): an action queued offline
+# is sent later, and the backend records it at the time it was done. The outbox
+# sender sets it around each delivery; every request made meanwhile says it.
+ACTED_AT: ContextVar[float | None] = ContextVar("acted_at", default=None)
 
 MAX_HEARTBEAT = 15.0  # the protocol promises a heartbeat at least this often
 # A 100,000-wearer snapshot with its open alerts is about 26 MB; a backend that
@@ -118,7 +124,10 @@ class Client:
         return self.operator
 
     def _headers(self, extra: dict | None = None) -> dict:
-        return {"Authorization": f"Bearer {self.token}", **(extra or {})}
+        headers = {"Authorization": f"Bearer {self.token}", **(extra or {})}
+        if (acted := ACTED_AT.get()) is not None:
+            headers["Acted-At"] = schema.wire_time(acted).isoformat()
+        return headers
 
     async def _request(self, method: str, path: str, **kw) -> httpx.Response:
         """One request; a 401 (the backend forgot our session) signs in once more."""

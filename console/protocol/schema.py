@@ -223,7 +223,9 @@ class Suspension(Struct):
     reason: domain.SuspensionReason
     start: Timestamp
     end: Timestamp
-    every_days: Annotated[int, Meta(ge=1, le=366)] | None = None
+    # A whole number of days; as a number, not an integer, because JSON does not tell
+    # 7 from 7.0 and a client may send either.
+    every_days: Annotated[float, Meta(ge=1, le=366, multiple_of=1)] | None = None
 
     @classmethod
     def from_domain(cls, s: domain.Suspension) -> Suspension:

@@ -264,10 +264,12 @@ class Backend:
         return wearer_record(self.fleet, index, self.cases.get(wearer_id, []))
 
     def record_case_entry(self, wearer_id: str, new: schema.NewCaseEntry,
-                          operator: schema.Operator, key: str) -> Answer:
+                          operator: schema.Operator, key: str,
+                          acted_at: float | None = None) -> Answer:
         """An entry on a wearer's case, once per idempotency key. 404 for an unknown
         wearer; 422 for an entry its kind's rules refuse (console/domain/cases.py) or
-        that names an alert that is not the wearer's."""
+        that names an alert that is not the wearer's. It is recorded when the operator
+        recorded it (`acted_at`, for one queued offline), if no later than now."""
         scoped, fingerprint = (operator.id, key), fingerprint_of(b"case", wearer_id.encode(), encode(new))
         if (seen := self._seen(scoped, fingerprint)) is not None:
             return seen
@@ -288,8 +290,8 @@ class Backend:
             answer = problem(422, "Refused by the rules", f"the case entry: {reason}")
             self._remember(scoped, fingerprint, answer)
             return answer
-        entry = replace(entry, id=f"C{uuid.uuid4().hex[:12]}", recorded_at=now,
-                        recorded_by=operator.name)
+        entry = replace(entry, id=f"C{uuid.uuid4().hex[:12]}", recorded_by=operator.name,
+                        recorded_at=now if acted_at is None else min(now, acted_at))
         body = encode(schema.CaseEntry.from_domain(entry))
         answer = Answer(200, body)
         self.cases.setdefault(wearer_id, []).append(entry)
@@ -303,13 +305,16 @@ class Backend:
         return answer
 
     def handle(self, alert_id: str, request: bytes, operator: schema.Operator, key: str,
-               change: Callable[[Alert, float], Alert]) -> Answer:
+               change: Callable[[Alert, float], Alert], acted_at: float | None = None) -> Answer:
         """One operator's transition on one alert, once per idempotency key.
         `request` names the transition, the alert and the body: a key reused for
         another request is refused. An unknown alert is 404; a transition the alert's
         handling no longer allows is 409 with the alert as it stands; one the rules
         refuse whatever the state is 422. Each answer is kept under the key, so a
-        retry gets the same answer and changes nothing."""
+        retry gets the same answer and changes nothing. `acted_at` (the Acted-At
+        header): when the operator acted, for an action queued offline; the history
+        records it then, if it is no later than now and no earlier than the alert's
+        last entry (so the history stays in order)."""
         scoped, fingerprint = (operator.id, key), fingerprint_of(request)
         if (seen := self._seen(scoped, fingerprint)) is not None:
             return seen
@@ -320,7 +325,7 @@ class Backend:
         if alert is None:
             return problem(404, "No such alert", f"no alert has the id {alert_id}")
         try:
-            event = self.fleet.handle(alert_id, change)
+            event = self.fleet.handle(alert_id, lambda a, now: change(a, acted(a, now, acted_at)))
         except LifecycleError as e:
             answer = problem(409, "Alert moved on", str(e), schema.Alert.from_domain(alert))
             self._remember(scoped, fingerprint, answer)
@@ -385,6 +390,15 @@ class Backend:
     def _key_sql(key: tuple[str, str], fingerprint: str, answer: Answer) -> tuple[str, tuple]:
         return ("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
                 (*key, fingerprint, answer.status, answer.body))
+
+
+def acted(alert: Alert, now: float, acted_at: float | None) -> float:
+    """When a transition on `alert` happened: when the operator acted, if they said,
+    within the alert's life so far; else now."""
+    if acted_at is None:
+        return now
+    last = alert.history[-1].at if alert.history else alert.raised_at
+    return min(now, max(acted_at, last, alert.raised_at))
 
 
 def fingerprint_of(*parts: bytes) -> str:

@@ -7,6 +7,7 @@ their documentation come from console/protocol/schema.py, so that no field is
 described twice.
 """
 
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -95,3 +96,17 @@ def operator(
 Authed = Annotated[schema.Operator, Depends(operator)]
 # An action's Idempotency-Key header: a retry with the same key is the same action.
 IdempotencyKey = Annotated[str, Header(min_length=8, max_length=200)]
+
+
+def acted_at(acted_at: Annotated[datetime, Header(  # optional, but never null: no `| None`
+        description="when the operator acted, if before this request (an action queued "
+                    "offline): ISO 8601 with a zone")] = None) -> float | None:
+    """The Acted-At header as epoch seconds; a 422 for one without a zone."""
+    if acted_at is None:
+        return None
+    if acted_at.tzinfo is None:
+        raise HTTPException(422, "Acted-At has no zone: ISO 8601 with a zone, please")
+    return acted_at.timestamp()
+
+
+ActedAt = Annotated[float | None, Depends(acted_at)]

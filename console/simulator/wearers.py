@@ -9,7 +9,16 @@ from fastapi import APIRouter
 from console.protocol import schema
 from console.protocol.schema import API
 from console.simulator.backend import Backend, problem
-from console.simulator.http import Authed, IdempotencyKey, answer, body_of, ok, returns, takes
+from console.simulator.http import (
+    ActedAt,
+    Authed,
+    IdempotencyKey,
+    answer,
+    body_of,
+    ok,
+    returns,
+    takes,
+)
 
 
 def router(backend: Backend) -> APIRouter:
@@ -31,8 +40,9 @@ def router(backend: Backend) -> APIRouter:
                         "(breaches named; a decision maker and reasons for a decision or a "
                         "referral; a sanction for a decision only) is refused with 422.")
     async def case_entry(wearer_id: str, op: Authed, idempotency_key: IdempotencyKey,
+                         acted: ActedAt,
                          body: Annotated[schema.NewCaseEntry, body_of(schema.NewCaseEntry)]):
-        return answer(backend.record_case_entry(wearer_id, body, op, idempotency_key))
+        return answer(backend.record_case_entry(wearer_id, body, op, idempotency_key, acted))
 
     @r.post(f"{API}/wearers/{{wearer_id}}/suspensions",
             responses=returns(schema.Suspension, 400, 404, 422), openapi_extra=takes(schema.Suspension),

@@ -131,7 +131,7 @@ class SyncEngine:
 
     async def _start_tasks(self) -> None:
         self._outbox = OutboxSender(self._client, self._writer_call,
-                                    lambda n: self._update(pending_actions=n))
+                                    lambda n: self._update(pending_actions=n), self.clock)
         self._tasks = [asyncio.create_task(self._supervise("stream", self._run_stream)),
                        asyncio.create_task(self._supervise("outbox", self._outbox.run))]
 

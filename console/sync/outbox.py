@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -29,9 +30,9 @@ from console.domain.actions import (
     Suspend,
     Unshelve,
 )
-from console.protocol.client import ApiError, Client, ProtocolError
+from console.protocol.client import ACTED_AT, ApiError, Client, ProtocolError
 from console.store import Store
-from console.sync.clock import backoff_delay
+from console.sync.clock import ServerClock, backoff_delay
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,9 @@ async def _case_entry(client: Client, payload: RecordCaseEntry, key: str) -> obj
 
 class OutboxSender:
     def __init__(self, client: Client, writer_call: Callable[[Callable[[Store], object]], Awaitable],
-                 pending_count: Callable[[int], None]):
+                 pending_count: Callable[[int], None], clock: ServerClock):
         self._client = client
+        self._clock = clock
         self._writer_call = writer_call
         self._pending_count = pending_count
         self.kick = asyncio.Event()  # set when there may be something to send
@@ -173,6 +175,7 @@ class OutboxSender:
         if delivery is None:  # a kind registered without a delivery: a bug, told
             log.error("no delivery for actions of kind %r", action.kind.value)
             return ActionState.PENDING, f"this console cannot send a {action.kind.value} action"
+        token = ACTED_AT.set(self.acted_at(action))
         try:
             await delivery(self._client, action.payload, action.key)
             return ActionState.DELIVERED, None
@@ -184,3 +187,12 @@ class OutboxSender:
             return ActionState.PENDING, str(e)
         except (httpx.HTTPError, ProtocolError, OSError) as e:
             return ActionState.PENDING, f"{type(e).__name__}: {e}"
+        finally:
+            ACTED_AT.reset(token)
+
+    def acted_at(self, action: Action) -> float:
+        """When the operator acted, in the backend's time: the time queued, as far
+        before the backend's now as it was before the workstation's (at the
+        backend's clock rate: a training backend runs faster)."""
+        now = self._clock.now()
+        return now - max(0.0, time.time() - action.created_at) * self._clock.rate
