@@ -116,7 +116,7 @@ def test_the_bulk_close_is_offered_only_in_the_battery_list_for_self_cleared_ale
 
 def test_self_cleared_battery_alerts_close_in_one_go_each_claimed_and_closed_on_the_backend(
         start_window, qtbot):
-    backend, engine, window = start_window(speed=1)
+    backend, engine, window = start_window(speed=1, wearers=600)  # a few such alerts, surely
     model = window.alert_model
     wait_until(lambda: engine.status.state == "live" and engine.status.operator
                and model.rowCount() > 0, qtbot=qtbot)

@@ -69,9 +69,11 @@ class AlertQueueModel(SelfSortingModel):
     def alerts_where(self, ids: set[str] | None = None) -> list[Alert]:
         """The open alerts with these ids (all of them without), most urgent first,
         whichever list is shown."""
+        return self._most_urgent_first([a for a in self._rows if ids is None or a.id in ids])
+
+    def _most_urgent_first(self, alerts: list[Alert]) -> list[Alert]:
         now, last_contact = self.device_clock(), self._last_contact
-        found = [a for a in self._rows if ids is None or a.id in ids]
-        return sorted(found, key=lambda a: queue_key(a, last_contact.get(a.device_id), now))
+        return sorted(alerts, key=lambda a: queue_key(a, last_contact.get(a.device_id), now))
 
     def open_alerts(self) -> list[Alert]:
         """Every open alert, in no particular order."""
@@ -90,7 +92,7 @@ class AlertQueueModel(SelfSortingModel):
 
     def alerts_of(self, wearer_id: str) -> list[Alert]:
         """The wearer's open alerts, most urgent first, whichever list is shown."""
-        return [a for a in self.alerts_where() if a.wearer_id == wearer_id]
+        return self._most_urgent_first([a for a in self._rows if a.wearer_id == wearer_id])
 
     def wearer_ref(self, wearer_id: str) -> str:
         return self._refs.get(wearer_id, wearer_id)
