@@ -246,13 +246,21 @@ class MainWindow(QMainWindow):
         alert = self.queue.selected()
         if alert is None or alert.wearer_id != wearer_id:
             # The queue's buttons must never act on another wearer than the one shown:
-            # the queue follows to this wearer's first alert, or lets go.
-            first = next((p for p in range(self.alert_model.rowCount())
-                          if self.alert_model.alert_at(p).wearer_id == wearer_id), None)
-            if first is None:
+            # the queue follows to this wearer's most urgent alert, showing its list if
+            # another is shown, or lets go.
+            theirs = self.alert_model.alerts_of(wearer_id)
+            if not theirs:
+                self.queue.view.clearSelection()
+                return
+            work = self.alert_model.list_of(theirs[0])
+            if self.alert_model.list is not None and work not in (None, self.alert_model.list):
+                self.queue.show_list(work)
+            position = next((p for p in range(self.alert_model.rowCount())
+                             if self.alert_model.alert_at(p).wearer_id == wearer_id), None)
+            if position is None:
                 self.queue.view.clearSelection()
             else:
-                self.queue.view.selectRow(first)
+                self.queue.view.selectRow(position)
 
     def _tick_clock(self) -> None:
         self.board_model.refresh_time()

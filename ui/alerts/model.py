@@ -56,6 +56,7 @@ class AlertQueueModel(SelfSortingModel):
         # Per list, as last ordered: (work items, alerts). The tabs show them.
         self.counts: dict[WorkList | None, tuple[int, int]] = {}
         self._incident: dict[str, Incident] = {}  # alert id -> its incident
+        self._list_of: dict[str, WorkList] = {}  # alert id -> the list it is in
         self.battery: BatterySpans = {}  # per device, its flat-battery spans
 
     def show(self, work: WorkList | None) -> None:
@@ -82,6 +83,10 @@ class AlertQueueModel(SelfSortingModel):
     def shown(self) -> list[Alert]:
         """The alerts of the list shown, in its order."""
         return [self._rows[r] for r in self._order]
+
+    def list_of(self, alert: Alert) -> WorkList | None:
+        """The list the alert is in, as last ordered (None: arrived since)."""
+        return self._list_of.get(alert.id)
 
     def incident_of(self, alert: Alert) -> list[Alert]:
         """The open alerts of the alert's incident in the list shown, oldest first."""
@@ -197,13 +202,14 @@ class AlertQueueModel(SelfSortingModel):
         queued = self.queued
         rows = [self.anticipated(a) if a.id in queued else a for a in self._rows]
         items = work_items(rows, now, self.battery)
-        self._incident = {}
+        self._incident, self._list_of = {}, {}
         self.counts = {None: (sum(map(len, items.values())), len(rows))}
         for work, incidents in items.items():
             self.counts[work] = (len(incidents), sum(len(i.members) for i in incidents))
             for incident in incidents:
                 for member in incident.members:
                     self._incident[member] = incident
+                    self._list_of[member] = work
         # An incident goes where its most urgent member goes; its members, in the order
         # they came, follow each other.
         index, last_contact = self._index, self._last_contact
