@@ -239,7 +239,7 @@ def test_an_unreachable_backend_offers_offline_and_says_the_name_is_not_checked(
         await until(lambda: dialog.offline_button.isVisible(), timeout=15)
         text = dialog.message.text()
         assert "cannot be reached (ConnectError)" in text
-        assert "not checked" in text and "open policy question" in text
+        assert "not checked" in text and "queued under the name you typed" in text
         dialog.offline_button.click()
         assert await result == QDialog.Accepted and dialog.offline
         # Offline, the engine takes the name unchecked and keeps trying to sign in with it.

@@ -234,3 +234,26 @@ def test_the_cached_picture_shows_at_once_marked_stale(tmp_path, qtbot, start_ba
         assert window.banner is None
     finally:
         engine.stop()
+
+
+def test_with_nothing_cached_and_no_backend_the_window_says_it_has_no_data(tmp_path, qtbot):
+    """An empty queue must not read as "no alerts" when nothing was ever received."""
+    from backends import free_port
+
+    bridge = GuiBridge()
+    engine = SyncEngine(f"http://127.0.0.1:{free_port()}", "demo", "demo",
+                        str(tmp_path / "cache.db"), bridge.publish)
+    board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
+    window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
+                        engine.wearer_record, training=False, version="test")
+    qtbot.addWidget(window)
+    engine.start()
+    window.show()
+    try:
+        wait_until(lambda: engine.status.state == "reconnecting", qtbot=qtbot)
+        window._refresh_status()
+        assert window.stale.isVisible() and window.stale.text().startswith("⚠ NO DATA")
+        assert "urgent alerts unknown: no data yet" in window.alarm_status.text()
+        assert "No urgent alert unhandled" not in window.alarm_status.text()
+    finally:
+        engine.stop()

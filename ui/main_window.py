@@ -199,7 +199,11 @@ class MainWindow(QMainWindow):
 
     def _show_alarms(self) -> None:
         state = self.alarms.mute.text() if self.alarms.muted() else "♪ alarms on (Ctrl+M mutes)"
-        self.alarm_status.setText(f"{self.alarms.summary()} · {state}")
+        s = self._status()
+        # With no picture at all, "no urgent alert" would be a claim nobody can make.
+        summary = (self.alarms.summary() if s.last_event_at or s.synced_at
+                   else "⚠ urgent alerts unknown: no data yet")
+        self.alarm_status.setText(f"{summary} · {state}")
 
     # -- live data --------------------------------------------------------------
 
@@ -271,6 +275,7 @@ class MainWindow(QMainWindow):
     def _refresh_status(self) -> None:
         s = self._status()
         self.board_model.set_live(s.state == "live")
+        self._show_alarms()
         if s.state == "live":
             self.wearer.retry()  # a record the link's loss kept from the view
         self.connection.refresh()

@@ -34,8 +34,7 @@ SIGN_IN_TIMEOUT = 20.0  # seconds without an answer before the attempt is given 
 OFFLINE_TEXT = (
     "You can open the cached picture and work offline. Offline, your name and password "
     "are not checked: actions are queued under the name you typed, and the console "
-    "signs in with it when the backend is back (whether an unchecked name should be "
-    "allowed offline is an open policy question).")
+    "signs in with it when the backend is back.")
 
 
 class SignInDialog(QDialog):

@@ -22,7 +22,7 @@ from console.domain import (
     workitems,
 )
 from console.domain.actions import Action, ActionState, anticipated, reflected
-from console.domain.workitems import Incident, WorkList, work_items
+from console.domain.workitems import Incident, WorkList, work_items, work_list
 from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 
 
@@ -272,8 +272,13 @@ class AlertQueueModel(SelfSortingModel):
         touched |= {self._index[x.alert_id] for x in changes.actions.values()
                     if x.alert_id in self._index}
         self._rows_changed(touched)
-        # A shelving, one queued, or a device's flat time moves alerts between lists.
-        if touched or changes.battery:
+        # A shelving (or one queued) moves an alert to another list, and a device's flat
+        # time its battery alerts (their spans come with the change): re-sort then only,
+        # not for every update of a state (the order does not depend on it).
+        now = self.clock()
+        if changes.battery or any(
+                work_list(self.anticipated(self._rows[i]), now) is not self._list_of.get(
+                    self._rows[i].id) for i in touched if self._rows[i].type != "battery"):
             self._reorder_soon()
 
     def _replace_rows(self, rows: list[Alert], index: dict[str, int]) -> None:

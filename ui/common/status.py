@@ -59,7 +59,13 @@ class StaleNotice(QLabel):
         if s.state == "live":
             self.hide()
             return
-        age = f", {format_age(time.time() - synced)} old" if synced else ""
+        if not synced:  # nothing cached and the backend not reached: nothing to show
+            self.setText("⚠ NO DATA — this console has no picture yet: nothing was cached here "
+                         "and the backend has not been reached. Alerts and devices cannot be "
+                         "shown; an empty queue does not mean there are none.")
+            self.show()
+            return
+        age = f", {format_age(time.time() - synced)} old"
         self.setText(f"⚠ STALE — not live{age}. Devices are shown as they were when the link "
                      "was lost; whether they have made contact since is unknown.")
         self.show()
