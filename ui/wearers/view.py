@@ -114,13 +114,13 @@ class WearerView(QWidget):
         """An action of this console's on the shown wearer or one of their alerts (a
         close, a case entry, a suspension) reached the backend: the record as it
         now stands shows it, and the Case tab's counts and steps follow."""
-        if self.wearer_id is None:
+        delivered = [a for a in changes.actions.values() if a.state is ActionState.DELIVERED]
+        if self.wearer_id is None or not delivered:  # most batches: nothing of this console's
             return
         theirs = {a.id for a in self._alerts.alerts_of(self.wearer_id)}
         theirs |= {a.id for a in self.record.alerts} if self.record else set()
-        if any(a.state is ActionState.DELIVERED
-               and (getattr(a.payload, "wearer_id", None) == self.wearer_id or a.alert_id in theirs)
-               for a in changes.actions.values()):
+        if any(getattr(a.payload, "wearer_id", None) == self.wearer_id or a.alert_id in theirs
+               for a in delivered):
             self.reload()
 
     def retry(self) -> None:
