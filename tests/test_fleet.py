@@ -49,3 +49,11 @@ def test_an_alert_raised_while_a_recorded_suspension_holds_is_suppressed():
     # Neither wearer has a suspension of the simulation's own then: only the recorded one quiets.
     assert fleet.suspensions(4, START + 60) == [] and other.suppressed is None
     assert after.suppressed is None  # it ended
+
+
+def test_the_seeded_backlogs_histories_are_in_order_and_none_is_dated_after_now():
+    for seed in (1, 2, 3):
+        fleet = Fleet(1500, seed=seed, start=START)
+        for alert in fleet.alerts.values():
+            times = [h.at for h in alert.history]
+            assert times == sorted(times) and times[-1] <= fleet.now, alert.id

@@ -162,17 +162,19 @@ class Fleet:
                 continue  # a check-in device has no strap
             alert = self._raise(i, btype, self.now - rng.uniform(60, 2 * DAY), "non_compliance")
             # Some were handled already, by operators of this shift or the last.
-            handled, at = rng.random(), alert.raised_at + 600
+            # Within its life so far, so that no history entry is dated after now.
+            life = self.now - alert.raised_at
+            handled, at = rng.random(), alert.raised_at + 0.3 * life
             if handled < 0.12:
                 alert = claim(alert, at, "Sam Okafor")
             elif handled < 0.2:
-                alert = start_work(claim(alert, at, "Priya Shah"), at + 300, "Priya Shah")
+                alert = start_work(claim(alert, at, "Priya Shah"), at + 0.3 * life, "Priya Shah")
             elif handled < 0.3:
                 alert = acknowledge(alert, at, "previous shift", "seen")
             if rng.random() < 0.5:
                 # Cleared a while after it came, as most do: a battery a few hours flat.
-                alert = return_to_normal(alert, min(self.now, alert.raised_at
-                                                    + rng.uniform(1800, 6 * 3600)))
+                cleared = min(self.now, alert.raised_at + rng.uniform(1800, 6 * 3600))
+                alert = return_to_normal(alert, max(cleared, alert.history[-1].at))
             else:
                 heapq.heappush(self.timers, (self.now + rng.uniform(600, 6 * 3600), i, btype))
             self._store(i, alert)
