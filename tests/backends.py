@@ -46,7 +46,7 @@ class Backend:
         self.url = f"http://127.0.0.1:{self.port}"
         self.wearers, self.extra = wearers, list(extra)
         self.sim: EmbeddedSimulator | None = None
-        self._token: str | None = None
+        self._tokens: dict[str, str] = {}  # training username: token
 
     def start(self, speed: float) -> Backend:
         self.sim = EmbeddedSimulator(self.state, self.wearers, speed,
@@ -71,21 +71,26 @@ class Backend:
 
     @property
     def token(self) -> str:
-        if self._token is None:
-            self._token = httpx.post(f"{self.url}{API}/session",
-                                     json={"username": "demo", "password": "demo"}).json()["token"]
-        return self._token
+        return self.token_of("demo")
 
-    def request(self, method: str, path: str, **kw) -> httpx.Response:
-        """As the demo operator; a restarted backend that forgot the session is asked once more."""
+    def token_of(self, user: str) -> str:
+        """A session token of a training user (README: each password is its username)."""
+        if user not in self._tokens:
+            self._tokens[user] = httpx.post(f"{self.url}{API}/session", timeout=30,
+                                            json={"username": user, "password": user}).json()["token"]
+        return self._tokens[user]
+
+    def request(self, method: str, path: str, user: str = "demo", **kw) -> httpx.Response:
+        """As a training user (the demo operator unless told); a restarted backend
+        that forgot the session is asked once more."""
         headers = kw.pop("headers", {})
         kw.setdefault("timeout", 30)
         for _ in range(2):
-            resp = httpx.request(method, f"{self.url}{path}",
-                                 headers={"Authorization": f"Bearer {self.token}", **headers}, **kw)
+            resp = httpx.request(method, f"{self.url}{path}", headers={
+                "Authorization": f"Bearer {self.token_of(user)}", **headers}, **kw)
             if resp.status_code != 401:
                 return resp
-            self._token = None
+            self._tokens.pop(user, None)
         return resp
 
     def get(self, path: str, **kw) -> httpx.Response:

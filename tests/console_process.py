@@ -66,7 +66,7 @@ def main() -> int:
     try:
         while engine.status.state != "live" or not engine.status.operator:
             time.sleep(0.05)
-        me = engine.status.operator
+        me = engine.status.identity
         print(json.dumps({"ready": me}), flush=True)
         for line in sys.stdin:
             verb, alert_id, *rest = line.split(maxsplit=3)

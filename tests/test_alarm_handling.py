@@ -128,8 +128,10 @@ def test_what_another_operator_holds_is_theirs_to_shelve_and_the_history_says_sh
     held = claim(alert(), T, "Bob")
     with pytest.raises(LifecycleError, match="held by Bob; take it over first"):
         shelve(held, T + 60, "Ann", "engineer booked", T + 3600)
+    from console.domain.access import Identity, Role
     from console.domain.actions import ActionKind, offered
-    assert offered(held, "Ann", T + 60)[ActionKind.SHELVE] == "Bob holds it"
+    ann = Identity("Ann", frozenset({Role.OPERATOR}))
+    assert offered(held, ann, T + 60)[ActionKind.SHELVE] == "Bob holds it"
     quiet = shelve(held, T + 60, "Bob", "engineer booked", T + 3600)
     with pytest.raises(LifecycleError, match="held by Bob"):
         unshelve(quiet, T + 120, "Ann")

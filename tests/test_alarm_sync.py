@@ -100,7 +100,7 @@ def test_an_operator_signing_in_offline_acts_under_the_name_the_backend_gave_the
         # So the claim, once anticipated, is theirs: they may go on to work and close it.
         alert = offline.query(lambda s: s.load().alerts[alert_id]).result(5)
         ahead = anticipated(alert, [claim], offline.clock.now())
-        assert offered(ahead, offline.status.operator, offline.clock.now())[ActionKind.CLOSE] == ""
+        assert offered(ahead, offline.status.identity, offline.clock.now())[ActionKind.CLOSE] == ""
     finally:
         offline.stop()
 

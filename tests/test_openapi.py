@@ -19,12 +19,16 @@ from console.protocol.schema import API
 HTTP_PARSER_REFUSAL = "Invalid HTTP request received."
 
 
+def sign_in(url: str) -> str:
+    # The supervisor: every operation allows them, so the calls reach past the 403.
+    return httpx.post(f"{url}{API}/session", json={"username": "super", "password": "super"},
+                      timeout=30).json()["token"]
+
+
 @pytest.fixture(scope="module")
 def backend():
     sim = EmbeddedSimulator(None, wearers=50, speed=1)
-    token = httpx.post(f"{sim.url}{API}/session",
-                       json={"username": "demo", "password": "demo"}).json()["token"]
-    yield sim.url, token
+    yield sim.url, sign_in(sim.url)
     sim.stop()
 
 
@@ -40,7 +44,9 @@ def test_no_500_and_every_answer_matches_the_schema(backend):
                   suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy(mode))
         def check(case):
-            response = case.call(headers={"Authorization": f"Bearer {token}"})
+            # Signing out ends the session it is sent with: that of its own.
+            signs_out = (case.method, case.path) == ("DELETE", f"{API}/session")
+            response = case.call(headers={"Authorization": f"Bearer {sign_in(url) if signs_out else token}"})
             calls.append(response)
             if response.status_code == 400 and response.text == HTTP_PARSER_REFUSAL:
                 return  # uvicorn refused a header it cannot parse, before the API saw it
@@ -66,5 +72,9 @@ def test_every_answer_the_gate_gives_is_documented_as_a_problem(backend):
                 assert list(problem) == ["application/problem+json"], (method, path, code)
                 assert problem["application/problem+json"]["schema"]["required"] == [
                     "type", "title", "status", "detail"]
-            signs_in = path == f"{API}/session"
-            assert ("security" in op) != signs_in, (method, path)
+            open_ = (method, path) in {("post", f"{API}/session"), ("post", f"{API}/session/refresh")}
+            assert ("security" in op) != open_, (method, path)
+            # Every operation but signing in says what it needs, and documents its refusal.
+            signs_out = (method, path) == ("delete", f"{API}/session")
+            assert ("x-permission" in op) == (not open_ and not signs_out), (method, path)
+            assert ("403" in op["responses"]) == ("x-permission" in op), (method, path)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from backends import wait_until
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
@@ -60,8 +61,8 @@ def engine_for(tmp_path):
     """A started engine with nobody signed in yet, as the window makes it."""
     made: list[SyncEngine] = []
 
-    def make(url: str) -> SyncEngine:
-        engine = SyncEngine(url, None, None, str(tmp_path / f"cache{len(made)}.db"),
+    def make(url: str, cache: str | None = None) -> SyncEngine:
+        engine = SyncEngine(url, None, None, str(tmp_path / (cache or f"cache{len(made)}.db")),
                             lambda c: None)
         made.append(engine)
         engine.start()
@@ -79,7 +80,17 @@ def dialog_for(engine: SyncEngine, url: str, **kw) -> tuple[SignInDialog, list]:
     def sign_in(username, password):
         asked.append(engine.sign_in(username, password))
         return asked[-1]
-    return SignInDialog(sign_in, url, training=False, **kw), asked
+    return SignInDialog(sign_in, engine.sign_in_later, url, training=False, **kw), asked
+
+
+def signed_in_here_before(engine_for, start_backend, cache: str = "here.db") -> str:
+    """A cache on which the demo operator once signed in online, as on a workstation
+    they used yesterday; its name, for engine_for."""
+    engine = engine_for(start_backend(wearers=20).url, cache)
+    engine.sign_in("demo", "demo").result(30)
+    wait_until(lambda: engine.query(lambda s: s.known_operator("demo")).result(5) is not None)
+    engine.stop()
+    return cache
 
 
 async def shown(dialog: QDialog) -> asyncio.Future:
@@ -208,9 +219,9 @@ def test_a_backend_that_never_answers_leaves_the_dialog_responsive_and_cancel_en
 
 
 def test_an_unanswered_sign_in_is_given_up_and_offers_the_cached_picture_offline(
-        qapp, silent_backend, engine_for):
+        qapp, silent_backend, engine_for, start_backend):
     url = f"http://127.0.0.1:{silent_backend.getsockname()[1]}"
-    engine = engine_for(url)
+    engine = engine_for(url, signed_in_here_before(engine_for, start_backend))
     dialog, asked = dialog_for(engine, url, timeout=1.0)
 
     async def main():
@@ -226,24 +237,36 @@ def test_an_unanswered_sign_in_is_given_up_and_offers_the_cached_picture_offline
     run(qapp, main())
 
 
-def test_an_unreachable_backend_offers_offline_and_says_the_name_is_not_checked(
-        qapp, engine_for):
+def test_offline_only_an_operator_who_signed_in_here_before_gets_in_with_that_password(
+        qapp, engine_for, start_backend):
     url = f"http://127.0.0.1:{closed_port()}"
-    engine = engine_for(url)
+    engine = engine_for(url, signed_in_here_before(engine_for, start_backend))
     dialog, _ = dialog_for(engine, url)
 
     async def main():
         result = await shown(dialog)
-        fill(dialog, "demo", "demo")
+        fill(dialog, "demo2", "demo2")  # a real operator, but never on this workstation
         dialog.sign_in_button.click()
         await until(lambda: dialog.offline_button.isVisible(), timeout=15)
         text = dialog.message.text()
         assert "cannot be reached (ConnectError)" in text
-        assert "not checked" in text and "queued under the name you typed" in text
+        assert "signed in online on this workstation before" in text
+        dialog.offline_button.click()
+        await until(lambda: "Offline sign-in refused" in dialog.message.text())
+        refused = dialog.message.text()
+        fill(dialog, "demo", "not the password")
+        dialog.offline_button.click()
+        assert dialog.busy  # checking
+        await until(lambda: not dialog.busy)
+        # The same answer whether the name is unknown here or the password wrong.
+        assert dialog.message.text() == refused and not result.done()
+        assert engine.status.operator is None
+        fill(dialog, "demo", "demo")
         dialog.offline_button.click()
         assert await result == QDialog.Accepted and dialog.offline
-        # Offline, the engine takes the name unchecked and keeps trying to sign in with it.
-        await asyncio.wrap_future(engine.sign_in_later("demo", "demo"))
+        # Offline they act as the backend named them here, with its roles, and the
+        # engine keeps trying to sign in with what they typed.
+        assert engine.status.operator == "Demo Operator" and engine.status.roles == {"operator"}
         await until(lambda: engine.status.state is SyncState.RECONNECTING, timeout=15)
         assert "ConnectError" in engine.status.detail
 

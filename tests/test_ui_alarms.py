@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from console.changes import Changes, Picture
 from console.domain import SHELVED, Alert, AlertState, Device, DeviceKind, Outcome, Wearer
+from console.domain.access import Identity, Role
 from console.domain.actions import (
     Action,
     ActionKind,
@@ -30,6 +31,10 @@ NOW = 1_795_000_000.0
 ME = "Ann Hale"
 
 
+def operator(name: str) -> Identity:
+    return Identity(name, frozenset({Role.OPERATOR}))
+
+
 def alert(id_="A1", **kw) -> Alert:
     return replace(Alert(id_, "W1", "D1", "strap_tamper", NOW - 600,
                          AlertState.UNACKNOWLEDGED, True), **kw)
@@ -46,21 +51,21 @@ def queue_with(*alerts, me=ME):
     model.apply(Changes(picture=Picture(
         wearers=[Wearer("W1", "EM-001")], devices=[Device("D1", "W1", DeviceKind.GPS)],
         statuses={}, alerts={a.id: a for a in alerts})))
-    return model, AlertQueue(model, lambda: me)
+    return model, AlertQueue(model, lambda: operator(me) if me else None)
 
 
 # -- the rules the buttons follow (console/domain/actions.py) ---------------------------
 
 def test_what_an_operator_may_do_follows_who_holds_the_alert():
-    free = offered(alert(), ME, NOW)
+    free = offered(alert(), operator(ME), NOW)
     assert free[ActionKind.CLAIM] == "" and free[ActionKind.CLOSE] == "Claim it first"
-    mine = offered(alert(state=AlertState.CLAIMED, holder=ME), ME, NOW)
+    mine = offered(alert(state=AlertState.CLAIMED, holder=ME), operator(ME), NOW)
     assert mine[ActionKind.CLAIM] == "You hold it"
     assert mine[ActionKind.START_WORK] == mine[ActionKind.CLOSE] == ""
-    theirs = offered(alert(state=AlertState.IN_WORK, holder="Bob"), ME, NOW)
+    theirs = offered(alert(state=AlertState.IN_WORK, holder="Bob"), operator(ME), NOW)
     assert theirs[ActionKind.CLAIM] == ""  # a take-over, asked for on purpose
     assert theirs[ActionKind.CLOSE] == theirs[ActionKind.START_WORK] == "Bob holds it"
-    shelved = offered(alert(shelved_until=NOW + 60, shelved_reason="engineer"), ME, NOW)
+    shelved = offered(alert(shelved_until=NOW + 60, shelved_reason="engineer"), operator(ME), NOW)
     assert shelved[ActionKind.SHELVE] == "Shelved already" and shelved[ActionKind.UNSHELVE] == ""
     assert set(offered(alert(), None, NOW).values()) == {"Not signed in"}
 
@@ -69,7 +74,7 @@ def test_queued_actions_count_as_done_so_an_operator_offline_can_go_on():
     a = alert()
     ahead = anticipated(a, [queued(Claim("A1"), 1), queued(StartWork("A1"), 2)], NOW)
     assert (ahead.state, ahead.holder) == (AlertState.IN_WORK, ME)
-    assert offered(ahead, ME, NOW)[ActionKind.CLOSE] == ""
+    assert offered(ahead, operator(ME), NOW)[ActionKind.CLOSE] == ""
     # An action the rules refuse changes nothing here; the backend will say why.
     assert anticipated(a, [queued(StartWork("A1"))], NOW) == a
     claimed = replace(a, state=AlertState.CLAIMED, holder=ME)

@@ -49,7 +49,7 @@ def window_on(tmp_path):
 
 
 def audited(backend) -> list[str]:
-    return [v["wearer_id"] for v in backend.get("/sim/audit").json()]
+    return [v["wearer_id"] for v in backend.get("/sim/audit", user="audit").json()]
 
 
 def select_first_alert(window):

@@ -20,6 +20,7 @@ from console.domain import (
     SuspensionReason,
     Wearer,
 )
+from console.domain.access import Identity, Role
 from console.domain.actions import ActionKind, ActionState, Claim, Close
 from console.domain.workitems import GROUP_WINDOW, WorkList
 from ui.alerts.model import AlertQueueModel
@@ -41,7 +42,7 @@ def queue_with(*alerts):
         wearers=[Wearer(w, "EM-" + w[1:]) for w in wearers],
         devices=[Device("D" + w[1:], w, DeviceKind.GPS) for w in wearers],
         statuses={}, alerts={a.id: a for a in alerts})))
-    return model, AlertQueue(model, lambda: ME)
+    return model, AlertQueue(model, lambda: Identity(ME, frozenset({Role.OPERATOR})))
 
 
 def shown(model) -> list[str]:

@@ -30,13 +30,13 @@ def fetch(backend, wearer_id: str):
 
 def test_the_record_comes_whole_and_its_view_is_audited(backend):
     wearer = backend.snapshot()["wearers"][7]
-    assert backend.get("/sim/audit").json() == []
+    assert backend.get("/sim/audit", user="audit").json() == []
     record = fetch(backend, wearer["id"])
     assert record.wearer.ref == wearer["ref"]
     assert record.language and record.devices[0].serial
     assert record.conditions[0].endswith("electronic monitoring")
     assert all(a.wearer_id == wearer["id"] for a in record.alerts)
-    viewed = backend.get("/sim/audit").json()
+    viewed = backend.get("/sim/audit", user="audit").json()
     assert [(v["operator"], v["wearer_id"]) for v in viewed] == [("Demo Operator", wearer["id"])]
 
 
@@ -45,14 +45,14 @@ def test_missing_phones_and_suspensions_occur_in_a_fleet(backend):
                for w in backend.snapshot()["wearers"][:300]]
     assert any(r["phone"] is None for r in records)  # not recorded: the view flags it
     assert any(r["suspensions"] for r in records)
-    assert len(backend.get("/sim/audit").json()) == 300
+    assert len(backend.get("/sim/audit", user="audit").json()) == 300
 
 
 def test_an_unknown_wearer_is_a_404_and_is_not_audited(backend):
     with pytest.raises(ApiError) as refused:
         fetch(backend, "W-nobody")
     assert refused.value.status == 404
-    assert backend.get("/sim/audit").json() == []
+    assert backend.get("/sim/audit", user="audit").json() == []
 
 
 def record_json(**changes) -> bytes:

@@ -37,7 +37,7 @@ from maps.web import sandbox_off_reason  # imports QtWebEngine, before any QAppl
 from ui.access.signin import SignInDialog
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
-from ui.bridge import GuiBridge, finished, off_gui_thread, on_gui_thread, result_of, tune_collector
+from ui.bridge import GuiBridge, finished, off_gui_thread, on_gui_thread, tune_collector
 from ui.main_window import MainWindow
 from ui.resources import resource
 
@@ -150,7 +150,8 @@ class Console:
         """The sign-in dialog, asking the session's engine. None once signed in (or
         working offline); else how the session ended meanwhile (Ended.QUIT for
         Cancel)."""
-        dialog = self.dialog = SignInDialog(session.engine.sign_in, self.backend, self.training,
+        dialog = self.dialog = SignInDialog(session.engine.sign_in, session.engine.sign_in_later,
+                                            self.backend, self.training,
                                             username=self.username or "")
 
         def close_dialog(_) -> None:  # the session ended: quit, or the cache failed
@@ -168,12 +169,7 @@ class Console:
             dialog.deleteLater()
         if session.ended.done():
             return session.ended.result()
-        if not accepted:
-            return Ended.QUIT
-        if dialog.offline:
-            await result_of(session.engine.sign_in_later(dialog.username.text(),
-                                                         dialog.password.text()))
-        return None
+        return None if accepted else Ended.QUIT
 
     async def _cannot_open(self, error: BaseException) -> None:
         log.error("the offline cache could not be opened: %s", error)

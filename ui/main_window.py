@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         bridge.action_failed.connect(self._action_failed)
 
         self.board = StatusBoard(board)
-        self.queue = AlertQueue(alerts, lambda: self._status().operator)
+        self.queue = AlertQueue(alerts, lambda: self._status().identity)
         self.queue.acknowledge_requested.connect(self.acknowledge)
         self.queue.transition_requested.connect(self.transition)
         self.queue.close_cleared_requested.connect(self.close_cleared)
@@ -88,8 +88,10 @@ class MainWindow(QMainWindow):
         # Plain text: they quote names and reasons a backend gave.
         self.counters = QLabel(textFormat=Qt.PlainText)
         self.counters.setAccessibleName("Sync counters")
-        self.wearer = WearerView(board, alerts, fetch_record, alerts.clock)
-        self.case = CaseTab(alerts.clock, lambda entry: self._act_all([entry]))
+        self.wearer = WearerView(board, alerts, fetch_record, alerts.clock,
+                                 lambda: self._status().identity)
+        self.case = CaseTab(alerts.clock, lambda entry: self._act_all([entry]),
+                           lambda: self._status().identity)
         self.wearer.suspend_requested.connect(lambda payload: self._act_all([payload]))
         self.wearer.add_tab(self.case, "Case")
         self.alarms = Annunciator(alerts, self)
@@ -307,7 +309,7 @@ class MainWindow(QMainWindow):
         and the rest of its incident, each as this console will see it once its
         queued actions arrive, asking once what the act needs. A member the rules
         do not offer the act on (someone else holds it) is left as it is."""
-        now, me = self.alert_model.clock(), self._status().operator
+        now, me = self.alert_model.clock(), self._status().identity
         alert, *others = [a for a in alerts if not offered(a, me, now)[kind]] or alerts[:1]
         ref = self.alert_model.wearer_ref(alert.wearer_id)
         targets = [alert, *others]

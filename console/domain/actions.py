@@ -17,6 +17,7 @@ from enum import StrEnum
 import msgspec
 
 from console.domain import alerts as rules
+from console.domain.access import Identity, Permission
 from console.domain.alerts import (
     Alert,
     AlertState,
@@ -310,12 +311,15 @@ def anticipated(alert: Alert, queued: list[Action], now: float) -> Alert:
     return alert
 
 
-def offered(alert: Alert, me: str | None, now: float) -> dict[ActionKind, str]:
-    """Each transition of the queue for the operator called `me` on this alert (as
-    anticipated): "" when they may do it now, else why not, in words for the
-    button's tooltip, so that no button goes grey without a reason."""
-    if me is None:
+def offered(alert: Alert, who: Identity | None, now: float) -> dict[ActionKind, str]:
+    """Each transition of the queue for `who` on this alert (as anticipated): ""
+    when they may do it now, else why not, in words for the button's tooltip, so
+    that no button goes grey without a reason."""
+    if who is None:
         return {kind: "Not signed in" for kind in TRANSITIONS}
+    if why := who.why_not(Permission.WORK_ALERTS):
+        return {kind: why for kind in TRANSITIONS}
+    me = who.name
     if not alert.is_open:
         return {kind: "The alert is closed" for kind in TRANSITIONS}
     held = alert.holder == me

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import math
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from console.protocol.schema import API, BadEvent
 # sender sets it around each delivery; every request made meanwhile says it.
 ACTED_AT: ContextVar[float | None] = ContextVar("acted_at", default=None)
 
+RENEW_BEFORE = 60.0  # seconds before a token expires that it is renewed
+SIGN_OUT_TIMEOUT = 5.0  # a backend out of reach must not hold up signing out
 MAX_HEARTBEAT = 15.0  # the protocol promises a heartbeat at least this often
 # A 100,000-wearer snapshot with its open alerts is about 26 MB; a backend that
 # sends far more is broken or hostile, and must not exhaust the workstation's memory.
@@ -91,6 +96,9 @@ class Client:
         self.username = username
         self._password = password
         self.token: str | None = None
+        self._refresh_token: str | None = None
+        self._expires_at = math.inf  # monotonic time the token stops working
+        self._renewing = asyncio.Lock()  # the stream, the outbox and operations share a session
         self.operator: dict | None = None
 
     async def aclose(self) -> None:
@@ -100,7 +108,7 @@ class Client:
         """Sign in as this operator from now on, unchecked (offline); a session
         opened as anyone else is forgotten."""
         if (username, password) != (self.username, self._password):
-            self.token = self.operator = None
+            self._forget_session()
         self.username, self._password = username, password
 
     async def sign_in(self, username: str | None = None, password: str | None = None) -> dict:
@@ -115,13 +123,58 @@ class Client:
             raise AuthError(_problem(resp).get("title", "sign-in refused"))
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
+        self._use(resp, "sign-in")
+        self.username, self._password = username, password
+        return self.operator
+
+    def _use(self, resp: httpx.Response, what: str) -> None:
+        """Work in the session this answer opened."""
+        asked_at = time.monotonic()
         try:
             session = schema.decode(resp.content, schema.Session)
         except BadEvent as e:
-            raise ProtocolError(f"the answer to sign-in is not a session: {e}") from None
+            raise ProtocolError(f"the answer to {what} is not a session: {e}") from None
         self.token, self.operator = session.token, msgspec.to_builtins(session.operator)
-        self.username, self._password = username, password
-        return self.operator
+        self._refresh_token = session.refresh_token
+        self._expires_at = asked_at + session.expires_in if session.expires_in else math.inf
+
+    def _forget_session(self) -> None:
+        self.token = self.operator = self._refresh_token = None
+        self._expires_at = math.inf
+
+    async def _renew(self, stale: str | None) -> None:
+        """A live session again, in place of the `stale` token: refreshed with the
+        refresh token if there is one and the backend still takes it, else signed
+        in afresh (the backend may have forgotten the session)."""
+        async with self._renewing:
+            if self.token != stale:  # renewed meanwhile, for another request
+                return
+            await self._refresh_or_sign_in()
+
+    async def _refresh_or_sign_in(self) -> None:
+        if self._refresh_token is not None:
+            resp = await self._http.post(
+                f"{API}/session/refresh", content=schema.encode(schema.Refresh(self._refresh_token)),
+                headers={"Content-Type": "application/json"})
+            self._refresh_token = None  # it works once, answered or not
+            if resp.status_code == 200:
+                self._use(resp, "refreshing the session")
+                return
+        await self.sign_in()
+
+    async def _live_token(self) -> None:
+        # Renewed a little before it expires, so that no request is refused for it.
+        if self.token is None or time.monotonic() > self._expires_at - RENEW_BEFORE:
+            await self._renew(self.token)
+
+    async def sign_out(self) -> None:
+        """End the session on the backend (its tokens stop working at once), then forget it."""
+        if self.token is not None:
+            try:
+                await self._http.delete(f"{API}/session", headers={"Authorization": f"Bearer {self.token}"},
+                                        timeout=SIGN_OUT_TIMEOUT)
+            finally:
+                self._forget_session()
 
     def _headers(self, extra: dict | None = None) -> dict:
         headers = {"Authorization": f"Bearer {self.token}", **(extra or {})}
@@ -130,26 +183,26 @@ class Client:
         return headers
 
     async def _request(self, method: str, path: str, **kw) -> httpx.Response:
-        """One request; a 401 (the backend forgot our session) signs in once more."""
-        if self.token is None:
-            await self.sign_in()
-        headers = kw.pop("headers", None)
+        """One request; a 401 (the session expired, or the backend forgot it)
+        renews the session once."""
+        await self._live_token()
+        headers, token = kw.pop("headers", None), self.token
         resp = await self._http.request(method, path, headers=self._headers(headers), **kw)
         if resp.status_code == 401:
-            await self.sign_in()
+            await self._renew(token)
             resp = await self._http.request(method, path, headers=self._headers(headers), **kw)
         return resp
 
     @contextlib.asynccontextmanager
     async def _stream(self, path: str, headers: dict | None = None) -> AsyncIterator[httpx.Response]:
         """A GET whose answer is read as it arrives, once it is a 200; a 401 (the
-        backend forgot our session) signs in once more."""
-        if self.token is None:
-            await self.sign_in()
+        session expired, or the backend forgot it) renews the session once."""
+        await self._live_token()
         for attempt in range(2):
+            token = self.token
             async with self._http.stream("GET", path, headers=self._headers(headers)) as resp:
                 if resp.status_code == 401 and attempt == 0:
-                    await self.sign_in()
+                    await self._renew(token)
                     continue
                 if resp.status_code != 200:
                     await resp.aread()

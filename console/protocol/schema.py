@@ -353,9 +353,25 @@ class Operator(Struct):
     roles: Annotated[list[Name], Meta(max_length=100)]
 
 
+Token = Annotated[str, Meta(min_length=1, max_length=4_000)]
+
+
 class Session(Struct):
-    token: Annotated[str, Meta(min_length=1, max_length=4_000)]
+    """The answer to signing in or refreshing. `token` is sent as `Authorization:
+    Bearer` until `expires_in` seconds have passed; `refresh_token` then buys a new
+    session once (POST /session/refresh). A backend whose tokens do not expire
+    sends neither."""
+
+    token: Token
     operator: Operator
+    expires_in: Annotated[int, Meta(ge=1)] | None = None
+    refresh_token: Token | None = None
+
+
+class Refresh(Struct):
+    """The body of POST /session/refresh."""
+
+    refresh_token: Token
 
 
 class Acknowledgement(Struct):
@@ -421,7 +437,7 @@ class Viewed(Struct):
 def components() -> dict[str, dict]:
     """The JSON Schemas of every type above, for /openapi.json's components."""
     _, found = msgspec.json.schema_components(
-        [Snapshot, Session, SignIn, Acknowledgement, Claim, Closing, Shelving, Problem, Reset,
+        [Snapshot, Session, SignIn, Refresh, Acknowledgement, Claim, Closing, Shelving, Problem, Reset,
          GroundTruth, WearerRecord, NewCaseEntry, CaseEntry, Viewed],
         ref_template="#/components/schemas/{name}")
     return found

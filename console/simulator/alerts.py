@@ -8,13 +8,16 @@ import msgspec
 from fastapi import APIRouter
 
 from console import domain
+from console.domain.access import Permission
 from console.protocol import schema
 from console.protocol.schema import API
 from console.simulator.backend import Backend, problem
 from console.simulator.http import (
     ActedAt,
-    Authed,
     IdempotencyKey,
+    Viewer,
+    Worker,
+    allowed,
     answer,
     body_of,
     ok,
@@ -28,6 +31,9 @@ def transition(verb: bytes, alert_id: str, body: msgspec.Struct | None = None) -
     return b"\0".join((verb, alert_id.encode(), b"" if body is None else schema.encode(body)))
 
 
+Evaluator = Annotated[schema.Operator, allowed(Permission.SEE_GROUND_TRUTH)]
+
+
 def router(backend: Backend) -> APIRouter:
     r = APIRouter()
 
@@ -35,7 +41,7 @@ def router(backend: Backend) -> APIRouter:
         return answer(problem(404, "No such alert", f"no alert has the id {alert_id}"))
 
     @r.get(f"{API}/alerts/{{alert_id}}", responses=returns(schema.Alert, 404, 422))
-    async def get_alert(alert_id: str, _: Authed):
+    async def get_alert(alert_id: str, _: Viewer):
         alert = backend.fleet.alerts.get(alert_id)
         return no_such(alert_id) if alert is None else ok(schema.Alert.from_domain(alert))
 
@@ -43,7 +49,7 @@ def router(backend: Backend) -> APIRouter:
 
     @r.post(f"{API}/alerts/{{alert_id}}/acknowledge", responses=moves,
             openapi_extra=takes(schema.Acknowledgement))
-    async def acknowledge(alert_id: str, op: Authed, idempotency_key: IdempotencyKey,
+    async def acknowledge(alert_id: str, op: Worker, idempotency_key: IdempotencyKey,
                           acted: ActedAt,
                           body: Annotated[schema.Acknowledgement, body_of(schema.Acknowledgement)]):
         # The fingerprint acknowledgements had before the other transitions, so that
@@ -55,7 +61,7 @@ def router(backend: Backend) -> APIRouter:
     @r.post(f"{API}/alerts/{{alert_id}}/claim", responses=moves, openapi_extra=takes(schema.Claim),
             description="Hold the alert: every console sees who. Claiming what another "
                         "operator holds needs take_over; claiming one's own again changes nothing.")
-    async def claim(alert_id: str, op: Authed, idempotency_key: IdempotencyKey, acted: ActedAt,
+    async def claim(alert_id: str, op: Worker, idempotency_key: IdempotencyKey, acted: ActedAt,
                     body: Annotated[schema.Claim, body_of(schema.Claim)]):
         return answer(backend.handle(alert_id, transition(b"claim", alert_id, body), op,
                                      idempotency_key,
@@ -63,7 +69,7 @@ def router(backend: Backend) -> APIRouter:
 
     @r.post(f"{API}/alerts/{{alert_id}}/start", responses=moves,
             description="The holder starts work on it.")
-    async def start(alert_id: str, op: Authed, idempotency_key: IdempotencyKey, acted: ActedAt):
+    async def start(alert_id: str, op: Worker, idempotency_key: IdempotencyKey, acted: ActedAt):
         return answer(backend.handle(alert_id, transition(b"start", alert_id), op,
                                      idempotency_key,
                                      lambda a, now: domain.start_work(a, now, op.name), acted))
@@ -71,7 +77,7 @@ def router(backend: Backend) -> APIRouter:
     @r.post(f"{API}/alerts/{{alert_id}}/close", responses=moves,
             openapi_extra=takes(schema.Closing),
             description="The holder closes it, with an outcome and a note.")
-    async def close(alert_id: str, op: Authed, idempotency_key: IdempotencyKey, acted: ActedAt,
+    async def close(alert_id: str, op: Worker, idempotency_key: IdempotencyKey, acted: ActedAt,
                     body: Annotated[schema.Closing, body_of(schema.Closing)]):
         return answer(backend.handle(
             alert_id, transition(b"close", alert_id, body), op, idempotency_key,
@@ -81,7 +87,7 @@ def router(backend: Backend) -> APIRouter:
             openapi_extra=takes(schema.Shelving),
             description="Quiet until `until` (at most 8 hours), with a reason. Every "
                         "event is still recorded; it lifts itself when it expires.")
-    async def shelve(alert_id: str, op: Authed, idempotency_key: IdempotencyKey, acted: ActedAt,
+    async def shelve(alert_id: str, op: Worker, idempotency_key: IdempotencyKey, acted: ActedAt,
                      body: Annotated[schema.Shelving, body_of(schema.Shelving)]):
         until = body.until.timestamp()
         return answer(backend.handle(
@@ -90,7 +96,7 @@ def router(backend: Backend) -> APIRouter:
 
     @r.post(f"{API}/alerts/{{alert_id}}/unshelve", responses=moves,
             description="Lift a shelving before it expires.")
-    async def unshelve(alert_id: str, op: Authed, idempotency_key: IdempotencyKey, acted: ActedAt):
+    async def unshelve(alert_id: str, op: Worker, idempotency_key: IdempotencyKey, acted: ActedAt):
         return answer(backend.handle(alert_id, transition(b"unshelve", alert_id), op,
                                      idempotency_key,
                                      lambda a, now: domain.unshelve(a, now, op.name), acted))
@@ -98,7 +104,7 @@ def router(backend: Backend) -> APIRouter:
     @r.get("/sim/ground-truth/{alert_id}", responses=returns(schema.GroundTruth, 404, 422),
            description="Simulator only: whether a breach was real non-compliance or an "
                        "equipment fault.")
-    async def ground_truth(alert_id: str, _: Authed):
+    async def ground_truth(alert_id: str, _: Evaluator):
         cause = backend.fleet.truth.get(alert_id)
         return no_such(alert_id) if cause is None else ok(schema.GroundTruth(alert_id, cause))
 

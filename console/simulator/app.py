@@ -13,17 +13,20 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 
 from console.protocol import schema
 from console.protocol.schema import API
 from console.simulator import alerts, session, snapshot, wearers
+from console.simulator.accounts import Accounts
 from console.simulator.backend import Backend, problem
-from console.simulator.http import MAX_BODY, answer
+from console.simulator.http import MAX_BODY, answer, permission_of, problems
 
 TICK_SECONDS = 0.1
-OPEN_PATHS = {f"{API}/session", "/openapi.json"}  # the only ones a stranger may use
+# The only requests a stranger may make.
+OPEN = {("POST", f"{API}/session"), ("POST", f"{API}/session/refresh"), ("GET", "/openapi.json")}
 
 
 def is_json(content_type: str | None, body: bytes) -> bool:
@@ -40,6 +43,9 @@ def is_json(content_type: str | None, body: bytes) -> bool:
 # The Gate's refusals, the same for every request.
 SIGN_IN_FIRST = answer(problem(401, "Sign in first", "send the token from sign-in as "
                                "Authorization: Bearer"), {"WWW-Authenticate": "Bearer"})
+TOKEN_REFUSED = answer(problem(401, "Token refused", "unknown, expired or signed out: refresh "
+                               "the session or sign in again"),
+                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})
 TOO_LARGE = answer(problem(413, "Request body too large", f"the limit is {MAX_BODY} bytes"))
 NOT_JSON = answer(problem(400, "Body is not JSON",
                           "send a JSON document with Content-Type: application/json"))
@@ -53,20 +59,21 @@ class Gate:
     make it hold more than MAX_BODY bytes, and the app sees only JSON or nothing,
     so its 422 means JSON it does not accept."""
 
-    def __init__(self, app, sessions: dict[str, schema.Operator]):
+    def __init__(self, app, accounts: Accounts):
         self.app = app
-        self.sessions = sessions
+        self.accounts = accounts
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
-        if scope["path"] not in OPEN_PATHS:
+        if (scope["method"], scope["path"]) not in OPEN:
             scheme, _, token = headers.get("authorization", "").partition(" ")
-            operator = self.sessions.get(token) if scheme.lower() == "bearer" else None
+            operator = self.accounts.operator(token) if scheme.lower() == "bearer" else None
             if operator is None:
-                return await SIGN_IN_FIRST(scope, receive, send)
-            scope.setdefault("state", {})["operator"] = operator
+                return await (TOKEN_REFUSED if token else SIGN_IN_FIRST)(scope, receive, send)
+            scope.setdefault("state", {}).update(
+                operator=operator, session=self.accounts.session_of(token))
         length = headers.get("content-length", "")
         if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
             return await TOO_LARGE(scope, receive, send)
@@ -109,27 +116,34 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
     # closed network does not reach. /openapi.json is the machine-readable contract.
     app = FastAPI(title="EM monitoring backend (simulator)", version="1.0.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
-    app.add_middleware(Gate, sessions=backend.sessions)
+    app.add_middleware(Gate, accounts=backend.accounts)
 
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException):
-        return answer(problem(exc.status_code, str(exc.detail), str(exc.detail)), exc.headers)
+        title = "Not allowed" if exc.status_code == 403 else str(exc.detail)
+        return answer(problem(exc.status_code, title, str(exc.detail)), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return answer(problem(422, "Invalid request", detail[:2000]))
 
-    app.include_router(session.router(backend))
-    app.include_router(snapshot.router(backend, heartbeat))
-    app.include_router(alerts.router(backend))
-    app.include_router(wearers.router(backend))
+    routers = [session.router(backend), snapshot.router(backend, heartbeat),
+               alerts.router(backend), wearers.router(backend)]
+    for router in routers:
+        app.include_router(router)
 
     def openapi() -> dict:
         """FastAPI's paths, with the wire schema's types as the components they name."""
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
             doc.setdefault("components", {}).setdefault("schemas", {}).update(schema.components())
+            for route in (route for router in routers for route in router.routes):
+                if isinstance(route, APIRoute) and (needs := permission_of(route)):
+                    for method in route.methods:
+                        operation = doc["paths"][route.path_format][method.lower()]
+                        operation["x-permission"] = needs.name
+                        operation["responses"]["403"] = problems(403)[403]
             app.openapi_schema = doc
         return app.openapi_schema
 

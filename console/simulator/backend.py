@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import secrets
 import sqlite3
 import time
 import uuid
@@ -22,14 +21,9 @@ from console.domain import Alert, CaseEntry, LifecycleError, OutOfBounds, cases
 from console.protocol import schema
 from console.protocol.schema import encode
 from console.protocol.sse import encode_frame
+from console.simulator.accounts import TOKEN_TTL, Accounts
 from console.simulator.fleet import Fleet
 from console.simulator.people import wearer_record
-
-# username: (password, operator). A second operator, to see what one does to another.
-TRAINING_OPERATORS = {
-    "demo": ("demo", schema.Operator("op-demo", "Demo Operator", ["operator"])),
-    "demo2": ("demo2", schema.Operator("op-demo2", "Second Operator", ["operator"])),
-}
 
 # An idempotency key is its operator's own: another operator's same key is another request.
 IDEMPOTENCY = """
@@ -42,7 +36,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL, reported BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, truth TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, operator TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS viewed (at REAL NOT NULL, operator TEXT NOT NULL, wearer_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS case_entries (seq INTEGER PRIMARY KEY, wearer_id TEXT NOT NULL,
                                          body BLOB NOT NULL);
@@ -73,7 +66,7 @@ class Answer:
 
 class Backend:
     def __init__(self, wearers: int, seed: int, speed: float, replay: int,
-                 state_path: str | None = None):
+                 state_path: str | None = None, token_ttl: float = TOKEN_TTL):
         self.speed = speed
         self.replay = replay
         self.db = self._open(state_path)
@@ -85,7 +78,7 @@ class Backend:
         self.last_id = int(meta.get("last_id", 0))
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
-        self.sessions: dict[str, schema.Operator] = {}
+        self.accounts = Accounts(self.db, token_ttl)
         self.viewed: list[schema.Viewed] = []  # who saw whose personal data, oldest first
         self.cases: dict[str, list[CaseEntry]] = {}  # wearer id -> case timeline, as recorded
         self._idempotency: dict[tuple[str, str], tuple[str, Answer]] = {}  # (operator id, key)
@@ -138,8 +131,6 @@ class Backend:
         ).fetchall()
         self.frames = [f for _, f in rows]
         self.first_id = rows[0][0] if rows else self.last_id + 1
-        for token, operator in self.db.execute("SELECT token, operator FROM sessions"):
-            self.sessions[token] = schema.decode(operator, schema.Operator)
         self.viewed = [schema.Viewed(schema.wire_time(at), operator, wearer_id)
                        for at, operator, wearer_id in self.db.execute("SELECT * FROM viewed")]
         for wearer_id, body in self.db.execute("SELECT wearer_id, body FROM case_entries ORDER BY seq"):
@@ -224,17 +215,6 @@ class Backend:
             pass
 
     # -- requests -----------------------------------------------------------
-
-    def sign_in(self, username: str, password: str) -> schema.Session | None:
-        known = TRAINING_OPERATORS.get(username)
-        if known is None or not secrets.compare_digest(known[0], password):
-            return None
-        token = secrets.token_urlsafe(24)
-        self.sessions[token] = known[1]
-        if self.db is not None:
-            with self.db:
-                self.db.execute("INSERT INTO sessions VALUES (?, ?)", (token, encode(known[1])))
-        return schema.Session(token, known[1])
 
     def snapshot(self) -> bytes:
         fleet = self.fleet

@@ -14,8 +14,10 @@ import msgspec
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from console.domain.access import Identity, Permission, roles_of
 from console.protocol import schema
 from console.protocol.schema import BadEvent
 from console.simulator.backend import Answer
@@ -30,11 +32,14 @@ T = TypeVar("T")
 
 MEANINGS = {
     400: "The body is not JSON sent as application/json.",
-    401: "No valid token (for sign-in: wrong username or password).",
+    401: "No valid token: none, unknown, expired or signed out (for sign-in: wrong "
+         "username or password; for refreshing: no live refresh token).",
+    403: "The signed-in person's roles do not allow this (x-permission names what it needs).",
     404: "No such alert or wearer.",
     409: "The alert is already acknowledged or closed.",
     413: f"The body is larger than {MAX_BODY // 1024} KiB.",
     422: "Not a request the operation accepts: a JSON field, header or parameter is wrong.",
+    429: "Too many wrong passwords for this username: try again after Retry-After seconds.",
 }
 
 
@@ -84,16 +89,39 @@ def body_of(type_: type[T]):
     return Depends(decoded)
 
 
-def operator(
-    request: Request,
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
-) -> schema.Operator:
-    # The Gate checked the token before the body was read; the bearer
-    # dependency only declares the scheme in /openapi.json.
-    return request.state.operator
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 
 
-Authed = Annotated[schema.Operator, Depends(operator)]
+def session(request: Request, _: Bearer) -> str:
+    """A dependency: the id of the session whose token the Gate checked. The bearer
+    dependency only declares the scheme in /openapi.json."""
+    return request.state.session
+
+
+def allowed(permission: Permission):
+    """A dependency: the signed-in operator, if their roles allow `permission`
+    (console/domain/access.py), else a 403 saying why not. Every operation but
+    signing in names one; /openapi.json shows it as x-permission."""
+    def operator(request: Request, _: Bearer) -> schema.Operator:
+        # The Gate checked the token before the body was read.
+        op: schema.Operator = request.state.operator
+        why = Identity(op.name, roles_of(op.roles)).why_not(permission)
+        if why:
+            raise HTTPException(403, why)
+        return op
+    operator.permission = permission
+    return Depends(operator)
+
+
+def permission_of(route: APIRoute) -> Permission | None:
+    """The permission a route's operation needs, as `allowed` declared it."""
+    return next((getattr(d.call, "permission", None) for d in route.dependant.dependencies
+                 if hasattr(d.call, "permission")), None)
+
+
+# Who may use the operations most resources have.
+Viewer = Annotated[schema.Operator, allowed(Permission.SEE_PICTURE)]
+Worker = Annotated[schema.Operator, allowed(Permission.WORK_ALERTS)]
 # An action's Idempotency-Key header: a retry with the same key is the same action.
 IdempotencyKey = Annotated[str, Header(min_length=8, max_length=200)]
 

@@ -16,6 +16,7 @@ import threading
 import uvicorn
 
 from console.protocol.schema import MAX_CLOCK_RATE
+from console.simulator.accounts import TOKEN_TTL
 from console.simulator.app import create_app
 from console.simulator.backend import Backend, StateInUse
 
@@ -24,13 +25,16 @@ DEFAULT_WEARERS = 1732  # people subject to EM in March 2022 (ICIBI §1.11)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="em-console simulator", description=__doc__.splitlines()[0])
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; loopback unless told otherwise")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     p.add_argument("--wearers", type=int, default=DEFAULT_WEARERS,
                    help=f"fleet size, 1 to 100000 (default {DEFAULT_WEARERS})")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--state", help="file keeping the backend's state and event log across restarts")
+    p.add_argument("--token-ttl", type=float, default=TOKEN_TTL,
+                   help="seconds an access token lasts before it must be refreshed")
     p.add_argument("--replay", type=int, default=200_000, help="events kept for resuming clients")
     p.add_argument("--heartbeat", type=float, default=10.0,
                    help="seconds between stream heartbeats")
@@ -59,7 +63,7 @@ def _exit_on_eof() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state)
+        backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state, args.token_ttl)
     except StateInUse as e:
         print(f"simulator: {e}", file=sys.stderr)
         return 3

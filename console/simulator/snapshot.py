@@ -3,7 +3,7 @@
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
 
 from console.domain import iso
@@ -11,7 +11,7 @@ from console.protocol import schema
 from console.protocol.schema import API
 from console.protocol.sse import encode_frame
 from console.simulator.backend import Backend, problem
-from console.simulator.http import Authed, answer, problems, returns
+from console.simulator.http import Viewer, answer, problems, returns
 
 RESET = schema.encode(schema.Reset("resume point not in the replay buffer"))
 MAX_CHUNK = 5_000  # frames per write, so one slow client cannot hold a huge buffer
@@ -23,7 +23,7 @@ def router(backend: Backend, heartbeat: float) -> APIRouter:
     r = APIRouter()
 
     @r.get(f"{API}/snapshot", responses=returns(schema.Snapshot))
-    async def snapshot(_: Authed):
+    async def snapshot(_: Viewer):
         return Response(backend.snapshot(), media_type="application/json")
 
     @r.get(
@@ -33,8 +33,10 @@ def router(backend: Backend, heartbeat: float) -> APIRouter:
         response_class=StreamingResponse,
     )
     async def events(
-        _: Authed, last_event_id: Annotated[str | None, Header(max_length=40)] = None
+        request: Request, _: Viewer,
+        last_event_id: Annotated[str | None, Header(max_length=40)] = None
     ):
+        session = request.state.session
         if last_event_id is None:
             start = backend.last_id
         elif last_event_id.strip().isdigit():
@@ -58,6 +60,8 @@ def router(backend: Backend, heartbeat: float) -> APIRouter:
                 else:
                     before = backend.last_id
                     await backend.wait_for_events(heartbeat)
+                    if not backend.accounts.live(session):  # signed out meanwhile
+                        return
                     if backend.last_id == before:
                         yield b": heartbeat\n\n"
 

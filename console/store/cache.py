@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -21,6 +22,7 @@ import sqlite_utils
 
 from console.changes import BatterySpans, Changes, Event, Picture
 from console.domain import DAY, WINDOW, Alert, Span
+from console.domain.access import KnownOperator
 from console.domain.actions import Action, ActionState
 from console.domain.battery import counts
 from console.store import outbox
@@ -115,16 +117,24 @@ class Store:
         return dict(self.conn.execute("SELECT key, value FROM meta"))
 
     # Who an operator is, as the backend names them, by sign-in name: an operator
-    # who signs in offline acts, and holds alerts, under the name the backend gave
-    # them when last asked on this workstation.
-    def remember_operator(self, username: str, name: str) -> None:
+    # who signs in offline is checked against the verifier of the password the
+    # backend last accepted here, and acts, and holds alerts, under the name and
+    # roles the backend gave them then.
+    def remember_operator(self, username: str, known: KnownOperator) -> None:
+        """`known.verifier` None keeps the one remembered (a sign-in nobody typed)."""
+        if known.verifier is None and (before := self.known_operator(username)):
+            known = replace(known, verifier=before.verifier)
         with self.conn:
-            self.conn.execute("REPLACE INTO meta VALUES (?, ?)", (f"operator:{username}", name))
+            self.conn.execute("REPLACE INTO meta VALUES (?, ?)",
+                              (f"operator:{username}", msgspec.json.encode(known).decode()))
 
-    def known_operator(self, username: str) -> str | None:
+    def known_operator(self, username: str) -> KnownOperator | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?",
                                 (f"operator:{username}",)).fetchone()
-        return row[0] if row and isinstance(row[0], str) else None
+        try:
+            return msgspec.json.decode(row[0], type=KnownOperator) if row else None
+        except (msgspec.DecodeError, TypeError):  # a bare name, from before verifiers
+            return None
 
     def _set_meta(self, **values) -> None:
         self.conn.executemany("REPLACE INTO meta VALUES (?, ?)",

@@ -26,7 +26,7 @@ SYNC_NICENESS = 5
 
 
 # What the window may ask the child's engine for.
-REQUESTS = ("launch", "sign_in", "sign_in_later", "act", "wearer_record")
+REQUESTS = ("launch", "sign_in", "sign_in_later", "unlock", "act", "wearer_record")
 
 
 class Outcome(Enum):

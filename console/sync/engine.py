@@ -28,6 +28,7 @@ from typing import TypeVar
 import httpx
 
 from console.changes import Changes
+from console.domain.access import KnownOperator, roles_of, verified, verifier_of
 from console.domain.actions import Acknowledge, Action, ActionState, Payload, kind_of
 from console.protocol.client import (
     MAX_HEARTBEAT,
@@ -48,6 +49,9 @@ from console.sync.writer import ChangeFeed, Writer
 log = logging.getLogger(__name__)
 
 SHUTDOWN_SECONDS = 1.0  # stop() returns within about this, whatever the backend does
+# One answer whether the username is unknown here or the password wrong.
+OFFLINE_REFUSED = ("offline, only an operator who signed in online on this workstation "
+                   "before can sign in, with the password accepted then")
 
 T = TypeVar("T")
 
@@ -171,6 +175,14 @@ class SyncEngine:
                 await asyncio.wait(running, timeout=SHUTDOWN_SECONDS / 2)
             try:
                 async with asyncio.timeout(SHUTDOWN_SECONDS / 4):
+                    # The console keeps no token: a session it leaves is of no use,
+                    # so it ends it on the backend rather than leave it to expire.
+                    await self._client.sign_out()
+            except (TimeoutError, httpx.HTTPError, OSError) as e:
+                log.info("the session could not be ended on the backend (%s); it will expire",
+                         type(e).__name__)
+            try:
+                async with asyncio.timeout(SHUTDOWN_SECONDS / 4):
                     await self._client.aclose()
             except TimeoutError:
                 log.warning("the HTTP client did not close in time")
@@ -255,22 +267,28 @@ class SyncEngine:
         abandons the attempt."""
         async def sign_in(client: Client) -> dict:
             operator = await client.sign_in(username, password)
-            self._signed_in_as(username, operator.get("name"))
+            # Off the loop: hashing takes about 0.1 s.
+            self._signed_in_as(username, operator, await asyncio.to_thread(verifier_of, password))
             self._credentials.set()
             return operator
         return self.operation(sign_in)
 
-    def _signed_in_as(self, username: str, name: object) -> None:
-        """The backend named the operator: shown, and remembered for offline work
-        (not awaited: signing in must not wait for the cache to open)."""
+    def _signed_in_as(self, username: str, operator: dict, verifier: str | None = None) -> None:
+        """The backend named the operator and their roles: shown, and remembered
+        for offline work with the password's verifier (not awaited: signing in must
+        not wait for the cache to open)."""
+        name, roles = operator.get("name"), operator.get("roles")
         if isinstance(name, str) and name:
-            self._update(operator=name)
-            self._writer.call(lambda s: s.remember_operator(username, name)).add_done_callback(
+            roles = roles_of(r for r in roles if isinstance(r, str)) if isinstance(roles, list) \
+                else frozenset()
+            self._update(operator=name, roles=roles)
+            known = KnownOperator(name, roles, verifier)
+            self._writer.call(lambda s: s.remember_operator(username, known)).add_done_callback(
                 lambda f: f.exception() and log.warning(
-                    "could not remember the operator's name: %s", f.exception()))
+                    "could not remember the operator: %s", f.exception()))
 
-    async def _known_operator(self, username: str) -> str | None:
-        """The name the backend last gave this operator here, if the cache knows it."""
+    async def _known_operator(self, username: str) -> KnownOperator | None:
+        """What the backend last said of this operator here, if the cache knows it."""
         try:
             await asyncio.shield(asyncio.wrap_future(self._writer.ready))
         except Exception:  # no cache: the engine reports that; the name is unknown
@@ -278,18 +296,29 @@ class SyncEngine:
         return await self._writer_call(lambda s: s.known_operator(username))
 
     def sign_in_later(self, username: str, password: str) -> Future[None]:
-        """Work offline as this operator, unchecked: the backend cannot be asked now.
-        The stream signs in with these credentials once the backend answers, and
-        says so if it refuses them; actions are queued under this name meanwhile.
-        (Whether an unverified name should be accepted offline is an open policy
-        question; this is the console's behaviour until it is decided.)"""
+        """Work offline as this operator: the backend cannot be asked now. Only an
+        operator the backend accepted on this workstation before, with the password
+        it accepted then (checked against its verifier), else AuthError. They act
+        under the name and roles the backend gave them then, so their queued claims
+        hold alerts as the backend will say; the stream signs in with these
+        credentials once the backend answers, and says so if it refuses them."""
         async def later(client: Client) -> None:
+            known = await self._check_offline(username, password)
             client.use_credentials(username, password)
-            # Acting offline under the name the backend gave them here before, if it
-            # did: their queued claims then hold alerts as the backend will say.
-            self._update(operator=await self._known_operator(username) or username)
+            self._update(operator=known.name, roles=known.roles)
             self._credentials.set()
         return self.operation(later)
+
+    def unlock(self, password: str) -> Future[None]:
+        """Check the signed-in operator's password to unlock the session, against
+        the verifier kept here (it works offline too); AuthError if it is wrong."""
+        return self.operation(lambda client: self._check_offline(client.username, password))
+
+    async def _check_offline(self, username: str, password: str) -> KnownOperator:
+        known = await self._known_operator(username)
+        if not await asyncio.to_thread(verified, known and known.verifier, password):
+            raise AuthError(OFFLINE_REFUSED)
+        return known
 
     def wearer_record(self, wearer_id: str) -> Future:
         """One wearer's record from the backend (Client.wearer_record), which audits
@@ -344,7 +373,7 @@ class SyncEngine:
             try:
                 if self._client.token is None:  # not signed in yet, or `sign_in_later`
                     op = await self._client.sign_in()
-                    self._signed_in_as(self._client.username, op.get("name"))
+                    self._signed_in_as(self._client.username, op)
                 if last_id is None:
                     snap = await self._client.snapshot(self._max_snapshot)
                     await self._take_snapshot(snap)

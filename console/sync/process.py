@@ -4,7 +4,7 @@ Decoding the stream and writing the cache held the GIL for up to half a second a
 a time while catching up, and the GUI thread waited for it inside Qt (docs/perf.md).
 So the window's process keeps only the GUI thread's work: `EngineProcess` runs a
 SyncEngine in a child process and offers what the window uses of one (launch, stop,
-sign_in, sign_in_later, act, wearer_record, status, clock, picture_time). The child sends back its
+sign_in, sign_in_later, unlock, act, wearer_record, status, clock, picture_time). The child sends back its
 `Changes` (the same contract), its status and its clock over one pipe, in order: an
 action's `Changes` arrive before the answer to `act`.
 
@@ -88,8 +88,13 @@ class EngineProcess:
         return fut
 
     def sign_in_later(self, username: str, password: str) -> Future[None]:
-        self._keep(username, password)
-        return self._ask("sign_in_later", username, password)
+        fut = self._ask("sign_in_later", username, password)
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception() or self._keep(
+            username, password))
+        return fut
+
+    def unlock(self, password: str) -> Future[None]:
+        return self._ask("unlock", password)
 
     def act(self, payload: Payload) -> Future:
         return self._ask("act", payload)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from console.domain.access import Identity, Role
+
 
 class SyncState(StrEnum):
     STARTING = "starting"
@@ -31,4 +33,9 @@ class SyncStatus:
     reconnects: int = 0
     pending_actions: int = 0
     cache_notice: str | None = None
-    operator: str | None = None
+    operator: str | None = None  # the name the backend records the signed-in person by
+    roles: frozenset[Role] = frozenset()
+
+    @property
+    def identity(self) -> Identity | None:
+        return Identity(self.operator, self.roles) if self.operator else None

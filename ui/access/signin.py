@@ -32,21 +32,24 @@ from ui.bridge import result_of
 SIGN_IN_TIMEOUT = 20.0  # seconds without an answer before the attempt is given up
 
 OFFLINE_TEXT = (
-    "You can open the cached picture and work offline. Offline, your name and password "
-    "are not checked: actions are queued under the name you typed, and the console "
-    "signs in with it when the backend is back.")
+    "You can open the cached picture and work offline if you have signed in online on "
+    "this workstation before: your password is checked against what was kept then. "
+    "Actions are queued under your name, and the console signs in when the backend is back.")
 
 
 class SignInDialog(QDialog):
     """`sign_in(username, password)` returns a future of the backend's operator
-    record (SyncEngine.sign_in). Accepted: signed in (`operator`), or, with the
-    backend out of reach, the operator chose to work offline (`offline`)."""
+    record (SyncEngine.sign_in), `sign_in_offline` one that checks them against
+    this workstation's verifier (SyncEngine.sign_in_later). Accepted: signed in
+    (`operator`), or, with the backend out of reach, signed in offline (`offline`)."""
 
-    def __init__(self, sign_in: Callable[[str, str], Future], backend_url: str,
+    def __init__(self, sign_in: Callable[[str, str], Future],
+                 sign_in_offline: Callable[[str, str], Future], backend_url: str,
                  training: bool, timeout: float = SIGN_IN_TIMEOUT, username: str = ""):
         super().__init__()
         self.setWindowTitle("EM Console — sign in")
         self._ask_backend = sign_in
+        self._ask_workstation = sign_in_offline
         self.backend_url = backend_url
         self.timeout = timeout
         self.operator: dict | None = None
@@ -175,5 +178,22 @@ class SignInDialog(QDialog):
         self._say(f"{why} {OFFLINE_TEXT}")
 
     def _go_offline(self) -> None:
-        self.offline = True
-        self.accept()
+        if not self.busy and self.username.text().strip() and self.password.text():
+            self.attempt = asyncio.ensure_future(
+                self._check_offline(self.username.text(), self.password.text()))
+
+    async def _check_offline(self, username: str, password: str) -> None:
+        self.offline_button.setEnabled(False)
+        try:
+            await result_of(self._ask_workstation(username, password))
+        except AuthError as e:
+            self._say(f"Offline sign-in refused: {e}.")
+            self.password.selectAll()
+            self.password.setFocus()
+        except Exception as e:  # e.g. the cache could not be opened: say so rather than hang
+            self._say(f"Offline sign-in failed: {type(e).__name__}: {str(e)[:200]}")
+        else:
+            self.offline = True
+            self.accept()
+        finally:
+            self.offline_button.setEnabled(True)

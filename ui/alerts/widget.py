@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from console.domain.access import Identity, Permission
 from console.domain.actions import ActionKind, may_acknowledge, offered
 from console.domain.workitems import WorkList, self_cleared
 from ui.alerts.model import AlertQueueModel
@@ -41,8 +42,8 @@ class AlertQueue(QWidget):
     transition_requested = Signal(object, object)
     close_cleared_requested = Signal(object)  # the self-cleared battery alerts to close
 
-    def __init__(self, model: AlertQueueModel, me: Callable[[], str | None]):
-        """me: the signed-in operator's name, as the backend records holders."""
+    def __init__(self, model: AlertQueueModel, me: Callable[[], Identity | None]):
+        """me: who is signed in (their name, as the backend records holders, and roles)."""
         super().__init__()
         self.model = model
         self.me = me
@@ -113,8 +114,10 @@ class AlertQueue(QWidget):
 
     def cleared_battery(self):
         me = self.me()
+        if me is None or not me.may(Permission.WORK_ALERTS):
+            return []
         shown = self.model.shown() if self.model.list is WorkList.BATTERY else []
-        return self_cleared([self.model.anticipated(a) for a in shown], me) if me else []
+        return self_cleared([self.model.anticipated(a) for a in shown], me.name)
 
     def _enable(self, *_) -> None:
         cleared = self.cleared_battery()
@@ -130,11 +133,12 @@ class AlertQueue(QWidget):
             reasons = {kind: "Select an alert" for kind in BUTTONS}
         else:
             ahead, me = self.model.anticipated(alert), self.me()
-            self.ack.setEnabled(may_acknowledge(ahead, self.model.actions.get(alert.id)))
+            self.ack.setEnabled(may_acknowledge(ahead, self.model.actions.get(alert.id))
+                                and me is not None and me.may(Permission.WORK_ALERTS))
             reasons = offered(ahead, me, self.model.clock())
         for kind, button in self.buttons.items():
             what, reason = BUTTONS[kind][1], reasons[kind]
-            if kind is ActionKind.CLAIM and not reason and ahead.holder not in (None, me):
+            if kind is ActionKind.CLAIM and not reason and ahead.holder not in (None, me.name):
                 what = f"{ahead.holder} holds it: claiming takes it over from them (asks first)"
             button.setEnabled(not reason)
             button.setToolTip(f"{what}: {reason}" if reason else what)

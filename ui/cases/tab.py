@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from console.changes import Changes
 from console.domain import LOCAL_TZ, Alert, WearerRecord
+from console.domain.access import Identity, Permission
 from console.domain.actions import Action, ActionKind, ActionState, RecordCaseEntry
 from console.domain.cases import (
     WARNING_RULE,
@@ -50,11 +51,13 @@ def format_clock_day(ts: float) -> str:
 
 
 class CaseTab(QWidget):
-    def __init__(self, clock: Callable[[], float], record: Callable[[RecordCaseEntry], None]):
+    def __init__(self, clock: Callable[[], float], record: Callable[[RecordCaseEntry], None],
+                 me: Callable[[], Identity | None]):
         """record: queue an entry through the outbox. Once it has reached the backend
-        the wearer view asks for the record again, which then lists it."""
+        the wearer view asks for the record again, which then lists it. me: who is
+        signed in, whose roles say whether they may record one."""
         super().__init__()
-        self._clock, self._record = clock, record
+        self._clock, self._record, self._me = clock, record, me
         self.wearer_id: str | None = None
         self.record: WearerRecord | None = None
         self.mine: dict[str, Action] = {}  # this console's case entries not yet in a record
@@ -79,10 +82,12 @@ class CaseTab(QWidget):
 
     def show_wearer(self, wearer_id: str | None, record: WearerRecord | None) -> None:
         self.wearer_id, self.record = wearer_id, record
-        self.add.setEnabled(record is not None)
-        why = ("" if record is not None else
-               "Off until the record comes: an entry names breaches of the wearer's record, "
-               "which the backend gives (offline, or still loading, it has not)")
+        me = self._me()
+        why = ("Not signed in" if me is None else me.why_not(Permission.RECORD_CASE)) or (
+            "" if record is not None else
+            "Off until the record comes: an entry names breaches of the wearer's record, "
+            "which the backend gives (offline, or still loading, it has not)")
+        self.add.setEnabled(not why)
         self.add.setToolTip(why)
         self.add.setAccessibleDescription(why)
         if record is not None:  # what the record lists is no longer only this console's

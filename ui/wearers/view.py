@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from console.changes import Changes
 from console.domain import Alert, WearerRecord, format_age
+from console.domain.access import Identity, Permission
 from console.domain.actions import ActionState
 from console.protocol.client import ApiError, ProtocolError
 from ui.alerts.model import AlertQueueModel
@@ -45,16 +46,22 @@ log = logging.getLogger(__name__)
 # Arrowing through a board must not ask (and audit) a record per row passed.
 SETTLE_MS = 400
 
+SUSPEND_TIP = ("Hospital, custody, an approved absence, a device not yet fitted: alerts "
+               "raised meanwhile are recorded and never notify")
+
 
 class WearerView(QWidget):
     suspend_requested = Signal(object)  # a Suspend payload, for the outbox
 
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel,
-                 fetch: Callable[[str], Future], clock: Callable[[], float]):
-        """fetch(wearer_id): the backend's record, as a future (SyncEngine.wearer_record)."""
+                 fetch: Callable[[str], Future], clock: Callable[[], float],
+                 me: Callable[[], Identity | None]):
+        """fetch(wearer_id): the backend's record, as a future (SyncEngine.wearer_record);
+        me: who is signed in, whose roles say what the view offers."""
         super().__init__()
         self.setAccessibleName("Wearer view")
         self._board, self._alerts, self._fetch, self._clock = board, alerts, fetch, clock
+        self._me = me
         self.wearer_id: str | None = None
         self.record: WearerRecord | None = None
         self._failed = False  # the last ask for the record failed
@@ -74,8 +81,6 @@ class WearerView(QWidget):
         self.add_tab(self.history, "Alerts")
         self.suspend = QPushButton("Suspend monitoring…", enabled=False)
         self.suspend.setAccessibleName("Suspend the wearer's monitoring for a reason and a time")
-        self.suspend.setToolTip("Hospital, custody, an approved absence, a device not yet "
-                                "fitted: alerts raised meanwhile are recorded and never notify")
         self.suspend.clicked.connect(self._suspend)
         top = QHBoxLayout()
         top.addWidget(self.source, 1)
@@ -146,8 +151,10 @@ class WearerView(QWidget):
 
     def _show_tabs(self) -> None:
         # Suspending needs only the wearer: offline it is queued like any action.
-        self.suspend.setEnabled(self.wearer_id is not None
+        why = self._why_not(Permission.SUSPEND)
+        self.suspend.setEnabled(not why and self.wearer_id is not None
                                 and self._board.row_of(self.wearer_id) is not None)
+        self.suspend.setToolTip(why or SUSPEND_TIP)
         for i in range(self.tabs.count()):
             self.tabs.widget(i).show_wearer(self.wearer_id, self.record)
 
@@ -167,7 +174,14 @@ class WearerView(QWidget):
         parts.append(f"{row.open_alerts} open alert{'s' if row.open_alerts != 1 else ''}")
         self.header.setText(" · ".join(parts))
 
+    def _why_not(self, permission: Permission) -> str:
+        me = self._me()
+        return "Not signed in" if me is None else me.why_not(permission)
+
     def _ask(self) -> None:
+        if why := self._why_not(Permission.SEE_WEARER):  # the backend would refuse it
+            self.source.setText(f"{why}: showing what this console holds.")
+            return
         # The console runs Qt's event loop as an asyncio loop (qasync, ui/app.py);
         # a window driven by Qt alone (pytest-qt's tests) has none to ask with.
         try:

@@ -1,0 +1,186 @@
+"""Who may use the simulated backend: the training users, their argon2 password
+hashes, and sessions.
+
+A session is an access token (short-lived: TOKEN_TTL) and a refresh token (one
+shift: REFRESH_TTL), each kept only as its SHA-256 hash, in memory and in the
+state file; a refresh rotates both. Signing out revokes the session. After
+MAX_FAILURES wrong passwords in a row a username is locked for LOCKOUT seconds,
+known or not, so that neither the answer nor its timing says whether it exists.
+Token lifetimes are wall-clock time, not the simulation's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import sqlite3
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from console.domain.access import Role
+from console.protocol import schema
+from console.protocol.schema import encode
+
+TOKEN_TTL = 15 * 60.0
+REFRESH_TTL = 12 * 3600.0
+MAX_FAILURES = 5
+LOCKOUT = 5 * 60.0
+MAX_TRACKED = 10_000  # usernames with recent failures, oldest forgotten first
+
+# One training user per role (README), each password its username. Only the
+# argon2id hashes are kept (argon2-cffi's defaults: 64 MiB, t=3, p=4).
+TRAINING_USERS: dict[str, tuple[str, schema.Operator]] = {
+    "demo": ("$argon2id$v=19$m=65536,t=3,p=4$U/rEur9NvgFg+xzEMIdv6g$"
+             "fb7MqOCqAwhfUYNWk0K93KbFWOfH9g/Ea/KwZLAPZbE",
+             schema.Operator("op-demo", "Demo Operator", [Role.OPERATOR])),
+    "demo2": ("$argon2id$v=19$m=65536,t=3,p=4$qLzfkF4Sqm8SGx9SQY5d/w$"
+              "egfmoseIL8B1wdUGTG8i08RmldqH9Yg4FndNMboZViY",
+              schema.Operator("op-demo2", "Second Operator", [Role.OPERATOR])),
+    "coord": ("$argon2id$v=19$m=65536,t=3,p=4$fEoCm7lkBCyyFIfRmzVHHQ$"
+              "8M+rZU3C0Fn17ccJIY0a5HvD0AvUNAdxXFVRldNSsxA",
+              schema.Operator("op-coord", "Demo Coordinator", [Role.COORDINATOR])),
+    "super": ("$argon2id$v=19$m=65536,t=3,p=4$6ceDkOfpfu5I72Z2mSGO/A$"
+              "2V3/ZoQ0vF57b8fhOuhWV3zGlbwSLiv1afvqy8clS0A",
+              schema.Operator("op-super", "Demo Supervisor", [Role.SUPERVISOR])),
+    "audit": ("$argon2id$v=19$m=65536,t=3,p=4$P6UMgm3pHUuibzI5coe85Q$"
+              "+4FCmIBoQBcQiBnvOiFJxtZ+97+vrvxDrBZkVJdt1Po",
+              schema.Operator("op-audit", "Demo Auditor", [Role.AUDITOR])),
+}
+# Verified for an unknown username, so that it costs what a known one does.
+NOBODY = ("$argon2id$v=19$m=65536,t=3,p=4$KN16dy4CVE9oY3IaZXlnZw$"
+          "n+NzmFcY6n72y8+Uty/Ud3SUXSPZIJhl7hNOj14+6+g")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, session TEXT NOT NULL,
+                                   operator BLOB NOT NULL, expires REAL NOT NULL);
+"""
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # "access" or "refresh"
+    session: str  # both tokens of one session name it; revoking removes both
+    operator: schema.Operator
+    expires: float
+
+
+@dataclass(frozen=True)
+class Locked:
+    retry_after: float
+
+
+class Accounts:
+    def __init__(self, db: sqlite3.Connection | None, token_ttl: float = TOKEN_TTL):
+        self.db = db
+        self.token_ttl = token_ttl
+        self._hasher = PasswordHasher()
+        self._tokens: dict[str, Token] = {}  # by the token's hash
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # name: (count, last)
+        if db is not None:
+            # Tokens were once kept in clear; overwrite, not just unlink, their pages.
+            db.execute("PRAGMA secure_delete=ON")
+            db.executescript(SCHEMA + "DROP TABLE IF EXISTS sessions;")
+            for h, kind, session, operator, expires in db.execute("SELECT * FROM tokens"):
+                self._tokens[h] = Token(kind, session, schema.decode(operator, schema.Operator), expires)
+
+    # -- signing in -----------------------------------------------------------
+
+    async def sign_in(self, username: str, password: str) -> schema.Session | Locked | None:
+        """A new session, None for a wrong name or password, or Locked."""
+        now = time.time()
+        count, last = self._failures.get(username, (0, 0.0))
+        if count >= MAX_FAILURES and now - last < LOCKOUT:
+            return Locked(LOCKOUT - (now - last))
+        known = TRAINING_USERS.get(username)
+        # Off the event loop: a verification takes about 0.1 s of CPU.
+        if not await asyncio.to_thread(self._verify, known[0] if known else NOBODY, password) \
+                or known is None:
+            self._failed(username, count if now - last < LOCKOUT else 0, now)
+            return None
+        self._failures.pop(username, None)
+        return self._open(known[1])
+
+    def _verify(self, hashed: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(hashed, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _failed(self, username: str, count: int, now: float) -> None:
+        self._failures[username] = (count + 1, now)
+        self._failures.move_to_end(username)
+        while len(self._failures) > MAX_TRACKED:
+            self._failures.popitem(last=False)
+
+    def refresh(self, refresh_token: str) -> schema.Session | None:
+        """New tokens for the session of a live refresh token, whose own tokens are
+        then revoked: a stolen refresh token works once, and its theft shows when the
+        rightful console's next refresh fails. The session (and its event stream)
+        goes on."""
+        found = self._tokens.get(digest(refresh_token))
+        if found is None or found.kind != "refresh" or found.expires < time.time():
+            return None
+        self.revoke(found.session)
+        return self._open(found.operator, found.session)
+
+    def sign_out(self, access_token: str) -> None:
+        found = self._tokens.get(digest(access_token))
+        if found is not None:
+            self.revoke(found.session)
+
+    # -- checking ---------------------------------------------------------------
+
+    def operator(self, access_token: str) -> schema.Operator | None:
+        """Whose live access token this is; None for an unknown, expired or revoked one."""
+        found = self._tokens.get(digest(access_token))
+        if found is None or found.kind != "access" or found.expires < time.time():
+            return None
+        return found.operator
+
+    def session_of(self, access_token: str) -> str | None:
+        found = self._tokens.get(digest(access_token))
+        return found.session if found else None
+
+    def live(self, session: str) -> bool:
+        """Whether the session has not been signed out or refreshed away (an open
+        event stream ends when it has)."""
+        return any(t.session == session for t in self._tokens.values())
+
+    # -- sessions -----------------------------------------------------------------
+
+    def _open(self, operator: schema.Operator, session: str | None = None) -> schema.Session:
+        now, session = time.time(), session or secrets.token_hex(8)
+        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        new = {digest(access): Token("access", session, operator, now + self.token_ttl),
+               digest(refresh): Token("refresh", session, operator, now + REFRESH_TTL)}
+        self._forget_expired(now)
+        self._tokens.update(new)
+        if self.db is not None:
+            with self.db:
+                self.db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?)", [
+                    (h, t.kind, t.session, encode(t.operator), t.expires) for h, t in new.items()])
+        return schema.Session(access, operator, expires_in=round(self.token_ttl),
+                              refresh_token=refresh)
+
+    def revoke(self, session: str) -> None:
+        for h in [h for h, t in self._tokens.items() if t.session == session]:
+            del self._tokens[h]
+        if self.db is not None:
+            with self.db:
+                self.db.execute("DELETE FROM tokens WHERE session = ?", (session,))
+
+    def _forget_expired(self, now: float) -> None:
+        for h in [h for h, t in self._tokens.items() if t.expires < now]:
+            del self._tokens[h]
+        if self.db is not None:
+            with self.db:
+                self.db.execute("DELETE FROM tokens WHERE expires < ?", (now,))
