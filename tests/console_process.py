@@ -67,7 +67,7 @@ def main() -> int:
         while engine.status.state != "live" or not engine.status.operator:
             time.sleep(0.05)
         me = engine.status.identity
-        print(json.dumps({"ready": me}), flush=True)
+        print(json.dumps({"ready": me.name}), flush=True)
         for line in sys.stdin:
             verb, alert_id, *rest = line.split(maxsplit=3)
             if verb in ("claim", "close"):

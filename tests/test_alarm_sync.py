@@ -85,6 +85,7 @@ def test_an_operator_signing_in_offline_acts_under_the_name_the_backend_gave_the
     cache = tmp_path / "cache.db"
     online = engine_for(backend.url, cache)
     try:
+        online.sign_in("demo", "demo").result(30)  # as the operator does, typing the password
         wait_until(lambda: online.status.state == "live")
     finally:
         online.stop()

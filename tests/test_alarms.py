@@ -39,6 +39,9 @@ def test_a_few_are_read_out_and_a_flood_is_summed_up():
     flood = announcement([(alert(f"A{i}"), f"EM-{i:03d}") for i in range(12)])
     assert flood == "Urgent: Strap tamper, EM-000. And 11 more urgent alerts."
     assert announcement([]) == ""
+    # A locked session's alarms name no wearer.
+    assert announcement([(alert("A1"), None), (alert("A2"), None)]) == (
+        "Urgent: Strap tamper. Urgent: Strap tamper.")
 
 
 def test_a_mute_holds_until_its_expiry_and_says_until_when():

@@ -34,6 +34,7 @@ from console.embedded import EmbeddedSimulator
 from console.store import CacheInUse, cache_in_use
 from console.sync.process import EngineProcess
 from maps.web import sandbox_off_reason  # imports QtWebEngine, before any QApplication exists
+from ui.access.lock import LOCK_AFTER
 from ui.access.signin import SignInDialog
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
@@ -55,7 +56,8 @@ class Session:
     cache could not be opened)."""
 
     def __init__(self, backend: str, cache: str, training: bool, version: str,
-                 engine_options: dict, credentials: tuple[str, str] | None = None):
+                 engine_options: dict, credentials: tuple[str, str] | None = None,
+                 lock_after: float = LOCK_AFTER):
         self.bridge = GuiBridge()
         username, password = credentials or (None, None)
         # Decoding and the cache in a process of their own: the GUI thread never
@@ -65,7 +67,8 @@ class Session:
         self.board = StatusBoardModel(self.engine.picture_time)
         self.alerts = AlertQueueModel(self.engine.clock.now, self.engine.picture_time)
         self.window = MainWindow(self.board, self.alerts, self.bridge, lambda: self.engine.status,
-                                 self.engine.act, self.engine.wearer_record, training, version)
+                                 self.engine.act, self.engine.wearer_record, training, version,
+                                 self.engine.unlock, lock_after)
         self.window.resize(1500, 850)
         self.bridge.notice.connect(lambda text: self.window.statusBar().showMessage(text, 300_000))
         tune_collector(self.bridge)
@@ -103,17 +106,18 @@ class Console:
 
     def __init__(self, backend: str, cache: str, training: bool, version: str,
                  engine_options: dict, simulator: EmbeddedSimulator | None = None,
-                 username: str | None = None):
+                 username: str | None = None, lock_after: float = LOCK_AFTER):
         self.backend, self.cache, self.training = backend, cache, training
         self.version, self.engine_options = version, engine_options
         self.simulator = simulator
         self.username = username  # prefilled in the sign-in dialog
+        self.lock_after = lock_after
         self.session: Session | None = None
         self.dialog: SignInDialog | None = None  # while it is open
 
     def new_session(self, credentials: tuple[str, str] | None = None) -> Session:
         self.session = Session(self.backend, self.cache, self.training, self.version,
-                               self.engine_options, credentials)
+                               self.engine_options, credentials, self.lock_after)
         if self.simulator is not None:
             self.simulator.on_restart = self.session.bridge.notice.emit
         return self.session
@@ -212,7 +216,8 @@ def run_window(args: argparse.Namespace, credentials: tuple[str, str] | None,
             return 1
     backend = simulator.url if simulator is not None else args.backend.rstrip("/")
     try:
-        console = Console(backend, cache, training, version, engine_options, simulator, args.user)
+        console = Console(backend, cache, training, version, engine_options, simulator, args.user,
+                          args.lock_after * 60)
         if args.offscreen_for:
             from ui import offscreen
 

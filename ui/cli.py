@@ -50,6 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "centre's own (default $EM_CONSOLE_CA_BUNDLE, else the public CAs)")
     p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
     p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
+    p.add_argument("--lock-after", type=float, default=10.0, metavar="MINUTES",
+                   help="lock the window after this long without input, hiding wearers' data "
+                        "until the password is given again (default %(default)s; 0: never)")
     p.add_argument("--status-interval", type=float, default=5.0, help="headless status line period")
     p.add_argument("--read-timeout", type=float, default=30.0,
                    help="seconds of stream silence before reconnecting; keep it above the "

@@ -10,10 +10,13 @@ from concurrent.futures import Future
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -35,6 +38,7 @@ from console.domain.actions import (
 from console.domain.alarms import MUTE_CHOICES
 from console.domain.battery import NOT_COUNTED
 from console.sync import SyncStatus
+from ui.access.lock import LOCK_AFTER, IdleWatch, LockPage
 from ui.alerts.alarms import Annunciator
 from ui.alerts.dialogs import AcknowledgeDialog, CloseDialog, ShelveDialog
 from ui.alerts.model import AlertQueueModel
@@ -66,10 +70,13 @@ class MainWindow(QMainWindow):
 
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
                  status: Callable[[], SyncStatus], act: Callable[[Payload], Future],
-                 fetch_record: Callable[[str], Future], training: bool, version: str):
+                 fetch_record: Callable[[str], Future], training: bool, version: str,
+                 unlock: Callable[[str], Future] | None = None, lock_after: float = LOCK_AFTER):
         """act: queue an operator's action (SyncEngine.act); the future resolves once
         it is durable, and the window shows it only from the Changes that follow.
-        fetch_record: a wearer's record from the backend (SyncEngine.wearer_record)."""
+        fetch_record: a wearer's record from the backend (SyncEngine.wearer_record).
+        unlock: check the signed-in operator's password (SyncEngine.unlock); with it
+        the session locks after lock_after seconds without input (0: never)."""
         super().__init__()
         self.setWindowTitle("EM Console" + (" — TRAINING" if training else ""))
         self.board_model, self.alert_model = board, alerts
@@ -120,12 +127,23 @@ class MainWindow(QMainWindow):
             layout.addWidget(self.banner)
         layout.addWidget(self.connection)
         layout.addWidget(self.stale)
-        layout.addWidget(split, 1)
+        # The work area, or, locked, a page that hides it (ui/access/lock.py).
+        self.work = QStackedWidget()
+        self.work.addWidget(split)
+        self.lock_page = LockPage(unlock) if unlock else None
+        if self.lock_page:
+            self.work.addWidget(self.lock_page)
+            self.lock_page.unlocked.connect(self.unlock)
+            self.lock_page.give_up.connect(self.sign_out_requested)
+        layout.addWidget(self.work, 1)
         self.setCentralWidget(central)
         self.statusBar().addPermanentWidget(self.alarm_status)
         self.statusBar().addPermanentWidget(self.counters)
         self._menus()
         self._show_alarms()
+        self.idle = IdleWatch(lock_after, self) if unlock and lock_after > 0 else None
+        if self.idle:
+            self.idle.idle.connect(self.lock)
 
         self._clock = QTimer(self, interval=CLOCK_REFRESH_MS)
         self._clock.timeout.connect(self._tick_clock)
@@ -137,6 +155,11 @@ class MainWindow(QMainWindow):
 
     def _menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        if self.lock_page:
+            lock = QAction("&Lock", self, shortcut=QKeySequence("Ctrl+L"))
+            lock.triggered.connect(self.lock)
+            file_menu.addAction(lock)
+            self.addAction(lock)
         sign_out = QAction("Sign &out…", self)
         sign_out.triggered.connect(self.sign_out)
         file_menu.addAction(sign_out)
@@ -147,6 +170,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
         self.addAction(quit_action)
         view = self.menuBar().addMenu("&View")
+        self._work_menus = [view]  # off while the session is locked
         for text, keys, target in (
             ("Alert &queue", "Alt+1", lambda: focus_table(self.queue.view)),
             ("Status &board", "Alt+2", lambda: focus_table(self.board.view)),
@@ -174,6 +198,7 @@ class MainWindow(QMainWindow):
 
     def _alarm_menu(self) -> None:
         menu = self.menuBar().addMenu("Alar&ms")
+        self._work_menus.append(menu)
         for seconds in MUTE_CHOICES:
             mute = QAction(f"Mute for {seconds // 60} minutes", self)
             if seconds == 15 * 60:
@@ -206,6 +231,39 @@ class MainWindow(QMainWindow):
         summary = (self.alarms.summary() if s.last_event_at or s.synced_at
                    else "⚠ urgent alerts unknown: no data yet")
         self.alarm_status.setText(f"{summary} · {state}")
+
+    # -- the session lock -------------------------------------------------------
+
+    @property
+    def locked(self) -> bool:
+        return self.lock_page is not None and self.work.currentWidget() is self.lock_page
+
+    def lock(self) -> None:
+        """Hide every wearer's data until the signed-in operator's password is given
+        again; syncing and queued actions go on. A dialog open over the work area
+        is cancelled (what it would have done is not done)."""
+        if self.lock_page is None or self.locked:
+            return
+        for window in QApplication.topLevelWidgets():
+            if isinstance(window, QDialog) and window.isVisible():
+                window.reject()
+        self.work.setCurrentWidget(self.lock_page)
+        self.lock_page.show_for(self._status().operator)
+        self.alarms.private = True
+        self.statusBar().clearMessage()  # it may quote an announcement naming a wearer
+        # The queue's, the board's and the alarms' commands wait for the unlock.
+        self._while_locked = [(a, a.isEnabled()) for menu in self._work_menus for a in menu.actions()]
+        for action, _ in self._while_locked:
+            action.setEnabled(False)
+
+    def unlock(self) -> None:
+        if not self.locked:
+            return
+        for action, enabled in self._while_locked:
+            action.setEnabled(enabled)
+        self.alarms.private = False
+        self.work.setCurrentIndex(0)
+        focus_table(self.queue.view)
 
     # -- live data --------------------------------------------------------------
 

@@ -23,12 +23,13 @@ def sounding(alert: Alert, priority: Priority, now: float) -> bool:
             and notifies(alert, now))
 
 
-def announcement(new: list[tuple[Alert, str]]) -> str:
+def announcement(new: list[tuple[Alert, str | None]]) -> str:
     """What is said of urgent alerts that came together, each with its wearer's
-    reference: each one read, or the first and how many more."""
+    reference (None: not to be said, the session is locked): each one read, or the
+    first and how many more."""
     if not new:
         return ""
-    said = [f"Urgent: {alert.type_label}, {ref}." for alert, ref in new[:FLOOD]]
+    said = [f"Urgent: {alert.type_label}{f', {ref}' if ref else ''}." for alert, ref in new[:FLOOD]]
     if len(new) <= FLOOD:
         return " ".join(said)
     more = len(new) - 1

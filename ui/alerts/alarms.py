@@ -56,6 +56,7 @@ class Annunciator(QObject):
         self.speak = True
         self.unhandled = -1  # not counted yet
         self.last = ""
+        self.private = False  # the session is locked: say no wearer's reference
         self._announced: set[str] = set()
         self._pending: list[str] = []
         self._gather = QTimer(self, singleShot=True, interval=GATHER_MS)
@@ -101,7 +102,8 @@ class Annunciator(QObject):
         now = self.model.clock()
         still = [a for a in map(self.model.anticipated, self.model.alerts_where(ids))
                  if sounding(a, self.model.priority_of(a), now)]
-        text = announcement([(a, self.model.wearer_ref(a.wearer_id)) for a in still])
+        text = announcement([(a, None if self.private else self.model.wearer_ref(a.wearer_id))
+                             for a in still])
         if not text:
             return  # taken up or shelved meanwhile
         self.last = text
