@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 from test_cli import env
 
+from console import domain
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
+from console.domain.cases import EntryKind
+from console.protocol import schema
+from console.simulator import server
+from console.simulator.alerts import transition
+from console.simulator.backend import Backend
 from console.store import SCHEMA_VERSION, Store, verify_audit
 from console.store import audit as chain
 from console.store.database import MIGRATIONS, connect
@@ -244,3 +250,94 @@ def test_what_a_chain_cannot_prove_a_whole_trail_and_head_rewritten(trail):
     conn.close()
     assert verify_audit(trail)[0] == 0
 
+
+# -- the backend's own trail ----------------------------------------------------
+
+OPERATOR = schema.Operator("op-demo", "Demo Operator", ["operator"])
+
+
+def backend_trail(path: Path | None) -> Backend:
+    """Views of two wearers' records, a claim, a start, a claim of one's own again (no
+    change: not audited), a case entry and a suspension."""
+    backend = Backend(60, 7, 60, 1000, path and str(path))
+    wearers = [w.id for w in backend.fleet.wearers[:2]]
+    for wearer_id in wearers:
+        backend.view_wearer(wearer_id, OPERATOR)
+    alert = next(a for a in backend.fleet.open_alerts() if a.holder is None)
+    claim = transition(b"claim", alert.id, schema.Claim())
+    for key, verb, move in [("k1", claim, lambda a, now: domain.claim(a, now, OPERATOR.name)),
+                            ("k2", transition(b"start", alert.id),
+                             lambda a, now: domain.start_work(a, now, OPERATOR.name)),
+                            ("k3", claim, lambda a, now: domain.claim(a, now, OPERATOR.name))]:
+        assert backend.handle(alert.id, verb, OPERATOR, key, move).status == 200
+    now = schema.wire_time(backend.fleet.now)
+    entry = schema.NewCaseEntry(EntryKind.BREACH_IDENTIFIED, now, [alert.id], "seen")
+    assert backend.record_case_entry(alert.wearer_id, entry, OPERATOR, "k4").status == 200
+    suspension = schema.Suspension(domain.SuspensionReason.HOSPITAL, now,
+                                   schema.wire_time(backend.fleet.now + 3600))
+    assert backend.suspend(wearers[0], suspension, OPERATOR, "k5").status == 200
+    return backend
+
+
+def test_the_backend_keeps_its_own_trail_chained_the_same_way(tmp_path):
+    for path in (None, tmp_path / "state.db"):  # in memory, and in a state file
+        backend = backend_trail(path)
+        events = [(e.fields["event"], e.fields["operator"]) for e in backend.trail]
+        assert events == [("viewed", "Demo Operator"), ("viewed", "Demo Operator"),
+                          ("claimed", "Demo Operator"), ("in work", "Demo Operator"),
+                          ("case entry", "Demo Operator"), ("suspended", "Demo Operator")]
+        last = backend.trail[-1]
+        assert chain.first_break(backend.trail, chain.Head(last.seq, last.hash)) is None
+        assert len(backend.viewed) == 2  # GET /sim/audit answers as it did
+        if backend.db:
+            backend.db.close()
+    assert verify_backend(tmp_path / "state.db") == (0, "audit trail intact: 6 entries")
+    restarted = Backend(60, 7, 60, 1000, str(tmp_path / "state.db"))  # read back, and kept
+    assert [e.hash for e in restarted.trail] == [e.hash for e in backend.trail]
+    assert restarted.viewed == backend.viewed
+    restarted.db.close()
+
+
+def verify_backend(state: Path) -> tuple[int, str]:
+    """As someone with the state file runs it: the verdict, without the head's hash."""
+    proc = subprocess.run([sys.executable, "-m", "console.simulator", "audit", "verify",
+                           "--state", str(state)], capture_output=True, text=True, timeout=60)
+    out = (proc.stdout or proc.stderr).strip()
+    return proc.returncode, out.rsplit(", head", 1)[0]
+
+
+@pytest.mark.parametrize("spoil, verdict", [
+    ("UPDATE audit SET subject = 'W00000009' WHERE seq = 1", "#1 (seq 1): modified"),
+    ("DELETE FROM audit WHERE seq = 3", "#3 (seq 4): deleted (seq 3 before it is missing)"),
+    ("DELETE FROM audit WHERE seq = 6", "#6 (seq 6): deleted (the recorded head has 6 entries"),
+])
+def test_a_changed_backend_trail_is_broken_where_it_was_changed(tmp_path, capsys, spoil, verdict):
+    backend_trail(tmp_path / "state.db").db.close()
+    tamper(tmp_path / "state.db", spoil)
+    assert server.main(["audit", "verify", "--state", str(tmp_path / "state.db")]) == 1
+    assert f"audit trail broken at entry {verdict}" in capsys.readouterr().out
+
+
+def test_a_running_backends_trail_cannot_be_read_and_it_says_so(tmp_path, capsys):
+    backend = backend_trail(tmp_path / "state.db")
+    try:
+        assert server.main(["audit", "verify", "--state", str(tmp_path / "state.db")]) == 2
+        assert "in use by a running backend" in capsys.readouterr().err
+    finally:
+        backend.db.close()
+    assert server.main(["audit", "verify", "--state", str(tmp_path / "none.db")]) == 2
+    assert "no such state file" in capsys.readouterr().err
+
+
+def test_views_kept_before_the_chain_begin_the_backends_trail(tmp_path):
+    state = tmp_path / "state.db"
+    Backend(60, 7, 60, 1000, str(state)).db.close()
+    tamper(state, "CREATE TABLE viewed (at REAL NOT NULL, operator TEXT NOT NULL, "
+                  "wearer_id TEXT NOT NULL)",
+           f"INSERT INTO viewed VALUES ({T}, 'Demo Operator', 'W00000001')",
+           f"INSERT INTO viewed VALUES ({T + 1}, 'Demo Operator', 'W00000002')")
+    backend = Backend(60, 7, 60, 1000, str(state))
+    assert [(v.operator, v.wearer_id) for v in backend.viewed] == [
+        ("Demo Operator", "W00000001"), ("Demo Operator", "W00000002")]
+    backend.db.close()
+    assert verify_backend(state) == (0, "audit trail intact: 2 entries")
