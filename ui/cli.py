@@ -5,11 +5,13 @@
     em-console --headless --backend URL --cache PATH
     em-console --offscreen-for 20 --screenshot board.png
     em-console --self-test              check an installed console works (one line of JSON)
+    em-console audit verify [--cache PATH]   whether the cache's audit trail holds
     em-console simulator [...]          the reference backend (see --help there)
 
 This module reads the arguments and the environment and hands on to what runs:
-the simulator, the self-test, the headless engine (console/headless.py) or the
-window (ui/app.py). It imports no Qt, so that the headless console needs none.
+the simulator, the audit trail's verifier, the self-test, the headless engine
+(console/headless.py) or the window (ui/app.py). It imports no Qt, so that the
+headless console needs none.
 """
 
 from __future__ import annotations
@@ -136,12 +138,33 @@ def default_cache(training: bool) -> str:
     return str(data_dir() / ("training-cache.db" if training else "cache.db"))
 
 
+def audit(argv: list[str]) -> int:
+    """`em-console audit verify`: prints whether the audit trail holds; exits 0 when
+    it does, 1 when it is broken, 2 when the cache cannot be read."""
+    from console.store import verify_audit
+
+    p = argparse.ArgumentParser(prog="em-console audit",
+                                description="Check the offline cache's audit trail.")
+    p.add_argument("command", choices=["verify"],
+                   help="verify: check the hash chain of the cache's audit trail")
+    p.add_argument("--cache", help="the cache file (default: the live cache in the user data "
+                                    "directory; the training one is training-cache.db beside it)")
+    args = p.parse_args(argv)
+    # Not data_dir(): a check creates nothing.
+    code, lines = verify_audit(args.cache or Path(platformdirs.user_data_dir(
+        "em-console", appauthor=False)) / "cache.db")
+    print("\n".join(lines), file=sys.stdout if code < 2 else sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["simulator"]:
         from console.simulator.server import main as simulator
 
         return simulator(argv[1:])
+    if argv[:1] == ["audit"]:
+        return audit(argv[1:])
     args = parse_args(argv)
     if args.self_test or args.self_test_webengine:
         from ui import self_test

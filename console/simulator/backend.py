@@ -1,4 +1,6 @@
-"""The simulated backend's state: fleet, event log, sessions and idempotency keys.
+"""The simulated backend's state: fleet, event log, sessions, idempotency keys and
+its own audit trail (views of personal data, operators' transitions, case entries and
+suspensions), hash-chained as the console's is (console/store/audit.py).
 
 Everything runs on the server's event loop, so no locks. With a state file, each
 tick's events and the state they produced are committed together before any
@@ -16,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from console.domain import Alert, CaseEntry, LifecycleError, OutOfBounds, cases
 from console.protocol import schema
@@ -24,6 +27,7 @@ from console.protocol.sse import encode_frame
 from console.simulator.accounts import TOKEN_TTL, Accounts
 from console.simulator.fleet import Fleet
 from console.simulator.people import wearer_record
+from console.store import audit
 
 # An idempotency key is its operator's own: another operator's same key is another request.
 IDEMPOTENCY = """
@@ -36,7 +40,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (idx INTEGER PRIMARY KEY, state TEXT NOT NULL, reported BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts (id TEXT PRIMARY KEY, body TEXT NOT NULL, truth TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, frame BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS viewed (at REAL NOT NULL, operator TEXT NOT NULL, wearer_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, at REAL NOT NULL, operator TEXT NOT NULL,
+                                  event TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT,
+                                  prev TEXT NOT NULL, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS case_entries (seq INTEGER PRIMARY KEY, wearer_id TEXT NOT NULL,
                                          body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS suspensions (seq INTEGER PRIMARY KEY, wearer_id TEXT NOT NULL,
@@ -52,6 +58,11 @@ INSERT INTO idempotency SELECT 'op-demo', key, fingerprint, status, body FROM un
 DROP TABLE unscoped_keys;
 COMMIT;
 """
+# The audit trail's entries: when (simulated time), who (the operator's name), what
+# (VIEWED, a transition's first history entry's `what`, CASE_ENTRY, SUSPENDED), of
+# which wearer or alert, and the detail as JSON (what was recorded).
+AUDIT_FIELDS = ("at", "operator", "event", "subject", "detail")
+VIEWED, CASE_ENTRY, SUSPENDED = "viewed", "case entry", "suspended"
 
 
 class StateInUse(Exception):
@@ -79,7 +90,8 @@ class Backend:
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
         self.accounts = Accounts(self.db, token_ttl)
-        self.viewed: list[schema.Viewed] = []  # who saw whose personal data, oldest first
+        # The audit trail, oldest first.
+        self.trail = audit.read(self.db, AUDIT_FIELDS)[0] if self.db else []
         self.cases: dict[str, list[CaseEntry]] = {}  # wearer id -> case timeline, as recorded
         self._idempotency: dict[tuple[str, str], tuple[str, Answer]] = {}  # (operator id, key)
         self._changed_alerts: set[str] = set()
@@ -113,6 +125,15 @@ class Backend:
         columns = [row[1] for row in db.execute("PRAGMA table_info(idempotency)")]
         if "operator" not in columns:
             db.executescript(SCOPE_OLD_KEYS)
+        # Views were once kept in a table of their own: they begin the audit trail.
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'viewed'").fetchone():
+            with db:
+                db.execute("BEGIN")
+                for at, operator, wearer_id in db.execute(
+                        "SELECT at, operator, wearer_id FROM viewed ORDER BY rowid").fetchall():
+                    audit.append(db, {"at": at, "operator": operator, "event": VIEWED,
+                                      "subject": wearer_id, "detail": None})
+                db.execute("DROP TABLE viewed")
         return db
 
     def _load(self) -> None:
@@ -131,8 +152,6 @@ class Backend:
         ).fetchall()
         self.frames = [f for _, f in rows]
         self.first_id = rows[0][0] if rows else self.last_id + 1
-        self.viewed = [schema.Viewed(schema.wire_time(at), operator, wearer_id)
-                       for at, operator, wearer_id in self.db.execute("SELECT * FROM viewed")]
         for wearer_id, body in self.db.execute("SELECT wearer_id, body FROM case_entries ORDER BY seq"):
             self.cases.setdefault(wearer_id, []).append(
                 schema.decode(body, schema.CaseEntry).to_domain(None))
@@ -236,11 +255,7 @@ class Backend:
         index = self.fleet.index_of_wearer(wearer_id)
         if index is None:
             return None
-        entry = schema.Viewed(schema.wire_time(self.fleet.now), operator.name, wearer_id)
-        if self.db is not None:
-            self.db.execute("INSERT INTO viewed VALUES (?, ?, ?)",
-                            (self.fleet.now, operator.name, wearer_id))
-        self.viewed.append(entry)
+        self._together(self._audit(VIEWED, operator, wearer_id))
         return wearer_record(self.fleet, index, self.cases.get(wearer_id, []))
 
     def record_case_entry(self, wearer_id: str, new: schema.NewCaseEntry,
@@ -276,12 +291,9 @@ class Backend:
         answer = Answer(200, body)
         self.cases.setdefault(wearer_id, []).append(entry)
         self._idempotency[scoped] = (fingerprint, answer)
-        if self.db is not None:  # the entry and its key's answer, together
-            with self.db:
-                self.db.execute("BEGIN")
-                self.db.execute("INSERT INTO case_entries (wearer_id, body) VALUES (?, ?)",
-                                (wearer_id, body))
-                self.db.execute(*self._key_sql(scoped, fingerprint, answer))
+        self._together([("INSERT INTO case_entries (wearer_id, body) VALUES (?, ?)", (wearer_id, body)),
+                        self._key_sql(scoped, fingerprint, answer),
+                        *self._audit(CASE_ENTRY, operator, wearer_id, body.decode())])
         return answer
 
     def handle(self, alert_id: str, request: bytes, operator: schema.Operator, key: str,
@@ -316,8 +328,12 @@ class Backend:
             return answer
         answer = Answer(200, encode(schema.Alert.from_domain(event[1])))
         self._idempotency[scoped] = (fingerprint, answer)
-        # The effect, its event and the key's answer are committed together.
-        self._publish([event], extra_sql=[self._key_sql(scoped, fingerprint, answer)])
+        # What the transition added to the history (nothing for a claim of one's own).
+        added = event[1].history[len(alert.history):]
+        audited = self._audit(added[0].what, operator, alert_id, encode(
+            [schema.HistoryEntry.from_domain(h) for h in added]).decode()) if added else []
+        # The effect, its event, the key's answer and its audit entry are committed together.
+        self._publish([event], extra_sql=[self._key_sql(scoped, fingerprint, answer), *audited])
         return answer
 
     def suspend(self, wearer_id: str, new: schema.Suspension, operator: schema.Operator,
@@ -344,13 +360,36 @@ class Backend:
         answer = Answer(200, encode(new))
         self.fleet.recorded.setdefault(index, []).append(suspension)
         self._idempotency[scoped] = (fingerprint, answer)
-        if self.db is not None:  # the suspension and its key's answer, together
+        self._together([("INSERT INTO suspensions (wearer_id, body) VALUES (?, ?)",
+                         (wearer_id, answer.body)),
+                        self._key_sql(scoped, fingerprint, answer),
+                        *self._audit(SUSPENDED, operator, wearer_id, answer.body.decode())])
+        return answer
+
+    @property
+    def viewed(self) -> list[schema.Viewed]:
+        """Who saw whose personal data, oldest first (GET /sim/audit)."""
+        return [schema.Viewed(schema.wire_time(e.fields["at"]), e.fields["operator"],
+                              e.fields["subject"]) for e in self.trail if e.fields["event"] == VIEWED]
+
+    def _audit(self, event: str, operator: schema.Operator, subject: str,
+               detail: str | None = None) -> list[tuple[str, tuple]]:
+        """Append to the audit trail, in memory; the SQL that keeps it in the state
+        file, for the transaction that records what it audits."""
+        last = self.trail[-1] if self.trail else None
+        fields = {"at": self.fleet.now, "operator": operator.name, "event": event,
+                  "subject": subject, "detail": detail}
+        entry = audit.chained(fields, last and (last.seq, last.hash))
+        self.trail.append(entry)
+        return audit.statements(entry)
+
+    def _together(self, statements: list[tuple[str, tuple]]) -> None:
+        """With a state file: run these in one transaction, durably, before answering."""
+        if self.db is not None:
             with self.db:
                 self.db.execute("BEGIN")
-                self.db.execute("INSERT INTO suspensions (wearer_id, body) VALUES (?, ?)",
-                                (wearer_id, encode(new)))
-                self.db.execute(*self._key_sql(scoped, fingerprint, answer))
-        return answer
+                for sql, args in statements:
+                    self.db.execute(sql, args)
 
     def _seen(self, key: tuple[str, str], fingerprint: str) -> Answer | None:
         """The answer kept under an operator's idempotency key (each operator has
@@ -389,3 +428,25 @@ def fingerprint_of(*parts: bytes) -> str:
 def problem(status: int, title: str, detail: str, alert: schema.Alert | None = None) -> Answer:
     return Answer(status, encode(schema.Problem("about:blank", title, status, detail, alert)))
 
+
+
+def verify_audit(state: str) -> tuple[int, str]:
+    """`python -m console.simulator audit verify --state FILE`: 0 and a line when the
+    backend's audit trail holds, 1 and where it breaks, 2 and why it cannot be read.
+    The backend holds its state file exclusively: stop it first."""
+    if not Path(state).is_file():
+        return 2, f"{state}: no such state file"
+    try:
+        db = sqlite3.connect(f"{Path(state).absolute().as_uri()}?mode=ro", uri=True,
+                             isolation_level=None, timeout=0)
+        try:
+            db.execute("BEGIN")
+            entries, head = audit.read(db, AUDIT_FIELDS)
+        finally:
+            db.close()
+    except sqlite3.Error as e:
+        if "locked" in str(e):
+            return 2, f"{state} is in use by a running backend: stop it to verify its trail"
+        return 2, f"{state}: not readable as a backend's state ({e})"
+    intact, line = audit.verdict(entries, head)
+    return (0 if intact else 1), line

@@ -1,7 +1,8 @@
 """Run the simulator: `python -m console.simulator --port 8765 --wearers 5000 --speed 60 --seed 7`.
 
 The first line on stdout is JSON naming the URL it listens on, so that a parent
-process can start it on port 0 and find it.
+process can start it on port 0 and find it. `python -m console.simulator audit verify
+--state FILE` checks the audit trail of a stopped backend's state file instead.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uvicorn
 from console.protocol.schema import MAX_CLOCK_RATE
 from console.simulator.accounts import TOKEN_TTL
 from console.simulator.app import create_app
-from console.simulator.backend import Backend, StateInUse
+from console.simulator.backend import Backend, StateInUse, verify_audit
 
 DEFAULT_WEARERS = 1732  # people subject to EM in March 2022 (ICIBI §1.11)
 
@@ -60,7 +61,21 @@ def _exit_on_eof() -> None:
     os._exit(0)
 
 
+def audit(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="em-console simulator audit",
+                                description="Check the backend's own audit trail.")
+    p.add_argument("command", choices=["verify"],
+                   help="verify: check the hash chain of the state file's audit trail")
+    p.add_argument("--state", required=True, help="the state file of a stopped backend")
+    code, line = verify_audit(p.parse_args(argv).state)
+    print(line, file=sys.stdout if code < 2 else sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["audit"]:
+        return audit(argv[1:])
     args = parse_args(argv)
     try:
         backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state, args.token_ttl)

@@ -3,9 +3,10 @@
 - database: the lock (one console per cache), owner-only files, schema and migrations
 - cache: `Store`, which opens the cache and composes the table groups
 - fleet, alerts, outbox: one module per table group; rows: reading rows back safely
+- audit: the audit trail's hash chain (the console's and the backend's); `verify_audit`
 """
 
-from console.store.cache import Store  # noqa: F401 - the store's public names
+from console.store.cache import Store, verify_audit  # noqa: F401 - the store's public names
 from console.store.database import (  # noqa: F401
     SCHEMA_VERSION,
     CacheInUse,

@@ -25,7 +25,7 @@ from console.domain import DAY, WINDOW, Alert, Span
 from console.domain.access import KnownOperator
 from console.domain.actions import Action, ActionState
 from console.domain.battery import counts
-from console.store import outbox
+from console.store import audit, outbox
 from console.store.alerts import (
     ALERT_COLUMNS,
     ALERT_ROW,
@@ -36,8 +36,11 @@ from console.store.alerts import (
     span_from_row,
 )
 from console.store.database import (
+    SCHEMA_VERSION,
     CacheLock,
     CacheUnusable,
+    connect,
+    durable,
     insert_rows,
     move_aside,
     open_database,
@@ -55,6 +58,9 @@ from console.store.fleet import (
 from console.store.rows import LOGGED_PER_LOAD, decoded
 
 log = logging.getLogger(__name__)
+
+RESTARTED = "restarted"  # the audit event that begins a new chain in a fresh cache
+CHAINED_SINCE = 6  # the schema version that hash-chains the audit trail
 
 
 class Store:
@@ -77,6 +83,7 @@ class Store:
                     f"The offline cache could not be used ({e}). It was moved to {aside.name} "
                     "and a fresh cache is being built from the backend.")
                 self.conn = open_database(self.path)
+                self._begin_new_trail(aside, e)
                 self._notices["carried"] = self._carry_over(aside)
                 log.warning(self.notice)
         except BaseException:
@@ -87,6 +94,26 @@ class Store:
     @property
     def notice(self) -> str | None:
         return " ".join(n for n in self._notices.values() if n) or None
+
+    def _begin_new_trail(self, aside: Path, why: Exception) -> None:
+        """The fresh cache's audit trail is a new chain: its first entry says why, and
+        names the file moved aside and where that file's chain ended, so that a
+        verifier sees a reset rather than a short trail."""
+        try:
+            old = connect(aside, read_only=True)
+            try:
+                head = audit.recorded_head(old)
+            finally:
+                old.close()
+            ended = f"its audit trail ended at entry #{head.entries}, hash {head.hash}" if head \
+                else "it recorded no audit trail head"
+        except (sqlite3.Error, UnicodeDecodeError) as e:
+            ended = f"its audit trail could not be read ({e})"
+        detail = f"the previous cache could not be used ({why}) and was moved aside; {ended}"
+        with durable(self.conn) as c:
+            audit.append(c, {"at": time.time(), "operator": None, "username": None,
+                             "event": RESTARTED, "kind": "cache", "alert_id": None,
+                             "key": aside.name, "detail": detail})
 
     def _carry_over(self, aside: Path) -> str:
         """The backend rebuilds everything in a cache but the operators' queued
@@ -314,3 +341,40 @@ class Store:
 
     def settle(self, key: str, state: ActionState, detail: str | None, attempts: int) -> Changes:
         return outbox.settle(self.conn, key, state, detail, attempts)
+
+
+def verify_audit(path: str | os.PathLike) -> tuple[int, list[str]]:
+    """`em-console audit verify`: 0 and a line when the cache's audit trail holds, 1
+    and where it breaks, 2 and why the cache cannot be read. It opens the cache
+    read-only and without its lock, beside a console that may hold it: one read
+    transaction sees the trail and its head as of one moment."""
+    path = Path(path)
+    if not path.is_file():
+        return 2, [f"{path}: no such cache file"]
+    try:
+        conn = connect(path, read_only=True)
+        try:
+            conn.execute("BEGIN")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if not CHAINED_SINCE <= version <= SCHEMA_VERSION:
+                return 2, [f"{path}: {_unchained(version)}"]
+            entries, head = audit.read(conn, audit.CACHE_FIELDS)
+        finally:
+            conn.close()
+    except (sqlite3.Error, UnicodeDecodeError) as e:
+        return 2, [f"{path}: not readable as a console's cache ({e})"]
+    intact, line = audit.verdict(entries, head)
+    lines = [line]
+    if entries and entries[0].fields["event"] == RESTARTED:
+        first = entries[0].fields
+        lines.append(f"it begins a new chain (entry #1, {first['key']}): {first['detail']}")
+    return (0 if intact else 1), lines
+
+
+def _unchained(version: int) -> str:
+    if version == 0:
+        return "not a console's cache (it has no schema version)"
+    if version > SCHEMA_VERSION:
+        return f"its schema version {version} is newer than this console's {SCHEMA_VERSION}"
+    return (f"its schema version {version} predates the audit chain (version {CHAINED_SINCE}): "
+            "the console chains its trail when it next opens it")

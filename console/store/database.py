@@ -18,6 +18,8 @@ from pathlib import Path
 import msgspec
 import sqlite_utils
 
+from console.store import audit
+
 if os.name == "nt":
     import msvcrt
 else:
@@ -25,7 +27,7 @@ else:
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class CacheUnusable(Exception):
@@ -127,16 +129,23 @@ def text_or_bytes(data: bytes) -> str | bytes:
         return data
 
 
-def connect(path: str | os.PathLike) -> sqlite3.Connection:
-    """The one place a cache connection is opened: encryption at rest goes here."""
-    # Created owner-only before SQLite opens it: SQLite would create it 0644, and gives
-    # the -wal and -shm files the database file's mode. Not a umask: that is the whole
-    # process's, and other threads create files meanwhile.
-    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+def connect(path: str | os.PathLike, read_only: bool = False) -> sqlite3.Connection:
+    """The one place a cache connection is opened: encryption at rest goes here.
+    `read_only` opens an existing cache without creating it or writing to it (the
+    audit trail's verifier, beside a console that may hold it)."""
+    if read_only:
+        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True,
+                               isolation_level=None, check_same_thread=False)
+    else:
+        # Created owner-only before SQLite opens it: SQLite would create it 0644, and gives
+        # the -wal and -shm files the database file's mode. Not a umask: that is the whole
+        # process's, and other threads create files meanwhile.
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.text_factory = text_or_bytes
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         # 64 MB of page cache (SQLite's default is 2 MB): the status table of 100,000
@@ -279,7 +288,25 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
                     "WHERE type = 'battery' AND active = 1")
 
 
-MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    # The audit trail proves itself: each entry seals the one before it
+    # (console/store/audit.py), and meta records the head, so that `em-console audit
+    # verify` finds an entry changed, removed, added or moved. The entries so far
+    # are sealed as they stand: the chain vouches for them from now on.
+    db["audit"].add_column("prev", str)
+    db["audit"].add_column("hash", str)
+    conn = db.conn
+    head = audit.Head(0, audit.GENESIS)
+    rows = conn.execute(f"SELECT seq, {', '.join(audit.CACHE_FIELDS)} FROM audit ORDER BY seq")
+    for seq, *values in rows.fetchall():
+        digest = audit.entry_hash(seq, dict(zip(audit.CACHE_FIELDS, values, strict=True)), head.hash)
+        conn.execute("UPDATE audit SET prev = ?, hash = ? WHERE seq = ?", (head.hash, digest, seq))
+        head = audit.Head(seq, digest)
+    conn.execute("REPLACE INTO meta VALUES (?, ?)", (audit.HEAD_KEY, str(head)))
+
+
+MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5,
+              6: _migrate_6}
 
 
 @functools.cache

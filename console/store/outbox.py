@@ -1,5 +1,5 @@
 """The outbox and its audit trail: operators' actions, durable before the UI shows
-them as done, with who did what and when.
+them as done, with who did what and when, in a hash chain (console/store/audit.py).
 
 Each row holds the action's kind and its payload as JSON, read back strictly into
 the kind's payload type (console/domain/actions.py): a row that does not read back
@@ -17,6 +17,7 @@ import msgspec
 
 from console.changes import Changes
 from console.domain.actions import Action, ActionState, Payload, kind_named
+from console.store import audit as chain
 from console.store.database import durable
 from console.store.rows import Damaged, decoded, number, one_of, opt_text, text
 
@@ -67,10 +68,17 @@ def audit(c: sqlite3.Connection) -> list[AuditEntry]:
 
 
 def _audit(c: sqlite3.Connection, action: Action, event: str, detail: str | None) -> None:
-    c.execute("INSERT INTO audit (at, operator, username, event, kind, alert_id, key, detail) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-              (time.time(), action.operator, action.username, event, action.kind.value,
-               action.alert_id, action.key, detail))
+    _record(c, action.operator, action.username, event, action.kind.value, action.alert_id,
+            action.key, detail)
+
+
+def _record(c: sqlite3.Connection, operator: object, username: object, event: str, kind: object,
+            alert_id: str | None, key: object, detail: str | None) -> None:
+    """Append to the audit trail, inside the caller's transaction. The values of a
+    damaged action are recorded as they are stored."""
+    chain.append(c, {"at": time.time(), "operator": operator, "username": username,
+                     "event": event, "kind": kind, "alert_id": alert_id, "key": key,
+                     "detail": detail})
 
 
 def enqueue(conn: sqlite3.Connection, action: Action) -> Changes:
@@ -131,17 +139,14 @@ def set_aside_damaged(conn: sqlite3.Connection) -> str | None:
             log.error("a queued action in the cache is damaged and will not be sent: "
                       "outbox key %r, alert %r: %s", key, alert_id, e)
             named = f"alert {alert_id!r:.40}" if alert_id else f"action {key!r:.40}"
-            bad.append((seq, alert_id, named, f"damaged, set aside: {e}"[:500]))
+            bad.append((row, alert_id, named, f"damaged, set aside: {e}"[:500]))
     if not bad:
         return None
     with durable(conn) as c:
-        for seq, alert_id, _, reason in bad:
+        for (seq, key, kind, *_, operator, username), alert_id, _, reason in bad:
             c.execute("UPDATE outbox SET state = ?, detail = ? WHERE seq = ?",
                       (ActionState.DAMAGED.value, reason, seq))
-            c.execute("INSERT INTO audit (at, operator, username, event, kind, alert_id, key, "
-                      "detail) SELECT ?, operator, username, ?, kind, ?, key, ? FROM outbox "
-                      "WHERE seq = ?",
-                      (time.time(), ActionState.DAMAGED.value, alert_id, reason, seq))
+            _record(c, operator, username, ActionState.DAMAGED.value, kind, alert_id, key, reason)
     were = "action in the offline cache is" if len(bad) == 1 else \
         "actions in the offline cache are"
     return (f"{len(bad)} queued operator {were} damaged and will not be sent: "
