@@ -202,3 +202,30 @@ def test_the_state_file_keeps_only_hashes_of_tokens(start_backend, tmp_path):
     backend.start(1)
     assert httpx.get(f"{backend.url}{API}/snapshot", timeout=30,
                      headers={"Authorization": f"Bearer {session['token']}"}).status_code == 200
+
+
+def test_sign_ins_refusals_and_sign_outs_are_in_the_backends_chained_trail(start_backend, tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    backend = start_backend(wearers=10, state=True)
+    sign_in(backend.url, "coord")
+    session = sign_in(backend.url, "audit").json()
+    refused = httpx.post(f"{backend.url}{API}/session", json={"username": "coord", "password": "x"})
+    assert refused.status_code == 401
+    auth = {"Authorization": f"Bearer {session['token']}"}
+    snap = httpx.get(f"{backend.url}{API}/snapshot", headers=auth, timeout=30).json()
+    wearer = snap["wearers"][0]["id"]
+    assert httpx.get(f"{backend.url}{API}/wearers/{wearer}", headers=auth).status_code == 403
+    assert httpx.delete(f"{backend.url}{API}/session", headers=auth).status_code == 204
+    backend.stop()
+    with sqlite3.connect(tmp_path / "backend.db") as db:
+        trail = db.execute("SELECT operator, event, subject, detail FROM audit ORDER BY seq").fetchall()
+    assert ("Demo Coordinator", "signed in", "coord", None) in trail
+    assert ("coord", "sign-in refused", "coord", None) in trail
+    assert ("Demo Auditor", "not allowed", f"{API}/wearers/{wearer}", "SEE_WEARER") in trail
+    assert [e for e in trail if e[1] == "signed out"][0][0] == "Demo Auditor"
+    verify = subprocess.run([sys.executable, "-m", "console.simulator", "audit", "verify",
+                             "--state", str(tmp_path / "backend.db")], capture_output=True, text=True)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr

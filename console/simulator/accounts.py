@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -55,6 +56,10 @@ TRAINING_USERS: dict[str, tuple[str, schema.Operator]] = {
 NOBODY = ("$argon2id$v=19$m=65536,t=3,p=4$KN16dy4CVE9oY3IaZXlnZw$"
           "n+NzmFcY6n72y8+Uty/Ud3SUXSPZIJhl7hNOj14+6+g")
 
+# What the backend's audit trail records of sessions (Backend.access).
+SIGNED_IN, SIGN_IN_REFUSED, LOCKED_OUT = "signed in", "sign-in refused", "locked out"
+REFRESHED, SIGNED_OUT, NOT_ALLOWED = "session refreshed", "signed out", "not allowed"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, session TEXT NOT NULL,
                                    operator BLOB NOT NULL, expires REAL NOT NULL);
@@ -79,8 +84,11 @@ class Locked:
 
 
 class Accounts:
-    def __init__(self, db: sqlite3.Connection | None, token_ttl: float = TOKEN_TTL):
+    def __init__(self, db: sqlite3.Connection | None, audit: Callable[[str, str, str], None],
+                 token_ttl: float = TOKEN_TTL):
+        """audit(event, who, subject): record a session's event in the backend's trail."""
         self.db = db
+        self._audit = audit
         self.token_ttl = token_ttl
         self._hasher = PasswordHasher()
         self._tokens: dict[str, Token] = {}  # by the token's hash
@@ -99,14 +107,17 @@ class Accounts:
         now = time.time()
         count, last = self._failures.get(username, (0, 0.0))
         if count >= MAX_FAILURES and now - last < LOCKOUT:
+            self._audit(LOCKED_OUT, username, username)
             return Locked(LOCKOUT - (now - last))
         known = TRAINING_USERS.get(username)
         # Off the event loop: a verification takes about 0.1 s of CPU.
         if not await asyncio.to_thread(self._verify, known[0] if known else NOBODY, password) \
                 or known is None:
             self._failed(username, count if now - last < LOCKOUT else 0, now)
+            self._audit(SIGN_IN_REFUSED, username, username)
             return None
         self._failures.pop(username, None)
+        self._audit(SIGNED_IN, known[1].name, username)
         return self._open(known[1])
 
     def _verify(self, hashed: str, password: str) -> bool:
@@ -129,13 +140,15 @@ class Accounts:
         found = self._tokens.get(digest(refresh_token))
         if found is None or found.kind != "refresh" or found.expires < time.time():
             return None
-        self.revoke(found.session)
+        self._revoke(found.session)
+        self._audit(REFRESHED, found.operator.name, found.session)
         return self._open(found.operator, found.session)
 
-    def sign_out(self, access_token: str) -> None:
-        found = self._tokens.get(digest(access_token))
-        if found is not None:
-            self.revoke(found.session)
+    def sign_out(self, session: str) -> None:
+        names = {t.operator.name for t in self._tokens.values() if t.session == session}
+        self._revoke(session)
+        for name in names:
+            self._audit(SIGNED_OUT, name, session)
 
     # -- checking ---------------------------------------------------------------
 
@@ -171,7 +184,7 @@ class Accounts:
         return schema.Session(access, operator, expires_in=round(self.token_ttl),
                               refresh_token=refresh)
 
-    def revoke(self, session: str) -> None:
+    def _revoke(self, session: str) -> None:
         for h in [h for h, t in self._tokens.items() if t.session == session]:
             del self._tokens[h]
         if self.db is not None:

@@ -117,6 +117,7 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
     app = FastAPI(title="EM monitoring backend (simulator)", version="1.0.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
     app.add_middleware(Gate, accounts=backend.accounts)
+    app.state.backend = backend  # a refusal (http.allowed) is audited
 
     @app.exception_handler(HTTPException)
     async def http_problem(request: Request, exc: HTTPException):

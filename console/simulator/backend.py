@@ -59,8 +59,9 @@ DROP TABLE unscoped_keys;
 COMMIT;
 """
 # The audit trail's entries: when (simulated time), who (the operator's name), what
-# (VIEWED, a transition's first history entry's `what`, CASE_ENTRY, SUSPENDED), of
-# which wearer or alert, and the detail as JSON (what was recorded).
+# (VIEWED, a transition's first history entry's `what`, CASE_ENTRY, SUSPENDED, or
+# one of accounts.ACCESS_EVENTS), of which wearer, alert or username, and the
+# detail as JSON (what was recorded) or words.
 AUDIT_FIELDS = ("at", "operator", "event", "subject", "detail")
 VIEWED, CASE_ENTRY, SUSPENDED = "viewed", "case entry", "suspended"
 
@@ -89,7 +90,7 @@ class Backend:
         self.last_id = int(meta.get("last_id", 0))
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
-        self.accounts = Accounts(self.db, token_ttl)
+        self.accounts = Accounts(self.db, self.access, token_ttl)
         # The audit trail, oldest first.
         self.trail = audit.read(self.db, AUDIT_FIELDS)[0] if self.db else []
         self.cases: dict[str, list[CaseEntry]] = {}  # wearer id -> case timeline, as recorded
@@ -372,12 +373,18 @@ class Backend:
         return [schema.Viewed(schema.wire_time(e.fields["at"]), e.fields["operator"],
                               e.fields["subject"]) for e in self.trail if e.fields["event"] == VIEWED]
 
-    def _audit(self, event: str, operator: schema.Operator, subject: str,
+    def access(self, event: str, who: str, subject: str, detail: str | None = None) -> None:
+        """Audit a sign-in, a refusal or a sign-out (accounts.py), or a request the
+        roles did not allow (http.py): `who` as far as known, a username if no more."""
+        self._together(self._audit(event, who, subject, detail))
+
+    def _audit(self, event: str, operator: schema.Operator | str, subject: str,
                detail: str | None = None) -> list[tuple[str, tuple]]:
         """Append to the audit trail, in memory; the SQL that keeps it in the state
         file, for the transaction that records what it audits."""
         last = self.trail[-1] if self.trail else None
-        fields = {"at": self.fleet.now, "operator": operator.name, "event": event,
+        name = operator if isinstance(operator, str) else operator.name
+        fields = {"at": self.fleet.now, "operator": name, "event": event,
                   "subject": subject, "detail": detail}
         entry = audit.chained(fields, last and (last.seq, last.hash))
         self.trail.append(entry)

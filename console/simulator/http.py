@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from console.domain.access import Identity, Permission, roles_of
 from console.protocol import schema
 from console.protocol.schema import BadEvent
+from console.simulator.accounts import NOT_ALLOWED
 from console.simulator.backend import Answer
 
 PROBLEM = "application/problem+json"
@@ -102,11 +103,12 @@ def allowed(permission: Permission):
     """A dependency: the signed-in operator, if their roles allow `permission`
     (console/domain/access.py), else a 403 saying why not. Every operation but
     signing in names one; /openapi.json shows it as x-permission."""
-    def operator(request: Request, _: Bearer) -> schema.Operator:
+    async def operator(request: Request, _: Bearer) -> schema.Operator:  # on the loop, as the backend is
         # The Gate checked the token before the body was read.
         op: schema.Operator = request.state.operator
         why = Identity(op.name, roles_of(op.roles)).why_not(permission)
         if why:
+            request.app.state.backend.access(NOT_ALLOWED, op.name, request.url.path, permission.name)
             raise HTTPException(403, why)
         return op
     operator.permission = permission

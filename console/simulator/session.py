@@ -45,7 +45,7 @@ def router(backend: Backend) -> APIRouter:
               description="Sign out: the session's tokens stop working, and its event "
                           "stream ends.")
     async def sign_out(signed_in: Annotated[str, Depends(http.session)]):
-        backend.accounts.revoke(signed_in)
+        backend.accounts.sign_out(signed_in)
         return Response(status_code=204)
 
     return r
