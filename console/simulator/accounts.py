@@ -18,8 +18,9 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import msgspec
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -59,10 +60,13 @@ NOBODY = ("$argon2id$v=19$m=65536,t=3,p=4$KN16dy4CVE9oY3IaZXlnZw$"
 # What the backend's audit trail records of sessions (Backend.access).
 SIGNED_IN, SIGN_IN_REFUSED, LOCKED_OUT = "signed in", "sign-in refused", "locked out"
 REFRESHED, SIGNED_OUT, NOT_ALLOWED = "session refreshed", "signed out", "not allowed"
+# A refresh token used twice: one of the two was stolen, so the session ends.
+REFRESH_REUSED = "refresh token used again"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (hash TEXT PRIMARY KEY, kind TEXT NOT NULL, session TEXT NOT NULL,
-                                   operator BLOB NOT NULL, expires REAL NOT NULL);
+                                   operator BLOB NOT NULL, expires REAL NOT NULL,
+                                   revoked INTEGER NOT NULL DEFAULT 0);
 """
 
 
@@ -73,9 +77,30 @@ def digest(token: str) -> str:
 @dataclass(frozen=True)
 class Token:
     kind: str  # "access" or "refresh"
-    session: str  # both tokens of one session name it; revoking removes both
+    session: str  # both tokens of one session name it; revoking revokes both
     operator: schema.Operator
     expires: float
+    # Kept, revoked, until it would have expired: a revoked refresh token used again
+    # is a sign of theft, not a mistake.
+    revoked: bool = False
+
+
+class User(msgspec.Struct, forbid_unknown_fields=True):
+    """One entry of a --users file: a backend's own users instead of the training ones."""
+
+    username: str
+    password_hash: str  # argon2id, e.g. argon2.PasswordHasher().hash(password)
+    id: str
+    name: str
+    roles: list[Role]
+
+
+def users_from(path: str) -> dict[str, tuple[str, schema.Operator]]:
+    """The users of a --users file (a JSON list of User), as TRAINING_USERS is."""
+    with open(path, "rb") as f:
+        users = msgspec.json.decode(f.read(), type=list[User])
+    return {u.username: (u.password_hash, schema.Operator(u.id, u.name, list(u.roles)))
+            for u in users}
 
 
 @dataclass(frozen=True)
@@ -85,10 +110,13 @@ class Locked:
 
 class Accounts:
     def __init__(self, db: sqlite3.Connection | None, audit: Callable[[str, str, str], None],
-                 token_ttl: float = TOKEN_TTL):
-        """audit(event, who, subject): record a session's event in the backend's trail."""
+                 token_ttl: float = TOKEN_TTL,
+                 users: dict[str, tuple[str, schema.Operator]] = TRAINING_USERS):
+        """audit(event, who, subject): record a session's event in the backend's trail;
+        users: username: (argon2 hash, operator)."""
         self.db = db
         self._audit = audit
+        self.users = users
         self.token_ttl = token_ttl
         self._hasher = PasswordHasher()
         self._tokens: dict[str, Token] = {}  # by the token's hash
@@ -97,8 +125,9 @@ class Accounts:
             # Tokens were once kept in clear; overwrite, not just unlink, their pages.
             db.execute("PRAGMA secure_delete=ON")
             db.executescript(SCHEMA + "DROP TABLE IF EXISTS sessions;")
-            for h, kind, session, operator, expires in db.execute("SELECT * FROM tokens"):
-                self._tokens[h] = Token(kind, session, schema.decode(operator, schema.Operator), expires)
+            for h, kind, session, operator, expires, revoked in db.execute("SELECT * FROM tokens"):
+                self._tokens[h] = Token(kind, session, schema.decode(operator, schema.Operator),
+                                        expires, bool(revoked))
 
     # -- signing in -----------------------------------------------------------
 
@@ -109,7 +138,7 @@ class Accounts:
         if count >= MAX_FAILURES and now - last < LOCKOUT:
             self._audit(LOCKED_OUT, username, username)
             return Locked(LOCKOUT - (now - last))
-        known = TRAINING_USERS.get(username)
+        known = self.users.get(username)
         # Off the event loop: a verification takes about 0.1 s of CPU.
         if not await asyncio.to_thread(self._verify, known[0] if known else NOBODY, password) \
                 or known is None:
@@ -140,6 +169,11 @@ class Accounts:
         found = self._tokens.get(digest(refresh_token))
         if found is None or found.kind != "refresh" or found.expires < time.time():
             return None
+        if found.revoked:
+            if self.live(found.session):  # refreshed before: by the thief, or from the thief
+                self._audit(REFRESH_REUSED, found.operator.name, found.session)
+                self._revoke(found.session)
+            return None
         self._revoke(found.session)
         self._audit(REFRESHED, found.operator.name, found.session)
         return self._open(found.operator, found.session)
@@ -155,7 +189,7 @@ class Accounts:
     def operator(self, access_token: str) -> schema.Operator | None:
         """Whose live access token this is; None for an unknown, expired or revoked one."""
         found = self._tokens.get(digest(access_token))
-        if found is None or found.kind != "access" or found.expires < time.time():
+        if found is None or found.kind != "access" or found.revoked or found.expires < time.time():
             return None
         return found.operator
 
@@ -166,7 +200,7 @@ class Accounts:
     def live(self, session: str) -> bool:
         """Whether the session has not been signed out or refreshed away (an open
         event stream ends when it has)."""
-        return any(t.session == session for t in self._tokens.values())
+        return any(t.session == session and not t.revoked for t in self._tokens.values())
 
     # -- sessions -----------------------------------------------------------------
 
@@ -179,17 +213,18 @@ class Accounts:
         self._tokens.update(new)
         if self.db is not None:
             with self.db:
-                self.db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?)", [
+                self.db.executemany("INSERT INTO tokens VALUES (?, ?, ?, ?, ?, 0)", [
                     (h, t.kind, t.session, encode(t.operator), t.expires) for h, t in new.items()])
         return schema.Session(access, operator, expires_in=round(self.token_ttl),
                               refresh_token=refresh)
 
     def _revoke(self, session: str) -> None:
-        for h in [h for h, t in self._tokens.items() if t.session == session]:
-            del self._tokens[h]
+        for h, t in self._tokens.items():
+            if t.session == session:
+                self._tokens[h] = replace(t, revoked=True)
         if self.db is not None:
             with self.db:
-                self.db.execute("DELETE FROM tokens WHERE session = ?", (session,))
+                self.db.execute("UPDATE tokens SET revoked = 1 WHERE session = ?", (session,))
 
     def _forget_expired(self, now: float) -> None:
         for h in [h for h, t in self._tokens.items() if t.expires < now]:

@@ -24,7 +24,7 @@ from console.domain import Alert, CaseEntry, LifecycleError, OutOfBounds, cases
 from console.protocol import schema
 from console.protocol.schema import encode
 from console.protocol.sse import encode_frame
-from console.simulator.accounts import TOKEN_TTL, Accounts
+from console.simulator.accounts import TOKEN_TTL, TRAINING_USERS, Accounts
 from console.simulator.fleet import Fleet
 from console.simulator.people import wearer_record
 from console.store import audit
@@ -78,7 +78,8 @@ class Answer:
 
 class Backend:
     def __init__(self, wearers: int, seed: int, speed: float, replay: int,
-                 state_path: str | None = None, token_ttl: float = TOKEN_TTL):
+                 state_path: str | None = None, token_ttl: float = TOKEN_TTL,
+                 users: dict[str, tuple[str, schema.Operator]] = TRAINING_USERS):
         self.speed = speed
         self.replay = replay
         self.db = self._open(state_path)
@@ -90,7 +91,7 @@ class Backend:
         self.last_id = int(meta.get("last_id", 0))
         self.frames: list[bytes] = []  # the replay buffer; frames[k] has id first_id + k
         self.first_id = self.last_id + 1
-        self.accounts = Accounts(self.db, self.access, token_ttl)
+        self.accounts = Accounts(self.db, self.access, token_ttl, users)
         # The audit trail, oldest first.
         self.trail = audit.read(self.db, AUDIT_FIELDS)[0] if self.db else []
         self.cases: dict[str, list[CaseEntry]] = {}  # wearer id -> case timeline, as recorded

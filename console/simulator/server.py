@@ -14,10 +14,11 @@ import socket
 import sys
 import threading
 
+import msgspec
 import uvicorn
 
 from console.protocol.schema import MAX_CLOCK_RATE
-from console.simulator.accounts import TOKEN_TTL
+from console.simulator.accounts import TOKEN_TTL, TRAINING_USERS, users_from
 from console.simulator.app import create_app
 from console.simulator.backend import Backend, StateInUse, verify_audit
 
@@ -36,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--state", help="file keeping the backend's state and event log across restarts")
     p.add_argument("--token-ttl", type=float, default=TOKEN_TTL,
                    help="seconds an access token lasts before it must be refreshed")
+    p.add_argument("--users", metavar="FILE",
+                   help="JSON list of users ({username, password_hash (argon2id), id, name, "
+                        "roles}) instead of the training users")
     p.add_argument("--replay", type=int, default=200_000, help="events kept for resuming clients")
     p.add_argument("--heartbeat", type=float, default=10.0,
                    help="seconds between stream heartbeats")
@@ -78,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         return audit(argv[1:])
     args = parse_args(argv)
     try:
-        backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state, args.token_ttl)
+        users = users_from(args.users) if args.users else TRAINING_USERS
+    except (OSError, msgspec.DecodeError) as e:  # ValidationError is a DecodeError
+        print(f"simulator: the users file {args.users} cannot be used: {e}", file=sys.stderr)
+        return 2
+    try:
+        backend = Backend(args.wearers, args.seed, args.speed, args.replay, args.state,
+                          args.token_ttl, users)
     except StateInUse as e:
         print(f"simulator: {e}", file=sys.stderr)
         return 3
