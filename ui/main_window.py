@@ -345,7 +345,8 @@ class MainWindow(QMainWindow):
             f"events applied {s.applied:,} · rejected {s.rejected:,} · "
             f"actions queued {s.pending_actions}"
             + (f" · ⚠ {problems} need attention (Alt+3)" if problems else "")
-            + (f" · signed in as {s.operator}" if s.operator else ""))
+            + (f" · signed in as {s.operator} ({', '.join(sorted(s.roles)) or 'no role'})"
+               if s.operator else ""))
         if s.cache_notice and not getattr(self, "_told_cache", False):
             self._told_cache = True
             # open(), not exec(): no nested event loop from a timer (or a coroutine).
