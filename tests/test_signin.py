@@ -73,6 +73,19 @@ def engine_for(tmp_path):
         engine.stop()
 
 
+DIALOGS: list[SignInDialog] = []
+
+
+@pytest.fixture(autouse=True)
+def dialogs_deleted_as_the_console_deletes_them():
+    """The console lets go of a dialog with deleteLater (ui/app.py). Left to Python's
+    collector, a dialog could be deleted in the middle of Qt's event processing,
+    with its busy bar's animation still posting updates to it (a segfault)."""
+    yield
+    while DIALOGS:
+        DIALOGS.pop().deleteLater()
+
+
 def dialog_for(engine: SyncEngine, url: str, **kw) -> tuple[SignInDialog, list]:
     """The dialog, asking this engine; the futures it was given, to look at."""
     asked = []
@@ -80,7 +93,8 @@ def dialog_for(engine: SyncEngine, url: str, **kw) -> tuple[SignInDialog, list]:
     def sign_in(username, password):
         asked.append(engine.sign_in(username, password))
         return asked[-1]
-    return SignInDialog(sign_in, engine.sign_in_later, url, training=False, **kw), asked
+    DIALOGS.append(SignInDialog(sign_in, engine.sign_in_later, url, training=False, **kw))
+    return DIALOGS[-1], asked
 
 
 def signed_in_here_before(engine_for, start_backend, cache: str = "here.db") -> str:
