@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
-from backends import Backend, wait_until  # noqa: F401 - wait_until: the tests' one wait helper
+from backends import Backend, keyring_in, wait_until  # noqa: F401 - wait_until: the tests' one wait helper
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The caches' keys in a keyring of the tests' own, for every console they start; set
+# before any test module is imported, as some read the environment then.
+_keyring = tempfile.TemporaryDirectory(prefix="em-console-test-keyring-")
+keyring_in(Path(_keyring.name))
 
 # QtWebEngine must be imported before pytest-qt creates the QApplication.
 from maps.web import sandbox_off_reason  # noqa: E402

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
+import sqlcipher3
 import sqlite_utils
 
 from console.changes import BatterySpans, Changes, Event, Picture
 from console.domain import DAY, WINDOW, Alert, Span
 from console.domain.actions import Action, ActionState
 from console.domain.battery import counts
-from console.store import outbox
+from console.store import outbox, undelivered
 from console.store.alerts import (
     ALERT_COLUMNS,
     ALERT_ROW,
@@ -34,13 +34,15 @@ from console.store.alerts import (
     span_from_row,
 )
 from console.store.database import (
+    PLAINTEXT_HEADER,
     CacheLock,
     CacheUnusable,
+    file_header,
     insert_rows,
     move_aside,
     open_database,
+    open_file,
     owner_only,
-    text_or_bytes,
 )
 from console.store.fleet import (
     STATUS_COLUMNS,
@@ -50,6 +52,7 @@ from console.store.fleet import (
     status_row,
     wearer_from_row,
 )
+from console.store.keys import KEYRING, CacheKeys
 from console.store.rows import LOGGED_PER_LOAD, decoded
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,9 @@ log = logging.getLogger(__name__)
 class Store:
     """Not thread-safe: one thread (the sync engine's writer) owns it."""
 
-    def __init__(self, path: str | os.PathLike):
-        """Raises CacheInUse if another console has the cache open."""
+    def __init__(self, path: str | os.PathLike, keys: CacheKeys = KEYRING):
+        """Raises CacheInUse if another console has the cache open, KeyUnavailable
+        (console/store/keys.py) if its key cannot be had."""
         self.path = Path(path)
         # Told to the operator: the cache was replaced, or damaged rows were skipped.
         self._notices: dict[str, str] = {}
@@ -67,16 +71,18 @@ class Store:
         try:
             owner_only(self.path)
             try:
-                self.conn = open_database(self.path)
+                self.conn = open_database(self.path, keys)
             # SQLite's message about a damaged schema can itself be undecodable.
-            except (CacheUnusable, sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            except (CacheUnusable, sqlcipher3.DatabaseError, UnicodeDecodeError) as e:
                 aside = move_aside(self.path)
                 self._notices["replaced"] = (
                     f"The offline cache could not be used ({e}). It was moved to {aside.name} "
                     "and a fresh cache is being built from the backend.")
-                self.conn = open_database(self.path)
-                self._notices["carried"] = self._carry_over(aside)
+                self.conn = open_database(self.path, keys)
+                self._notices["carried"] = self._carry_over(aside, keys)
                 log.warning(self.notice)
+            self._undelivered: undelivered.Undelivered | None = None
+            self._record_undelivered()
         except BaseException:
             self._lock.release()
             raise
@@ -86,18 +92,20 @@ class Store:
     def notice(self) -> str | None:
         return " ".join(n for n in self._notices.values() if n) or None
 
-    def _carry_over(self, aside: Path) -> str:
+    def _carry_over(self, aside: Path, keys: CacheKeys) -> str:
         """The backend rebuilds everything in a cache but the operators' queued
         actions: take those that still read from the unusable file into the new one,
-        under their own keys, so that each still reaches the backend exactly once."""
+        under their own keys, so that each still reaches the backend exactly once.
+        The file is encrypted with this cache's key, or plaintext if it was an older
+        console's that could not be encrypted."""
+        plaintext = file_header(aside) == PLAINTEXT_HEADER
         try:
-            old = sqlite3.connect(aside)
+            old = open_file(aside, None if plaintext else keys.key(self.path, create=False))
             try:
-                old.text_factory = text_or_bytes
                 queued = outbox.actions(old, (ActionState.PENDING,))
             finally:
                 old.close()
-        except sqlite3.Error as e:
+        except sqlcipher3.Error as e:
             return (f"Its queued actions could not be read ({e}): they were not sent, and "
                     f"stay in {aside.name}.")
         for action in queued:
@@ -177,6 +185,7 @@ class Store:
         damaged_actions = outbox.set_aside_damaged(self.conn)
         if damaged_actions:
             self._notices["actions"] = damaged_actions
+            self._record_undelivered()
         return Picture(wearers, devices, statuses, alerts, battery)
 
     def _battery_spans(self, devices: set[str] | None = None,
@@ -300,7 +309,19 @@ class Store:
         return outbox.audit(self.conn)
 
     def enqueue(self, action: Action) -> Changes:
-        return outbox.enqueue(self.conn, action)
+        changes = outbox.enqueue(self.conn, action)
+        self._record_undelivered()
+        return changes
 
     def settle(self, key: str, state: ActionState, detail: str | None, attempts: int) -> Changes:
-        return outbox.settle(self.conn, key, state, detail, attempts)
+        changes = outbox.settle(self.conn, key, state, detail, attempts)
+        self._record_undelivered()
+        return changes
+
+    def _record_undelivered(self) -> None:
+        """Say beside the cache what its outbox holds undelivered, readable without
+        the key (console/store/undelivered.py), whenever that changes."""
+        now = outbox.undelivered(self.conn)
+        if now != self._undelivered:
+            undelivered.record(self.path, now)
+            self._undelivered = now
