@@ -11,6 +11,8 @@ import hashlib
 import os
 import pickle
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 import sqlite_utils
 from conftest import wait_until
 from keyring.backends import fail
+from test_cli import env
 
 from console.changes import Picture
 from console.domain import Alert, AlertState, Device, DeviceKind, DeviceStatus, HistoryEntry, Wearer
@@ -308,3 +311,55 @@ def test_a_file_that_no_key_opens_is_asked_about_not_taken_for_damage(tmp_path, 
         Store(cache)
     assert "Whether it holds operator actions not yet sent is not known" in str(missing.value)
     assert cache.read_bytes() == content
+
+
+def headless(url: str, cache: Path, tmp_path: Path, *extra: str,
+             **env_extra) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", "--headless", "--backend", url, "--cache", str(cache),
+         "--status-interval", "0.5", *extra],
+        env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo",
+             **env_extra}, capture_output=True, text=True, timeout=60)
+
+
+def headless_until_live(url: str, cache: Path, tmp_path: Path, *extra: str, **env_extra) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "--headless", "--backend", url, "--cache", str(cache),
+         "--status-interval", "0.5", *extra],
+        env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo",
+             **env_extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert any(" live " in proc.stdout.readline() for _ in range(40)), proc.stderr.read()
+    proc.terminate()
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_headless_leaves_a_cache_whose_key_is_missing_unless_told_to_rebuild_it(
+        start_backend, tmp_path):
+    backend = start_backend(wearers=50, speed=60)
+    cache = tmp_path / "cache.db"
+    cache_with_queued_actions(cache)
+    keyring.delete_password(SERVICE, str(cache.resolve()))
+    refused = headless(backend.url, cache, tmp_path)
+    assert refused.returncode == 1, refused.stderr
+    assert "its key is not in the keyring" in refused.stderr
+    assert "It holds 2 operator actions not yet sent" in refused.stderr
+    assert "--rebuild-cache moves it aside" in refused.stderr
+    assert [p for p in tmp_path.iterdir() if ".unusable-" in p.name] == []
+    headless_until_live(backend.url, cache, tmp_path, "--rebuild-cache")
+    assert len([p for p in tmp_path.iterdir() if p.name.endswith(".undelivered.json")
+                and ".unusable-" in p.name]) == 1
+
+
+def test_headless_without_a_keyring_needs_the_administrators_key_file(start_backend, tmp_path):
+    backend = start_backend(wearers=50, speed=60)
+    no_keyring = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    refused = headless(backend.url, tmp_path / "cache.db", tmp_path, **no_keyring)
+    assert refused.returncode == 1 and "No keyring is available" in refused.stderr
+    key_file = tmp_path / "em-console.key"
+    headless_until_live(backend.url, tmp_path / "cache.db", tmp_path, "--key-file", str(key_file),
+                        **no_keyring)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    store = Store(tmp_path / "cache.db", CacheKeys(key_file))
+    assert len(store.load().wearers) == 50
+    store.close()

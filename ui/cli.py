@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from console.protocol.client import MAX_SNAPSHOT_BYTES
+from console.store import KEYRING, CacheKeys, keyring_available
 
 try:
     VERSION = version("em-console")
@@ -49,6 +50,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="PEM file of the CAs to trust for an https:// backend, such as the "
                         "centre's own (default $EM_CONSOLE_CA_BUNDLE, else the public CAs)")
     p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
+    p.add_argument("--key-file", default=os.environ.get("EM_CONSOLE_KEY_FILE"), metavar="PATH",
+                   help="an administrator's setting, for a workstation with no keyring: keep the "
+                        "offline cache's key in this file, made owner-only if it does not exist "
+                        "(default $EM_CONSOLE_KEY_FILE; else the keyring)")
+    p.add_argument("--rebuild-cache", action="store_true",
+                   help="with --headless: a cache that no key opens is moved aside (kept) and a "
+                        "fresh one built from the backend, instead of exiting")
     p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
     p.add_argument("--status-interval", type=float, default=5.0, help="headless status line period")
     p.add_argument("--read-timeout", type=float, default=30.0,
@@ -73,6 +81,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--headless needs --backend")
     if args.screenshot and not args.offscreen_for:
         p.error("--screenshot goes with --offscreen-for")
+    if args.rebuild_cache and not args.headless:
+        p.error("--rebuild-cache goes with --headless (the window asks)")
     if not 0 < args.read_timeout <= 600:
         p.error("--read-timeout must be between 0 and 600 seconds")
     if not 1 <= args.max_snapshot_mb <= 16_384:
@@ -114,10 +124,23 @@ def in_clear(url: str) -> bool:
         return True
 
 
-def engine_options(args: argparse.Namespace) -> dict:
+def engine_options(args: argparse.Namespace, training: bool) -> dict:
     """The sync engine's keyword arguments that come from the command line."""
     return {"read_timeout": args.read_timeout, "max_snapshot_bytes": args.max_snapshot_mb << 20,
-            "ca_bundle": args.ca_bundle}
+            "ca_bundle": args.ca_bundle, "cache_keys": cache_keys(args, training)}
+
+
+def cache_keys(args: argparse.Namespace, training: bool) -> CacheKeys:
+    """Where the cache's key is kept: the key file an administrator allowed, else the
+    keyring. The training cache holds simulated data only: where there is no keyring,
+    its key is kept in a file beside it, so that training works on any workstation."""
+    if args.key_file:
+        return CacheKeys(Path(args.key_file))
+    if training and not keyring_available():
+        key_file = Path(args.cache + ".key")
+        logging.warning("no keyring: the training cache's key is kept in %s", key_file)
+        return CacheKeys(key_file)
+    return KEYRING
 
 
 def data_dir() -> Path:
@@ -155,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         from console.headless import run
 
         return run(args.backend, args.user, password, args.cache, args.status_interval,
-                   **engine_options(args))
+                   args.rebuild_cache, **engine_options(args, training))
     if args.offscreen_for:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from console.sync.process import prestart
@@ -165,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The window asks for the name and password, except offscreen, with nobody to ask.
     credentials = (args.user, password) if args.offscreen_for else None
-    return run_window(args, credentials, engine_options(args), VERSION)
+    return run_window(args, credentials, engine_options(args, training), VERSION)
 
 
 if __name__ == "__main__":
