@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -19,6 +20,18 @@ keyring_in(Path(_keyring.name))
 from maps.web import sandbox_off_reason  # noqa: E402
 
 sandbox_off_reason()
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_main_thread():
+    """A Qt object a test leaves in a reference cycle is freed by whichever thread
+    next runs the garbage collector. Freed on an engine's thread, a widget's timer
+    stays registered with the GUI thread and fires on freed memory (Qt says "Timers
+    cannot be stopped from another thread", then a segfault): the next test's engine
+    start, waited for on the main thread, left its threads time to collect. So what
+    each test leaves is collected here, on the main thread."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
