@@ -22,12 +22,15 @@ import ssl
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import platformdirs
 
 from console.protocol.client import MAX_SNAPSHOT_BYTES
-from console.store import KEYRING, CacheKeys, keyring_available
+
+if TYPE_CHECKING:
+    from console.store import CacheKeys
 
 try:
     VERSION = version("em-console")
@@ -134,6 +137,9 @@ def cache_keys(args: argparse.Namespace, training: bool) -> CacheKeys:
     """Where the cache's key is kept: the key file an administrator allowed, else the
     keyring. The training cache holds simulated data only: where there is no keyring,
     its key is kept in a file beside it, so that training works on any workstation."""
+    # Not at the top: the store's imports would hold up prestart, and the sync process.
+    from console.store import KEYRING, CacheKeys, keyring_available
+
     if args.key_file:
         return CacheKeys(Path(args.key_file))
     if training and not keyring_available():
