@@ -39,6 +39,7 @@ from console.store.database import MIGRATIONS, PLAINTEXT_HEADER, SCHEMA_VERSION,
 from console.store.keys import KEY_BYTES, SERVICE
 from console.store.undelivered import Undelivered, recorded
 from console.sync import SyncEngine
+from console.sync.child import portable
 
 T = 1_795_000_000.0
 WEARER_MARKER = "EMREF-WEARER-7Q4Z"
@@ -148,9 +149,12 @@ def no_keyring(monkeypatch):
 
 def test_without_a_keyring_the_cache_is_refused_naming_the_fix(tmp_path, no_keyring):
     cache = tmp_path / "cache.db"
-    with pytest.raises(NoKeyring, match=r"does not keep the cache unencrypted.*--key-file PATH"):
+    with pytest.raises(NoKeyring, match=r"does not keep the cache unencrypted.*--key-file PATH") \
+            as refused:
         Store(cache)
     assert not cache.exists()
+    # It crosses from the sync process to the window's as itself, to be shown as such.
+    assert type(portable(refused.value)) is NoKeyring
 
 
 def test_a_key_file_an_administrator_allowed_is_made_owner_only_and_used(tmp_path, no_keyring):

@@ -1,7 +1,7 @@
 """The offline cache's key: where it is kept, and made on first use.
 
-The cache is encrypted with SQLCipher under a random 256-bit raw key: no password,
-so no key derivation to slow the start. Each cache file has its own key, kept in the
+The cache is encrypted with SQLCipher under a random 256-bit raw key and salt: no
+password, so no key derivation to slow the start. Each cache file has its own key, kept in the
 operating system's keyring (Secret Service on Linux, Credential Manager on Windows,
 the Keychain on macOS) under the service "em-console" and the cache's absolute
 path. Where there is no keyring, an administrator may allow a key file instead
@@ -49,6 +49,9 @@ class NoKeyring(KeyUnavailable):
             "GNOME Keyring or KWallet; Windows and macOS have theirs built in), or have an "
             "administrator allow a key file: --key-file PATH (or EM_CONSOLE_KEY_FILE), a file "
             "only this user can read.")
+
+    def __reduce__(self):  # it crosses from the sync process to the window's
+        return NoKeyring, ()
 
 
 class KeyFileRefused(KeyUnavailable):
