@@ -9,7 +9,7 @@ import time
 
 from console.changes import Changes
 from console.domain import iso
-from console.store import CacheInUse
+from console.store import CacheInUse, CacheKeyMissing, KeyUnavailable, move_unreadable_aside
 from console.sync import SyncEngine
 
 
@@ -39,15 +39,29 @@ def status_line(engine: SyncEngine, tally: Tally) -> str:
 
 
 def run(backend: str, username: str, password: str, cache: str, interval: float = 5.0,
-        **engine_options) -> int:
+        rebuild_cache: bool = False, **engine_options) -> int:
+    """rebuild_cache: a cache that no key opens is moved aside and rebuilt; without
+    it the console says so and exits 1, leaving the file for an administrator."""
     tally = Tally()
-    engine = SyncEngine(backend, username, password, cache, tally.apply, **engine_options)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     try:
-        engine.start()
-    except CacheInUse as e:  # two consoles on one outbox would send each other's actions
+        try:
+            engine = _started(backend, username, password, cache, tally, engine_options)
+        except CacheKeyMissing as e:
+            print(e, file=sys.stderr, flush=True)
+            if not rebuild_cache:
+                print("The file is left as it is for an administrator. --rebuild-cache moves it "
+                      "aside and builds a fresh cache from the backend.", file=sys.stderr, flush=True)
+                return 1
+            aside = move_unreadable_aside(cache)
+            print(f"Moved it to {aside.name}, kept; building a fresh cache from the backend.",
+                  file=sys.stderr, flush=True)
+            engine = _started(backend, username, password, cache, tally, engine_options)
+    # Two consoles on one outbox would send each other's actions; a key that cannot be
+    # had leaves a cache that cannot be opened, and none is kept unencrypted.
+    except (CacheInUse, KeyUnavailable) as e:
         print(e, file=sys.stderr, flush=True)
         return 1
     if engine.status.cache_notice:
@@ -57,3 +71,10 @@ def run(backend: str, username: str, password: str, cache: str, interval: float 
     engine.stop()
     print(status_line(engine, tally), flush=True)
     return 0
+
+
+def _started(backend: str, username: str, password: str, cache: str, tally: Tally,
+             engine_options: dict) -> SyncEngine:
+    engine = SyncEngine(backend, username, password, cache, tally.apply, **engine_options)
+    engine.start()
+    return engine

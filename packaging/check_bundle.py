@@ -6,10 +6,11 @@ It first checks what the bundle holds: QtWebEngine's helper, none of the Qt
 translations, QML or locales build.spec leaves out, no broken links, and an SBOM
 of this version that names Qt. It then copies the bundle to a fresh directory, so
 that a path baked in at build time fails, and runs the self-test there without the
-system's time-zone database, as on Windows. The report must be ok and carry
-pyproject.toml's version. Run as root, it runs the self-test again as an
-unprivileged user, where Chromium's sandbox must be on: that shows nothing in the
-build turns the sandbox off."""
+system's time-zone database, as on Windows. The report must be ok, carry
+pyproject.toml's version, and have checked that the cache it wrote is encrypted
+(SQLCipher inside the bundle, keyring's backend found). Run as root, it runs the
+self-test again as an unprivileged user, where Chromium's sandbox must be on: that
+shows nothing in the build turns the sandbox off."""
 
 from __future__ import annotations
 
@@ -43,6 +44,10 @@ def self_test(executable: Path, *prefix: str, env: dict) -> dict:
     if len(lines) != 1:
         sys.exit(f"--self-test printed {len(lines)} lines, not one:\n{done.stdout}")
     print(f"self-test ok in {time.monotonic() - started:.1f} s: {lines[0]}")
+    encryption = report["checks"].get("encryption")
+    if encryption is None:  # a bundle of a console from before the cache was encrypted
+        sys.exit("--self-test did not check the cache's encryption")
+    print(f"cache encryption: ok ({encryption['cipher']}; keyring found: {encryption['keyring']})")
     return report
 
 

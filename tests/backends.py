@@ -5,21 +5,38 @@ run as scripts import it too."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
 from pathlib import Path
 
 import httpx
+import sqlcipher3
 
 from console.embedded import EmbeddedSimulator
 from console.protocol.schema import API
+from console.store import KEYRING
+from console.store.database import open_file
 
 
 def free_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return str(s.getsockname()[1])
+
+
+def keyring_in(folder: Path) -> None:
+    """Keep the caches' keys of this process, and of every console it starts, in a
+    keyring file in `folder` (keyrings.alt's plaintext keyring: a real backend), never
+    in the keyring of whoever runs the tests. Before the first use of the keyring."""
+    os.environ["PYTHON_KEYRING_BACKEND"] = "keyrings.alt.file.PlaintextKeyring"
+    os.environ["KEYRING_PROPERTY_FILE_PATH"] = str(folder / "keyring.cfg")
+
+
+def read_cache(cache: Path) -> sqlcipher3.Connection:
+    """A read-only connection, with its key, to a cache that a console is writing."""
+    return open_file(cache, KEYRING.key(cache, create=False), read_only=True)
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, qtbot=None,

@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 
 import httpx
+import sqlcipher3
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from backends import keyring_in, read_cache  # noqa: E402
 
 from console.embedded import EmbeddedSimulator  # noqa: E402
 from console.protocol.client import decode_snapshot  # noqa: E402
@@ -37,8 +40,8 @@ GPS_SHARE = 0.8  # of the simulated fleet (console/simulator/fleet.py)
 # sustained figures start this many seconds in. Start-up's worst stall is reported too.
 WARM_UP = 15
 # The simulator is a real backend to the console, which guesses no password for one.
-CONSOLE_ENV = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
-               "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"}
+# Added to the environment as it is when a console starts (its keyring is set in main).
+CONSOLE_ENV = {"QT_QPA_PLATFORM": "offscreen", "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"}
 
 
 def speed_for(wearers: int, events_per_s: float) -> float:
@@ -51,7 +54,7 @@ def offscreen(backend: str, cache: Path, seconds: float, warm_up: float = 0.0) -
     out = subprocess.run(
         [sys.executable, "-m", "ui.cli", "--backend", backend, "--cache", str(cache),
          "--offscreen-for", str(seconds), "--warm-up", str(warm_up)],
-        cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300, env=CONSOLE_ENV)
+        cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300, env={**os.environ, **CONSOLE_ENV})
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -181,7 +184,7 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
                 [sys.executable, "-m", "ui.cli", "--backend", sim.url, "--cache", str(cache),
                  "--offscreen-for", "120", "--warm-up", "5"],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                env=CONSOLE_ENV)
+                env={**os.environ, **CONSOLE_ENV})
             drained_in = drained_at = None
             while window.poll() is None:
                 if drained_in is None and _last_id(cache) >= target:
@@ -209,11 +212,11 @@ def catch_up(outage_events: int, live_rate: float, wearers: int) -> dict:
 
 
 def _last_id(cache: Path) -> int:
-    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
+    conn = read_cache(cache)
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'last_event_id'").fetchone()
         return int(row[0]) if row else 0
-    except sqlite3.OperationalError:
+    except sqlcipher3.OperationalError:
         return 0
     finally:
         conn.close()
@@ -261,6 +264,8 @@ def main() -> int:
     p.add_argument("--report", help="write the results into this Markdown file")
     args = p.parse_args()
     results: dict[str, list] = {k: [] for k in ("p1", "p3", "p4", "p5")}
+    keyring = tempfile.TemporaryDirectory(prefix="em-bench-keyring-")
+    keyring_in(Path(keyring.name))
     for run in range(args.runs):
         print(f"run {run + 1}/{args.runs}", flush=True)
         results["p1"].append(sustained(args.minutes, 100_000, args.rate))

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
-from backends import Backend, wait_until  # noqa: F401 - wait_until: the tests' one wait helper
+from backends import Backend, keyring_in, wait_until  # noqa: F401 - wait_until: the tests' one wait helper
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The caches' keys in a keyring of the tests' own, for every console they start; set
+# before any test module is imported, as some read the environment then.
+_keyring = tempfile.TemporaryDirectory(prefix="em-console-test-keyring-")
+keyring_in(Path(_keyring.name))
 
 # QtWebEngine must be imported before pytest-qt creates the QApplication.
 from maps.web import sandbox_off_reason  # noqa: E402
 
 sandbox_off_reason()
+
+
+@pytest.fixture(autouse=True)
+def collect_on_the_main_thread():
+    """A Qt object a test leaves in a reference cycle is freed by whichever thread
+    next runs the garbage collector. Freed on an engine's thread, a widget's timer
+    stays registered with the GUI thread and fires on freed memory (Qt says "Timers
+    cannot be stopped from another thread", then a segfault): the next test's engine
+    start, waited for on the main thread, left its threads time to collect. So what
+    each test leaves is collected here, on the main thread."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import asyncio
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import sqlcipher3
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from backends import Backend, wait_until  # noqa: E402
+from backends import Backend, keyring_in, read_cache, wait_until  # noqa: E402
 
 from console.domain import Outcome  # noqa: E402
 from console.domain.actions import Claim, Close, Shelve, StartWork, Unshelve  # noqa: E402
@@ -46,7 +46,8 @@ from console.sync.process import EngineProcess  # noqa: E402
 HEARTBEAT = "0.5"
 READ_TIMEOUT = 3.0
 # The simulator is a real backend to the console, which guesses no password for one.
-CONSOLE_ENV = {**os.environ, "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"}
+# Added to the environment as it is when a console starts (its keyring is set in main).
+CONSOLE_ENV = {"EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "demo"}
 BUSY, QUIET = 120, 0.0001  # simulator speeds: a busy stream, and one that has stopped
 
 
@@ -69,7 +70,7 @@ class Console:
             [sys.executable, "-m", "ui.cli", "--headless", "--backend", self.url,
              "--cache", str(self.cache), "--status-interval", "0.5",
              "--read-timeout", str(READ_TIMEOUT)],
-            cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.DEVNULL, env=CONSOLE_ENV)
+            cwd=ROOT, stdout=self.log.open("a"), stderr=subprocess.DEVNULL, env={**os.environ, **CONSOLE_ENV})
         return self
 
     def kill(self) -> None:
@@ -93,10 +94,10 @@ class Console:
 def cache_meta(cache: Path) -> dict[str, str]:
     if not cache.exists():
         return {}
-    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
+    conn = read_cache(cache)
     try:
         return dict(conn.execute("SELECT key, value FROM meta"))
-    except sqlite3.OperationalError:
+    except sqlcipher3.OperationalError:
         return {}
     finally:
         conn.close()
@@ -282,7 +283,7 @@ def _acknowledge_all(engine: SyncEngine, plan: list[tuple[str, str]]) -> None:
 
 
 def _outbox(cache: Path) -> Counter:
-    conn = sqlite3.connect(f"file:{cache}?mode=ro", uri=True, timeout=5)
+    conn = read_cache(cache)
     try:
         return Counter(state for (state,) in conn.execute("SELECT state FROM outbox"))
     finally:
@@ -542,7 +543,9 @@ def main() -> int:
     args = p.parse_args()
     print(HEADER, flush=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    results = run_all(args.kills, args.acks, args.freezes, args.seed)
+    with tempfile.TemporaryDirectory(prefix="em-faults-keyring-") as keys:
+        keyring_in(Path(keys))
+        results = run_all(args.kills, args.acks, args.freezes, args.seed)
     if args.report:
         report = Path(args.report)
         # The measured part is rewritten; what the hand-written sections below it say stays.

@@ -56,8 +56,10 @@ def trail(tmp_path) -> Path:
     return write_trail(tmp_path / "cache.db")
 
 
-def tamper(path: Path, *statements: str, args=()) -> None:
-    conn = sqlite3.connect(path)
+def tamper(path: Path, *statements: str, args=(), opener=connect) -> None:
+    """Run statements on a cache (encrypted: opened with its key), or with
+    opener=sqlite3.connect on a backend's state file."""
+    conn = opener(path)
     with conn:
         for sql in statements:
             conn.execute(sql, args if "?" in sql else ())
@@ -76,7 +78,7 @@ def forge(path: Path, seq: int, after: int) -> None:
     entry `after`, the entries from `seq` on moved up one to make room."""
     fields = {**row(path, 1).fields, "detail": '{"alert_id":"A1","note":"never said"}'}
     forged = chain.chained(fields, (seq - 1, row(path, after).hash))
-    conn = sqlite3.connect(path)
+    conn = connect(path)
     with conn:
         for s in sorted((s for (s,) in conn.execute("SELECT seq FROM audit WHERE seq >= ?", (seq,))),
                         reverse=True):
@@ -102,7 +104,7 @@ def swap(path: Path, a: int, b: int) -> None:
 def test_an_untouched_trail_holds_and_says_its_length_and_head(trail):
     head = row(trail, ENTRIES).hash
     assert verify_audit(trail) == (0, [f"audit trail intact: {ENTRIES} entries, head {head[:16]}"])
-    conn = sqlite3.connect(trail)
+    conn = connect(trail)
     assert chain.recorded_head(conn) == chain.Head(ENTRIES, head)
     # Every event is on record, the damaged one with what was stored.
     assert [e for (e,) in conn.execute("SELECT event FROM audit ORDER BY seq")] == [
@@ -165,8 +167,9 @@ def test_verify_on_the_command_line_as_an_operator_runs_it(trail, tmp_path):
 @pytest.mark.parametrize("make, says", [
     (lambda p: None, "no such cache file"),
     (lambda p: p.mkdir(), "no such cache file"),
+    # Encrypted, a cache is bytes no key of ours opens, as garbage is: said as such.
     (lambda p: p.write_bytes(b"not a database, a shopping list\n" * 200),
-     "not readable as a console's cache (file is not a database)"),
+     "its key is not in the keyring"),
     (lambda p: sqlite3.connect(p).execute("CREATE TABLE t (x)"),
      "not a console's cache (it has no schema version)"),
     (lambda p: tamper(write_trail(p), f"PRAGMA user_version = {SCHEMA_VERSION + 1}"),
@@ -238,7 +241,7 @@ def test_what_a_chain_cannot_prove_a_whole_trail_and_head_rewritten(trail):
     and the head, leaves a chain that holds. Only a copy of the head kept elsewhere
     (a verify's output, written down) tells."""
     reseal(trail, 3, '{"alert_id":"A3","note":"all fine"}')
-    conn = sqlite3.connect(trail)
+    conn = connect(trail)
     entries, _ = chain.read(conn, chain.CACHE_FIELDS)
     last = (2, entries[1].hash)
     with conn:
@@ -313,7 +316,7 @@ def verify_backend(state: Path) -> tuple[int, str]:
 ])
 def test_a_changed_backend_trail_is_broken_where_it_was_changed(tmp_path, capsys, spoil, verdict):
     backend_trail(tmp_path / "state.db").db.close()
-    tamper(tmp_path / "state.db", spoil)
+    tamper(tmp_path / "state.db", spoil, opener=sqlite3.connect)
     assert server.main(["audit", "verify", "--state", str(tmp_path / "state.db")]) == 1
     assert f"audit trail broken at entry {verdict}" in capsys.readouterr().out
 
@@ -335,7 +338,8 @@ def test_views_kept_before_the_chain_begin_the_backends_trail(tmp_path):
     tamper(state, "CREATE TABLE viewed (at REAL NOT NULL, operator TEXT NOT NULL, "
                   "wearer_id TEXT NOT NULL)",
            f"INSERT INTO viewed VALUES ({T}, 'Demo Operator', 'W00000001')",
-           f"INSERT INTO viewed VALUES ({T + 1}, 'Demo Operator', 'W00000002')")
+           f"INSERT INTO viewed VALUES ({T + 1}, 'Demo Operator', 'W00000002')",
+           opener=sqlite3.connect)
     backend = Backend(60, 7, 60, 1000, str(state))
     assert [(v.operator, v.wearer_id) for v in backend.viewed] == [
         ("Demo Operator", "W00000001"), ("Demo Operator", "W00000002")]

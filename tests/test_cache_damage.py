@@ -7,7 +7,6 @@ import os
 import random
 import shutil
 import socket
-import sqlite3
 import stat
 import struct
 import subprocess
@@ -15,7 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import keyring
 import pytest
+import sqlcipher3
 from conftest import wait_until
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -33,7 +34,9 @@ from console.domain import (
     Wearer,
 )
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
-from console.store import CacheInUse, Store
+from console.store import CacheInUse, Store, connect
+from console.store.database import PLAINTEXT_HEADER
+from console.store.keys import SERVICE
 from console.sync import SyncEngine
 
 T = 1_795_000_000.0
@@ -67,15 +70,21 @@ def make_cache(path: Path) -> Path:
 
 
 def spoil(path: Path, sql: str, *args) -> None:
-    """Change stored bytes behind the console's back, as damage would."""
-    conn = sqlite3.connect(path)
+    """Change stored values behind the console's back, as damage would (a flip in
+    a value of a plaintext file; in an encrypted one, what an editor with the key did)."""
+    conn = connect(path)
     conn.execute(sql, args)
-    conn.commit()
     conn.close()
 
 
+def same_key(cache: Path, copy: Path) -> None:
+    """A cache's key is kept under its path: a copy elsewhere needs it kept there too."""
+    keyring.set_password(SERVICE, str(copy.resolve()),
+                         keyring.get_password(SERVICE, str(cache.resolve())))
+
+
 def integrity(path: Path) -> str:
-    conn = sqlite3.connect(path)
+    conn = connect(path)
     try:
         return conn.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
@@ -254,7 +263,8 @@ def test_no_flipped_bit_in_any_stored_value_stops_the_console_starting(template,
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cache.db"
         shutil.copy(template, path)
-        conn = sqlite3.connect(path)
+        same_key(template, path)
+        conn = connect(path)
         keys = [k for (k,) in conn.execute(f"SELECT {key_column} FROM {table} ORDER BY 1")]
         key = keys[row % len(keys)]
         (value,) = conn.execute(f"SELECT {column} FROM {table} WHERE {key_column} = ?",
@@ -265,7 +275,7 @@ def test_no_flipped_bit_in_any_stored_value_stops_the_console_starting(template,
             with conn:
                 conn.execute(f"UPDATE {table} SET {column} = {placeholder} "
                              f"WHERE {key_column} = ?", (new, key))
-        except sqlite3.IntegrityError:  # a NaN is stored as NULL, or a key now taken twice
+        except sqlcipher3.IntegrityError:  # a NaN is stored as NULL, or a key now taken twice
             assume(False)
         finally:
             conn.close()
@@ -282,6 +292,7 @@ def test_no_flipped_byte_anywhere_in_the_file_stops_the_console_starting(tmp_pat
         data = bytearray(template.read_bytes())
         data[rng.randrange(size)] ^= 1 << rng.randrange(8)
         path.write_bytes(data)
+        same_key(template, path)
         open_like_the_console(path).close()
 
 
@@ -344,7 +355,7 @@ def test_a_new_cache_and_its_new_folder_are_owner_only(tmp_path, usual_umask):
     store = Store(folder / "cache.db")
     store.replace_all(fleet(), 10)
     assert modes(folder) == {"cache.db": 0o600, "cache.db-wal": 0o600, "cache.db-shm": 0o600,
-                             "cache.db.lock": 0o600}
+                             "cache.db.lock": 0o600, "cache.db.undelivered.json": 0o600}
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     store.close()
 
@@ -366,7 +377,7 @@ def test_an_older_versions_readable_files_are_made_owner_only(tmp_path, usual_um
 @posix_only
 def test_a_cache_moved_aside_stays_owner_only(tmp_path, usual_umask):
     path = tmp_path / "cache.db"
-    path.write_bytes(b"this is not a database at all" * 100)
+    path.write_bytes(PLAINTEXT_HEADER + b"this is not a database at all" * 100)
     path.chmod(0o644)
     store = Store(path)
     assert "moved to" in store.notice

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 
-ENV_KEYS = ("PATH", "HOME", "LANG", "PYTHONPATH")
+ENV_KEYS = ("PATH", "HOME", "LANG", "PYTHONPATH", "PYTHON_KEYRING_BACKEND",
+            "KEYRING_PROPERTY_FILE_PATH")
 
 
 def env(tmp_path):

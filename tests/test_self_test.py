@@ -38,9 +38,11 @@ def test_the_self_test_passes_here_and_reports_each_check_on_one_line():
     assert report["ok"] and report["failed"] == []
     assert report["version"] == VERSION and report["frozen"] is False
     checks = report["checks"]
-    assert set(checks) == {"resources", "sandbox", "simulator", "stream", "webengine"}
+    assert set(checks) == {"resources", "sandbox", "simulator", "stream", "encryption",
+                           "webengine"}
     assert all(c["ok"] for c in checks.values())
     assert checks["stream"]["wearers"] == 100 and checks["stream"]["events_applied"] >= 20
+    assert checks["encryption"]["cipher"].startswith("SQLCipher 4.")
     assert checks["webengine"] == {"ok": True, "script": True, "drawn": True,
                                    "seconds": checks["webengine"]["seconds"]}
 

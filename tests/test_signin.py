@@ -12,17 +12,22 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import keyring
 import pytest
 from backends import wait_until
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
+from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
 from console.protocol.client import Client
+from console.store import Store
+from console.store.keys import SERVICE
 from console.sync import SyncEngine, SyncState
 from ui.access.signin import SignInDialog
-from ui.app import Console, run_on_qt_loop
+from ui.app import KEEP, REBUILD, Console, run_on_qt_loop
 from ui.bridge import finished
 
 
@@ -73,19 +78,6 @@ def engine_for(tmp_path):
         engine.stop()
 
 
-DIALOGS: list[SignInDialog] = []
-
-
-@pytest.fixture(autouse=True)
-def dialogs_deleted_as_the_console_deletes_them():
-    """The console lets go of a dialog with deleteLater (ui/app.py). Left to Python's
-    collector, a dialog could be deleted in the middle of Qt's event processing,
-    with its busy bar's animation still posting updates to it (a segfault)."""
-    yield
-    while DIALOGS:
-        DIALOGS.pop().deleteLater()
-
-
 def dialog_for(engine: SyncEngine, url: str, **kw) -> tuple[SignInDialog, list]:
     """The dialog, asking this engine; the futures it was given, to look at."""
     asked = []
@@ -93,8 +85,7 @@ def dialog_for(engine: SyncEngine, url: str, **kw) -> tuple[SignInDialog, list]:
     def sign_in(username, password):
         asked.append(engine.sign_in(username, password))
         return asked[-1]
-    DIALOGS.append(SignInDialog(sign_in, engine.sign_in_later, url, training=False, **kw))
-    return DIALOGS[-1], asked
+    return SignInDialog(sign_in, engine.sign_in_later, url, training=False, **kw), asked
 
 
 def signed_in_here_before(engine_for, start_backend, cache: str = "here.db") -> str:
@@ -440,3 +431,59 @@ def test_the_cached_picture_loads_while_the_dialog_asks(qapp, start_backend, tmp
         await running
 
     run(qapp, main())
+
+
+def choose_on_next_box(button_text: str) -> list:
+    """Click the button of that text on the next message box the console opens (with
+    open(), from a coroutine); what the box said, and its buttons."""
+    seen = []
+
+    def click():
+        boxes = [w for w in QApplication.topLevelWidgets()
+                 if isinstance(w, QMessageBox) and w.isVisible()]
+        if not boxes:
+            QTimer.singleShot(50, click)
+            return
+        seen.extend([boxes[0].text(), [b.text() for b in boxes[0].buttons()]])
+        next(b for b in boxes[0].buttons() if b.text() == button_text).click()
+    QTimer.singleShot(100, click)
+    return seen
+
+
+def test_a_cache_whose_key_is_missing_is_kept_or_rebuilt_as_the_operator_chooses(
+        qapp, start_backend, tmp_path):
+    backend = start_backend(wearers=20, speed=60)
+    cache = tmp_path / "cache.db"
+    store = Store(cache)
+    store.enqueue(Action("queued-before-the-key-was-lost", ActionKind.ACKNOWLEDGE,
+                         Acknowledge("A1", "called"), time.time(), ActionState.PENDING))
+    store.close()
+    keyring.delete_password(SERVICE, str(cache.resolve()))
+    before = cache.read_bytes()
+
+    def set_aside() -> list[Path]:
+        return [p for p in tmp_path.iterdir() if p.name.startswith("cache.db.unusable-")]
+
+    async def main():
+        # Keep the file for an administrator: the console quits and leaves it as it is.
+        told = choose_on_next_box(KEEP)
+        assert await Console(backend.url, str(cache), False, "test", {}).run() == 1
+        text, buttons = told
+        assert "its key is not in the keyring" in text
+        assert "It holds 1 operator action not yet sent" in text
+        assert sorted(buttons) == sorted([REBUILD, KEEP])
+        assert cache.read_bytes() == before and set_aside() == []
+
+        # Rebuild from the backend: moved aside, kept, and a fresh cache signs in.
+        console = Console(backend.url, str(cache), False, "test", {})
+        running = asyncio.ensure_future(console.run())
+        told = choose_on_next_box(REBUILD)
+        await until(lambda: told, what="the question")
+        await sign_in_with(console, "demo", "demo")
+        await until(lambda: console.session.board.total == 20, what="a fresh picture")
+        console.quit()
+        assert await running == 0
+        [aside] = [p for p in set_aside() if p.suffix != ".json"]
+        assert aside.read_bytes() == before
+
+    run(qapp, main(), timeout=90)

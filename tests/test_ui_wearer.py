@@ -37,20 +37,15 @@ def window_on(tmp_path):
         board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
                             engine.wearer_record, training=True, version="test")
-        made.append((engine, window, bridge))
+        made.append((engine, window))
         engine.start()
         window.show()
         return engine, window
 
     yield make
-    for engine, window, bridge in made:
+    for engine, window in made:
         engine.stop()
         window.close()
-        # Deleted on the GUI thread, as the console does (ui/app.py): left to Python,
-        # the last reference could go on another thread (the engine's writer holds
-        # bridge.publish), and a Qt object deleted there leaves its timers behind.
-        window.deleteLater()
-        bridge.deleteLater()
 
 
 def audited(backend) -> list[str]:

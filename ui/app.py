@@ -31,7 +31,13 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
 from console.embedded import EmbeddedSimulator
-from console.store import CacheInUse, cache_in_use
+from console.store import (
+    CacheInUse,
+    CacheKeyMissing,
+    KeyUnavailable,
+    cache_in_use,
+    move_unreadable_aside,
+)
 from console.sync.process import EngineProcess
 from maps.web import sandbox_off_reason  # imports QtWebEngine, before any QApplication exists
 from ui.access.lock import LOCK_AFTER
@@ -43,6 +49,10 @@ from ui.main_window import MainWindow
 from ui.resources import resource
 
 log = logging.getLogger(__name__)
+
+# The choice for a cache that no key opens.
+REBUILD = "Rebuild from the backend"
+KEEP = "Keep the file for an administrator"
 
 
 class Ended(Enum):
@@ -144,7 +154,8 @@ class Console:
             finally:
                 await session.close()
             if isinstance(how, BaseException):
-                await self._cannot_open(how)
+                if await self._cannot_open(how):
+                    continue  # moved aside: a fresh cache
                 return 1
             if how is not Ended.SIGNED_OUT:
                 return 1 if first and not signed_in else 0
@@ -175,15 +186,41 @@ class Console:
             return session.ended.result()
         return None if accepted else Ended.QUIT
 
-    async def _cannot_open(self, error: BaseException) -> None:
+    async def _cannot_open(self, error: BaseException) -> bool:
+        """Say why the cache could not be opened. True if the operator chose to
+        rebuild a cache that no key opens: it was moved aside, and a fresh one starts."""
         log.error("the offline cache could not be opened: %s", error)
+        if isinstance(error, CacheKeyMissing):
+            return await self._rebuild_or_keep(error)
         if isinstance(error, CacheInUse):  # another console took it since choose_cache
             box = QMessageBox(QMessageBox.Critical, "Offline cache in use", str(error))
+        elif isinstance(error, KeyUnavailable):  # no keyring, a key file refused
+            box = QMessageBox(QMessageBox.Critical, "Offline cache key", str(error))
         else:
             box = QMessageBox(QMessageBox.Critical, "Offline cache",
                               f"The offline cache {self.cache} could not be opened: "
                               f"{type(error).__name__}: {error}")
         await finished(box)
+        return False
+
+    async def _rebuild_or_keep(self, error: CacheKeyMissing) -> bool:
+        """No key opens the cache: the operator chooses, and nothing is lost either way."""
+        box = QMessageBox(QMessageBox.Warning, "Offline cache key missing",
+                          f"{error}\n\nRebuild from the backend: the file is moved aside and "
+                          "kept, and a fresh cache fills from the backend; actions in it are not "
+                          "sent.\nKeep the file for an administrator: the console quits and "
+                          "leaves it as it is, to be opened again once its key is restored.")
+        rebuild = box.addButton(REBUILD, QMessageBox.AcceptRole)
+        box.setDefaultButton(box.addButton(KEEP, QMessageBox.RejectRole))
+        await finished(box)
+        if box.clickedButton() is not rebuild:
+            return False
+        try:
+            move_unreadable_aside(self.cache)
+        except CacheInUse as e:  # another console opened it meanwhile
+            await finished(QMessageBox(QMessageBox.Critical, "Offline cache in use", str(e)))
+            return False
+        return True
 
 
 def run_window(args: argparse.Namespace, credentials: tuple[str, str] | None,

@@ -24,11 +24,15 @@ import ssl
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import platformdirs
 
 from console.protocol.client import MAX_SNAPSHOT_BYTES
+
+if TYPE_CHECKING:
+    from console.store import CacheKeys
 
 try:
     VERSION = version("em-console")
@@ -51,6 +55,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="PEM file of the CAs to trust for an https:// backend, such as the "
                         "centre's own (default $EM_CONSOLE_CA_BUNDLE, else the public CAs)")
     p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
+    p.add_argument("--key-file", default=os.environ.get("EM_CONSOLE_KEY_FILE"), metavar="PATH",
+                   help="an administrator's setting, for a workstation with no keyring: keep the "
+                        "offline cache's key in this file, made owner-only if it does not exist "
+                        "(default $EM_CONSOLE_KEY_FILE; else the keyring)")
+    p.add_argument("--rebuild-cache", action="store_true",
+                   help="with --headless: a cache that no key opens is moved aside (kept) and a "
+                        "fresh one built from the backend, instead of exiting")
     p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
     p.add_argument("--lock-after", type=float, default=10.0, metavar="MINUTES",
                    help="lock the window after this long without input, hiding wearers' data "
@@ -78,6 +89,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error("--headless needs --backend")
     if args.screenshot and not args.offscreen_for:
         p.error("--screenshot goes with --offscreen-for")
+    if args.rebuild_cache and not args.headless:
+        p.error("--rebuild-cache goes with --headless (the window asks)")
     if not 0 < args.read_timeout <= 600:
         p.error("--read-timeout must be between 0 and 600 seconds")
     if not 1 <= args.max_snapshot_mb <= 16_384:
@@ -119,10 +132,26 @@ def in_clear(url: str) -> bool:
         return True
 
 
-def engine_options(args: argparse.Namespace) -> dict:
+def engine_options(args: argparse.Namespace, training: bool) -> dict:
     """The sync engine's keyword arguments that come from the command line."""
     return {"read_timeout": args.read_timeout, "max_snapshot_bytes": args.max_snapshot_mb << 20,
-            "ca_bundle": args.ca_bundle}
+            "ca_bundle": args.ca_bundle, "cache_keys": cache_keys(args, training)}
+
+
+def cache_keys(args: argparse.Namespace, training: bool) -> CacheKeys:
+    """Where the cache's key is kept: the key file an administrator allowed, else the
+    keyring. The training cache holds simulated data only: where there is no keyring,
+    its key is kept in a file beside it, so that training works on any workstation."""
+    # Not at the top: the store's imports would hold up prestart, and the sync process.
+    from console.store import KEYRING, CacheKeys, keyring_available
+
+    if args.key_file:
+        return CacheKeys(Path(args.key_file))
+    if training and not keyring_available():
+        key_file = Path(args.cache + ".key")
+        logging.warning("no keyring: the training cache's key is kept in %s", key_file)
+        return CacheKeys(key_file)
+    return KEYRING
 
 
 def data_dir() -> Path:
@@ -141,7 +170,7 @@ def default_cache(training: bool) -> str:
 def audit(argv: list[str]) -> int:
     """`em-console audit verify`: prints whether the audit trail holds; exits 0 when
     it does, 1 when it is broken, 2 when the cache cannot be read."""
-    from console.store import verify_audit
+    from console.store import KEYRING, CacheKeys, verify_audit
 
     p = argparse.ArgumentParser(prog="em-console audit",
                                 description="Check the offline cache's audit trail.")
@@ -149,10 +178,18 @@ def audit(argv: list[str]) -> int:
                    help="verify: check the hash chain of the cache's audit trail")
     p.add_argument("--cache", help="the cache file (default: the live cache in the user data "
                                     "directory; the training one is training-cache.db beside it)")
+    p.add_argument("--key-file", default=os.environ.get("EM_CONSOLE_KEY_FILE"), metavar="PATH",
+                   help="the key file the console keeps the cache's key in, where an "
+                        "administrator allowed one (default $EM_CONSOLE_KEY_FILE, else the keyring)")
     args = p.parse_args(argv)
     # Not data_dir(): a check creates nothing.
-    code, lines = verify_audit(args.cache or Path(platformdirs.user_data_dir(
-        "em-console", appauthor=False)) / "cache.db")
+    cache = Path(args.cache or Path(platformdirs.user_data_dir("em-console", appauthor=False))
+                 / "cache.db")
+    # A training cache on a workstation without a keyring keeps its key beside it.
+    beside = cache.with_name(cache.name + ".key")
+    keys = (CacheKeys(Path(args.key_file)) if args.key_file else
+            CacheKeys(beside) if beside.is_file() else KEYRING)
+    code, lines = verify_audit(cache, keys)
     print("\n".join(lines), file=sys.stdout if code < 2 else sys.stderr)
     return code
 
@@ -181,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         from console.headless import run
 
         return run(args.backend, args.user, password, args.cache, args.status_interval,
-                   **engine_options(args))
+                   args.rebuild_cache, **engine_options(args, training))
     if args.offscreen_for:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from console.sync.process import prestart
@@ -191,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The window asks for the name and password, except offscreen, with nobody to ask.
     credentials = (args.user, password) if args.offscreen_for else None
-    return run_window(args, credentials, engine_options(args), VERSION)
+    return run_window(args, credentials, engine_options(args, training), VERSION)
 
 
 if __name__ == "__main__":

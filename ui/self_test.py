@@ -2,7 +2,8 @@
 
 Prints one line of JSON and exits 0, or exits 1 with the failed checks named in it.
 It runs the same code a console runs: the embedded simulator, the sync engine on a
-temporary cache, and a QtWebEngine page like the maps. The page runs in a child
+temporary cache (encrypted, its key in a temporary key file: a build machine has no
+keyring), and a QtWebEngine page like the maps. The page runs in a child
 process, because QtWebEngine aborts the whole process on some faults (a missing
 helper process, an unusable sandbox) and the report must still be printed."""
 
@@ -23,6 +24,9 @@ LIVE_EVENTS = 20  # live events the stream must deliver after its snapshot
 TIMEOUT = 60.0  # per check; a healthy machine needs a few seconds
 SWATCH = "#1f8a3b"  # the colour the test page is asked to paint
 OUR_RESOURCES = ("style.qss", "icons/em-console.png", "web/self-test.html")
+# Each platform's keyring backend and the package it needs, which a bundle must carry.
+NATIVE_KEYRING = {"linux": ("SecretService", "secretstorage"), "win32": ("Windows", "win32ctypes"),
+                  "darwin": ("macOS", None)}
 
 
 class Failed(Exception):
@@ -43,6 +47,7 @@ def run(version: str) -> int:
             ("sandbox", lambda: check_sandbox(sandbox)),
             ("simulator", lambda: check_simulator(Path(tmp), simulator)),
             ("stream", lambda: check_stream(simulator, Path(tmp))),
+            ("encryption", lambda: check_encryption(Path(tmp))),
             ("webengine", check_webengine),
         ]
         try:
@@ -112,7 +117,8 @@ def check_stream(simulator: list, tmp: Path) -> dict:
     if not simulator:
         raise Failed("not run: the simulator did not start")
     cache = tmp / "cache.db"
-    engine = EngineProcess(simulator[0].url, "demo", "demo", str(cache), lambda changes: None)
+    engine = EngineProcess(simulator[0].url, "demo", "demo", str(cache), lambda changes: None,
+                           cache_keys=cache_keys(tmp))
     engine.start()
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -124,7 +130,7 @@ def check_stream(simulator: list, tmp: Path) -> dict:
             time.sleep(0.05)
     finally:
         engine.stop()
-    store = Store(cache)
+    store = Store(cache, cache_keys(tmp))
     try:
         meta, wearers = store.meta(), len(store.load().wearers)
     finally:
@@ -134,6 +140,52 @@ def check_stream(simulator: list, tmp: Path) -> dict:
         raise Failed(f"the cache holds {wearers} wearers and {applied} live events; "
                      f"expected {WEARERS} and at least {LIVE_EVENTS}")
     return {"wearers": wearers, "events_applied": applied}
+
+
+def cache_keys(tmp: Path):
+    from console.store import CacheKeys
+
+    return CacheKeys(tmp / "cache.key")
+
+
+def check_encryption(tmp: Path) -> dict:
+    """The stream check's cache is encrypted at rest: no SQLite header and none of
+    its wearers' references in the bytes of its files. And keyring finds this
+    platform's backend, whose entry point and package a bundle must carry, whether
+    or not this machine runs a keyring (the cache here has a key file)."""
+    from importlib import import_module
+    from importlib.metadata import entry_points
+
+    import keyring
+
+    from console.store import Store
+    from console.store.database import PLAINTEXT_HEADER
+
+    cache = tmp / "cache.db"
+    if not cache.exists():
+        raise Failed("not run: the stream check made no cache")
+    store = Store(cache, cache_keys(tmp))
+    try:
+        refs = [w.ref for w in store.load().wearers]
+        cipher = store.conn.execute("PRAGMA cipher_version").fetchone()[0]
+    finally:
+        store.close()
+    stored = [Path(f"{cache}{suffix}") for suffix in ("", "-wal", "-shm")]
+    data = b"".join(p.read_bytes() for p in stored if p.exists())
+    if data.startswith(PLAINTEXT_HEADER) or not refs:
+        raise Failed("the cache is not encrypted")
+    readable = [ref for ref in refs if ref.encode() in data]
+    if readable:
+        raise Failed(f"{len(readable)} wearer references are readable in the cache's files")
+    backend, package = NATIVE_KEYRING[sys.platform]
+    found = {ep.name: ep for ep in entry_points(group="keyring.backends")}
+    try:
+        found[backend].load()
+        if package:
+            import_module(package)
+    except (KeyError, ImportError) as e:
+        raise Failed(f"keyring's {backend} backend is not in this installation ({e!r})") from None
+    return {"cipher": f"SQLCipher {cipher}", "keyring": keyring.get_keyring().name}
 
 
 def check_webengine() -> dict:

@@ -1,6 +1,9 @@
 """The offline cache (SQLite): `Store` and the errors of opening one.
 
-- database: the lock (one console per cache), owner-only files, schema and migrations
+- database: the lock (one console per cache), owner-only files, the encrypted
+  connection, schema and migrations
+- keys: where each cache's key is kept (the keyring, or a key file an administrator
+  allowed); undelivered: what a cache holds unsent, readable without its key
 - cache: `Store`, which opens the cache and composes the table groups
 - fleet, alerts, outbox: one module per table group; rows: reading rows back safely
 - audit: the audit trail's hash chain (the console's and the backend's); `verify_audit`
@@ -13,4 +16,14 @@ from console.store.database import (  # noqa: F401
     CacheUnusable,
     cache_in_use,
     connect,
+    move_unreadable_aside,
+)
+from console.store.keys import (  # noqa: F401
+    KEYRING,
+    CacheKeyMissing,
+    CacheKeys,
+    KeyFileRefused,
+    KeyUnavailable,
+    NoKeyring,
+    keyring_available,
 )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import msgspec
+import sqlcipher3
 import sqlite_utils
 
 from console.changes import BatterySpans, Changes, Event, Picture
@@ -25,7 +25,7 @@ from console.domain import DAY, WINDOW, Alert, Span
 from console.domain.access import KnownOperator
 from console.domain.actions import Action, ActionState
 from console.domain.battery import counts
-from console.store import audit, outbox
+from console.store import audit, outbox, undelivered
 from console.store.alerts import (
     ALERT_COLUMNS,
     ALERT_ROW,
@@ -36,16 +36,18 @@ from console.store.alerts import (
     span_from_row,
 )
 from console.store.database import (
+    PLAINTEXT_HEADER,
     SCHEMA_VERSION,
     CacheLock,
     CacheUnusable,
     connect,
     durable,
+    file_header,
     insert_rows,
     move_aside,
     open_database,
+    open_file,
     owner_only,
-    text_or_bytes,
 )
 from console.store.fleet import (
     STATUS_COLUMNS,
@@ -55,6 +57,7 @@ from console.store.fleet import (
     status_row,
     wearer_from_row,
 )
+from console.store.keys import KEYRING, CacheKeyMissing, CacheKeys
 from console.store.rows import LOGGED_PER_LOAD, decoded
 
 log = logging.getLogger(__name__)
@@ -66,8 +69,9 @@ CHAINED_SINCE = 6  # the schema version that hash-chains the audit trail
 class Store:
     """Not thread-safe: one thread (the sync engine's writer) owns it."""
 
-    def __init__(self, path: str | os.PathLike):
-        """Raises CacheInUse if another console has the cache open."""
+    def __init__(self, path: str | os.PathLike, keys: CacheKeys = KEYRING):
+        """Raises CacheInUse if another console has the cache open, KeyUnavailable
+        (console/store/keys.py) if its key cannot be had."""
         self.path = Path(path)
         # Told to the operator: the cache was replaced, or damaged rows were skipped.
         self._notices: dict[str, str] = {}
@@ -75,17 +79,19 @@ class Store:
         try:
             owner_only(self.path)
             try:
-                self.conn = open_database(self.path)
+                self.conn = open_database(self.path, keys)
             # SQLite's message about a damaged schema can itself be undecodable.
-            except (CacheUnusable, sqlite3.DatabaseError, UnicodeDecodeError) as e:
+            except (CacheUnusable, sqlcipher3.DatabaseError, UnicodeDecodeError) as e:
                 aside = move_aside(self.path)
                 self._notices["replaced"] = (
                     f"The offline cache could not be used ({e}). It was moved to {aside.name} "
                     "and a fresh cache is being built from the backend.")
-                self.conn = open_database(self.path)
-                self._begin_new_trail(aside, e)
-                self._notices["carried"] = self._carry_over(aside)
+                self.conn = open_database(self.path, keys)
+                self._begin_new_trail(aside, e, keys)
+                self._notices["carried"] = self._carry_over(aside, keys)
                 log.warning(self.notice)
+            self._undelivered: undelivered.Undelivered | None = None
+            self._record_undelivered()
         except BaseException:
             self._lock.release()
             raise
@@ -95,19 +101,19 @@ class Store:
     def notice(self) -> str | None:
         return " ".join(n for n in self._notices.values() if n) or None
 
-    def _begin_new_trail(self, aside: Path, why: Exception) -> None:
+    def _begin_new_trail(self, aside: Path, why: Exception, keys: CacheKeys) -> None:
         """The fresh cache's audit trail is a new chain: its first entry says why, and
         names the file moved aside and where that file's chain ended, so that a
         verifier sees a reset rather than a short trail."""
         try:
-            old = connect(aside, read_only=True)
+            old = self._open_aside(aside, keys)
             try:
                 head = audit.recorded_head(old)
             finally:
                 old.close()
             ended = f"its audit trail ended at entry #{head.entries}, hash {head.hash}" if head \
                 else "it recorded no audit trail head"
-        except (sqlite3.Error, UnicodeDecodeError) as e:
+        except (sqlcipher3.Error, UnicodeDecodeError) as e:
             ended = f"its audit trail could not be read ({e})"
         detail = f"the previous cache could not be used ({why}) and was moved aside; {ended}"
         with durable(self.conn) as c:
@@ -115,24 +121,30 @@ class Store:
                              "event": RESTARTED, "kind": "cache", "alert_id": None,
                              "key": aside.name, "detail": detail})
 
-    def _carry_over(self, aside: Path) -> str:
+    def _carry_over(self, aside: Path, keys: CacheKeys) -> str:
         """The backend rebuilds everything in a cache but the operators' queued
         actions: take those that still read from the unusable file into the new one,
         under their own keys, so that each still reaches the backend exactly once."""
         try:
-            old = sqlite3.connect(aside)
+            old = self._open_aside(aside, keys)
             try:
-                old.text_factory = text_or_bytes
                 queued = outbox.actions(old, (ActionState.PENDING,))
             finally:
                 old.close()
-        except sqlite3.Error as e:
+        except sqlcipher3.Error as e:
             return (f"Its queued actions could not be read ({e}): they were not sent, and "
                     f"stay in {aside.name}.")
         for action in queued:
             outbox.enqueue(self.conn, action)
         n = len(queued)
         return f"{n} queued {'action was' if n == 1 else 'actions were'} carried over." if n else ""
+
+    def _open_aside(self, aside: Path, keys: CacheKeys) -> sqlcipher3.Connection:
+        """The unusable file moved aside, as it is: encrypted with this cache's key
+        (the key stays the path's), or plaintext if it was an older console's that
+        could not be encrypted."""
+        plaintext = file_header(aside) == PLAINTEXT_HEADER
+        return open_file(aside, None if plaintext else keys.key(self.path, create=False))
 
     def close(self) -> None:
         self.conn.close()
@@ -214,6 +226,7 @@ class Store:
         damaged_actions = outbox.set_aside_damaged(self.conn)
         if damaged_actions:
             self._notices["actions"] = damaged_actions
+            self._record_undelivered()
         return Picture(wearers, devices, statuses, alerts, battery)
 
     def _battery_spans(self, devices: set[str] | None = None,
@@ -337,13 +350,26 @@ class Store:
         return outbox.audit(self.conn)
 
     def enqueue(self, action: Action) -> Changes:
-        return outbox.enqueue(self.conn, action)
+        changes = outbox.enqueue(self.conn, action)
+        self._record_undelivered()
+        return changes
 
     def settle(self, key: str, state: ActionState, detail: str | None, attempts: int) -> Changes:
-        return outbox.settle(self.conn, key, state, detail, attempts)
+        changes = outbox.settle(self.conn, key, state, detail, attempts)
+        self._record_undelivered()
+        return changes
+
+    def _record_undelivered(self) -> None:
+        """Say beside the cache what its outbox holds undelivered, readable without
+        the key (console/store/undelivered.py), whenever that changes."""
+        now = outbox.undelivered(self.conn)
+        if now != self._undelivered:
+            undelivered.record(self.path, now)
+            self._undelivered = now
 
 
-def verify_audit(path: str | os.PathLike) -> tuple[int, list[str]]:
+
+def verify_audit(path: str | os.PathLike, keys: CacheKeys = KEYRING) -> tuple[int, list[str]]:
     """`em-console audit verify`: 0 and a line when the cache's audit trail holds, 1
     and where it breaks, 2 and why the cache cannot be read. It opens the cache
     read-only and without its lock, beside a console that may hold it: one read
@@ -352,7 +378,7 @@ def verify_audit(path: str | os.PathLike) -> tuple[int, list[str]]:
     if not path.is_file():
         return 2, [f"{path}: no such cache file"]
     try:
-        conn = connect(path, read_only=True)
+        conn = connect(path, keys, read_only=True)
         try:
             conn.execute("BEGIN")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -361,7 +387,9 @@ def verify_audit(path: str | os.PathLike) -> tuple[int, list[str]]:
             entries, head = audit.read(conn, audit.CACHE_FIELDS)
         finally:
             conn.close()
-    except (sqlite3.Error, UnicodeDecodeError) as e:
+    except CacheKeyMissing as e:
+        return 2, [f"{path}: {e}"]
+    except (sqlcipher3.Error, CacheUnusable, UnicodeDecodeError) as e:
         return 2, [f"{path}: not readable as a console's cache ({e})"]
     intact, line = audit.verdict(entries, head)
     lines = [line]

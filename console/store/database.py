@@ -11,14 +11,15 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import time
 from pathlib import Path
 
 import msgspec
+import sqlcipher3
 import sqlite_utils
 
-from console.store import audit
+from console.store import audit, undelivered
+from console.store.keys import KEYRING, CacheKeyMissing, CacheKeys, sync_folder
 
 if os.name == "nt":
     import msvcrt
@@ -28,6 +29,9 @@ else:
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 6
+PLAINTEXT_HEADER = b"SQLite format 3\0"
+# A cache's files: the database, SQLite's two, and what it holds undelivered.
+CACHE_FILES = ("", "-wal", "-shm", undelivered.SUFFIX)
 
 
 class CacheUnusable(Exception):
@@ -109,7 +113,7 @@ def owner_only(cache: Path) -> None:
     on Windows the ACL of the user's profile folder applies."""
     if os.name != "posix":
         return
-    files = [cache.with_name(cache.name + s) for s in ("", "-wal", "-shm")]
+    files = [cache.with_name(cache.name + s) for s in CACHE_FILES]
     for f in files + list(cache.parent.glob(glob.escape(cache.name) + ".unusable-*")):
         try:
             f.chmod(0o600)
@@ -129,21 +133,36 @@ def text_or_bytes(data: bytes) -> str | bytes:
         return data
 
 
-def connect(path: str | os.PathLike, read_only: bool = False) -> sqlite3.Connection:
-    """The one place a cache connection is opened: encryption at rest goes here.
-    `read_only` opens an existing cache without creating it or writing to it (the
-    audit trail's verifier, beside a console that may hold it)."""
-    if read_only:
-        conn = sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
-    else:
-        # Created owner-only before SQLite opens it: SQLite would create it 0644, and gives
-        # the -wal and -shm files the database file's mode. Not a umask: that is the whole
-        # process's, and other threads create files meanwhile.
+def connect(path: str | os.PathLike, keys: CacheKeys = KEYRING,
+            read_only: bool = False) -> sqlcipher3.Connection:
+    """The one place a cache connection is opened: encrypted at rest with the cache's
+    key (console/store/keys.py). A new cache gets a key; an older console's plaintext
+    cache is encrypted first. Raises CacheKeyMissing for a file no key we have opens,
+    CacheUnusable (or sqlcipher3.DatabaseError) for a damaged one. `read_only` opens
+    an existing cache as it is, creating, encrypting and writing nothing (the audit
+    trail's verifier, beside a console that may hold it)."""
+    path = Path(path)
+    header = file_header(path)
+    plaintext = header == PLAINTEXT_HEADER
+    if read_only and not path.is_file():
+        raise FileNotFoundError(f"no cache at {path}")
+    key = None if read_only and plaintext else keys.key(
+        path, create=not read_only and header in (b"", PLAINTEXT_HEADER))  # b"": a new cache
+    if key is None and not (read_only and plaintext):
+        raise CacheKeyMissing(path, keys.where, False, undelivered.recorded(path))
+    if plaintext and not read_only:
+        encrypt_plaintext(path, key)
+    if not read_only:
+        # Created owner-only before SQLite opens it: SQLite would create it 0644, and
+        # gives the -wal and -shm files the database file's mode. Not a umask: that is
+        # the whole process's, and other threads create files meanwhile.
         os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.text_factory = text_or_bytes
+    conn = open_file(path, key, read_only)
     try:
+        if key is None:  # read as it is, plaintext: damage shows on the first read
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        else:
+            _check_key(conn, path, keys)
         if not read_only:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -157,7 +176,84 @@ def connect(path: str | os.PathLike, read_only: bool = False) -> sqlite3.Connect
     return conn
 
 
-def insert_rows(conn: sqlite3.Connection, insert: str, width: int, rows: list[tuple],
+def open_file(file: Path, key: bytes | None, read_only: bool = False) -> sqlcipher3.Connection:
+    """A connection to one cache file as it is: encrypted with `key`, or plaintext
+    (key None: an older console's file, to encrypt or to carry actions over from).
+    `read_only` is for readers beside the console (the fault suite)."""
+    target = f"{Path(file).absolute().as_uri()}?mode=ro" if read_only else str(file)
+    conn = sqlcipher3.connect(target, uri=read_only, isolation_level=None,
+                              check_same_thread=False)
+    conn.text_factory = text_or_bytes
+    # SQLCipher writes its own errors to stderr; the console says what they mean.
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    if key is not None:
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")  # raw key and salt: no derivation
+        # SQLCipher 4's format, whatever a later SQLCipher defaults to: an upgrade
+        # must not make every cache unreadable. cipher_memory_security stays off
+        # (SQLCipher's default): wiping each freed buffer costs every write, and the
+        # key is in this process's memory while it runs anyway.
+        conn.execute("PRAGMA cipher_compatibility = 4")
+    return conn
+
+
+def file_header(path: Path) -> bytes:
+    """The file's first bytes: SQLite's header if it is plaintext, b"" if it is new."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(PLAINTEXT_HEADER))
+    except FileNotFoundError:
+        return b""
+
+
+def _check_key(conn: sqlcipher3.Connection, path: Path, keys: CacheKeys) -> None:
+    """The first read decrypts page 1, and fails the same way for a wrong key, a file
+    that is no cache and a damaged first page. Each page carries its own HMAC: if
+    any page of the file checks out under this key, the key is right and the file
+    is damaged; if none does, the key is not this file's."""
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError as e:
+        pages = path.stat().st_size // int(conn.execute("PRAGMA cipher_page_size").fetchone()[0])
+        failed = sum(str(r).startswith("HMAC verification failed")
+                     for (r,) in conn.execute("PRAGMA cipher_integrity_check"))
+        if pages and failed < pages:
+            raise CacheUnusable(f"{failed} of its {pages} pages are damaged ({e})") from None
+        raise CacheKeyMissing(path, keys.where, True, undelivered.recorded(path)) from None
+
+
+def encrypt_plaintext(path: Path, key: bytes) -> None:
+    """An older console's plaintext cache, encrypted in place: the whole database,
+    outbox and all, is exported into an encrypted file beside it, which then replaces
+    it. Whenever it stops, one whole copy is at `path`: the plaintext one until the
+    rename, the encrypted one after it."""
+    staging = path.with_name(path.name + ".encrypting")
+    staging.unlink(missing_ok=True)  # left by a migration that stopped
+    os.close(os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    plain = open_file(path, None)
+    try:
+        # Everything into the main file (an older console killed leaves a WAL), so
+        # that no plaintext WAL is left to be replayed into the encrypted file.
+        plain.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        version = plain.execute("PRAGMA user_version").fetchone()[0]
+        plain.execute("ATTACH DATABASE ? AS encrypted KEY ?", (str(staging), f"x'{key.hex()}'"))
+        plain.execute("SELECT sqlcipher_export('encrypted')")
+        plain.execute(f"PRAGMA encrypted.user_version = {int(version)}")  # not exported
+        plain.execute("DETACH DATABASE encrypted")
+    except BaseException:
+        plain.close()
+        staging.unlink(missing_ok=True)
+        raise
+    plain.close()
+    with open(staging, "rb+") as f:
+        os.fsync(f.fileno())
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    os.replace(staging, path)
+    sync_folder(path.parent)
+    log.warning("the offline cache %s was not encrypted (an older console's); it now is", path)
+
+
+def insert_rows(conn: sqlcipher3.Connection, insert: str, width: int, rows: list[tuple],
                 conflict: str = "") -> None:
     """`insert` ("INSERT INTO t", "INSERT OR REPLACE INTO t") the rows, `width` values
     each, in ONE statement that reads them from one JSON array (json_each).
@@ -167,7 +263,10 @@ def insert_rows(conn: sqlite3.Connection, insert: str, width: int, rows: list[tu
     interpreter's 5 ms switch interval, row after row (160 rows/s measured beside
     one busy thread, against 124,000 this way). One statement gives up the GIL once
     for the whole batch, and the window and the network thread run meanwhile.
-    msgspec writes floats that SQLite reads back bit for bit (tests/test_store.py)."""
+    msgspec writes floats that SQLite reads back bit for bit (tests/test_store.py)
+    between about 1e-90 and 1e110: SQLite 3.51's text-to-double conversion (the one
+    SQLCipher brings) rounds some beyond those by an ulp or so, in every path. The
+    cache's floats (batteries, epoch seconds) lie far inside."""
     if not rows:
         return
     values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(width))
@@ -311,7 +410,7 @@ MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _mi
 
 @functools.cache
 def _columns_made_by_migrations() -> dict[str, list[tuple]]:
-    conn = sqlite3.connect(":memory:")
+    conn = sqlcipher3.connect(":memory:")
     db = sqlite_utils.Database(conn)
     for target in sorted(MIGRATIONS):
         MIGRATIONS[target](db)
@@ -321,10 +420,11 @@ def _columns_made_by_migrations() -> dict[str, list[tuple]]:
 
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """Connect, check and migrate; raises CacheUnusable (or sqlite3.DatabaseError)
-    for a file this console cannot use as it is."""
-    conn = connect(path)
+def open_database(path: Path, keys: CacheKeys) -> sqlcipher3.Connection:
+    """Connect, check and migrate; raises CacheUnusable (or sqlcipher3.DatabaseError)
+    for a file this console cannot use as it is, CacheKeyMissing for one it cannot
+    open without a key it does not have."""
+    conn = connect(path, keys)
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -355,17 +455,34 @@ def open_database(path: Path) -> sqlite3.Connection:
 
 
 def move_aside(path: Path) -> Path:
-    """Rename an unusable cache (and its -wal and -shm) out of the way; returns the new name."""
+    """Rename an unusable cache (and its -wal, -shm and what it held undelivered) out
+    of the way; returns the new name. The key stays the path's: the fresh cache
+    gets the same one, so that a damaged file moved aside can still be opened."""
     aside = path.with_name(f"{path.name}.unusable-{time.strftime('%Y%m%dT%H%M%S')}")
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in CACHE_FILES:
         src = Path(str(path) + suffix)
         if src.exists():
             src.replace(Path(str(aside) + suffix))
     return aside
 
 
+def move_unreadable_aside(path: str | os.PathLike) -> Path:
+    """The operator's choice for a cache no key opens (CacheKeyMissing): rebuild
+    from the backend. The file is moved aside and kept, as an unusable cache is,
+    under the lock, so that no console opens it meanwhile; returns its new name."""
+    path = Path(path)
+    lock = CacheLock(path)
+    try:
+        aside = move_aside(path)
+    finally:
+        lock.release()
+    log.warning("the offline cache %s could not be opened without its key; moved to %s and "
+                "kept for an administrator, and a fresh cache is built", path, aside.name)
+    return aside
+
+
 @contextlib.contextmanager
-def durable(c: sqlite3.Connection):
+def durable(c: sqlcipher3.Connection):
     """A transaction that is on disk when it returns (synchronous=FULL), for
     operators' actions and their audit trail; the cache itself runs NORMAL."""
     c.execute("PRAGMA synchronous=FULL")

@@ -8,18 +8,19 @@ as this console writes it is never sent."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from dataclasses import replace
 from typing import NamedTuple
 
 import msgspec
+import sqlcipher3
 
 from console.changes import Changes
 from console.domain.actions import Action, ActionState, Payload, kind_named
 from console.store import audit as chain
 from console.store.database import durable
 from console.store.rows import Damaged, decoded, number, one_of, opt_text, text
+from console.store.undelivered import Undelivered
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def decode_payload(kind, raw: object) -> Payload:
         raise Damaged(f"payload: {e}") from None
 
 
-def actions(c: sqlite3.Connection, states: tuple[ActionState, ...]) -> list[Action]:
+def actions(c: sqlcipher3.Connection, states: tuple[ActionState, ...]) -> list[Action]:
     """Queued actions in these states, oldest first. A row that does not read back
     (damaged since load() set the others aside) is skipped, never sent."""
     marks = ",".join("?" * len(states))
@@ -61,18 +62,25 @@ def actions(c: sqlite3.Connection, states: tuple[ActionState, ...]) -> list[Acti
     return list(decoded("outbox", rows, action_from_row, []))
 
 
-def audit(c: sqlite3.Connection) -> list[AuditEntry]:
+def audit(c: sqlcipher3.Connection) -> list[AuditEntry]:
     return [AuditEntry(*row) for row in c.execute(
         "SELECT at, operator, username, event, kind, alert_id, key, detail FROM audit "
         "ORDER BY seq")]
 
 
-def _audit(c: sqlite3.Connection, action: Action, event: str, detail: str | None) -> None:
+def undelivered(c: sqlcipher3.Connection) -> Undelivered:
+    """How many queued actions wait to be sent, and when the oldest was queued."""
+    count, oldest = c.execute("SELECT count(*), min(created_at) FROM outbox WHERE state = ?",
+                              (ActionState.PENDING.value,)).fetchone()
+    return Undelivered(count, oldest if isinstance(oldest, float | int) else None)
+
+
+def _audit(c: sqlcipher3.Connection, action: Action, event: str, detail: str | None) -> None:
     _record(c, action.operator, action.username, event, action.kind.value, action.alert_id,
             action.key, detail)
 
 
-def _record(c: sqlite3.Connection, operator: object, username: object, event: str, kind: object,
+def _record(c: sqlcipher3.Connection, operator: object, username: object, event: str, kind: object,
             alert_id: str | None, key: object, detail: str | None) -> None:
     """Append to the audit trail, inside the caller's transaction. The values of a
     damaged action are recorded as they are stored."""
@@ -81,7 +89,7 @@ def _record(c: sqlite3.Connection, operator: object, username: object, event: st
                      "detail": detail})
 
 
-def enqueue(conn: sqlite3.Connection, action: Action) -> Changes:
+def enqueue(conn: sqlcipher3.Connection, action: Action) -> Changes:
     """Queue an operator's action and audit it in one durable transaction,
     before the UI may show it as done."""
     payload = encode_payload(action.payload)
@@ -96,7 +104,7 @@ def enqueue(conn: sqlite3.Connection, action: Action) -> Changes:
     return Changes(actions={action.key: queued})
 
 
-def settle(conn: sqlite3.Connection, key: str, state: ActionState, detail: str | None,
+def settle(conn: sqlcipher3.Connection, key: str, state: ActionState, detail: str | None,
            attempts: int) -> Changes:
     """Record the backend's answer to an action (or, while pending, why it is still
     queued). Every answer but "still pending" is audited."""
@@ -122,7 +130,7 @@ def _named_alert(payload: object) -> str | None:
     return alert_id if isinstance(alert_id, str) else None
 
 
-def set_aside_damaged(conn: sqlite3.Connection) -> str | None:
+def set_aside_damaged(conn: sqlcipher3.Connection) -> str | None:
     """A queued action that does not read back as written is an operator's action
     that may not be what they did: it is never sent, and never dropped quietly.
     It is marked damaged and audited (so it is told once), logged and named in

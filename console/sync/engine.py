@@ -39,7 +39,7 @@ from console.protocol.client import (
     Snapshot,
 )
 from console.protocol.sse import SSEParser
-from console.store import Store
+from console.store import KEYRING, CacheKeys, Store
 from console.sync.clock import ServerClock, backoff_delay
 from console.sync.outbox import OutboxSender
 from console.sync.status import SyncState, SyncStatus
@@ -69,14 +69,15 @@ class SyncEngine:
 
     def __init__(self, backend_url: str, username: str | None, password: str | None,
                  cache_path: str, publish: Callable[[Changes], None], read_timeout: float = 30.0,
-                 max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES, ca_bundle: str | None = None):
+                 max_snapshot_bytes: int = MAX_SNAPSHOT_BYTES, ca_bundle: str | None = None,
+                 cache_keys: CacheKeys = KEYRING):
         self.clock = ServerClock()
         self.feed = ChangeFeed(publish)
         self.status = SyncStatus(state="starting", since=time.time())
         self._status_lock = threading.Lock()
         self._client = Client(backend_url, username, password, read_timeout, ca_bundle)
         self._max_snapshot = max_snapshot_bytes
-        self._writer = Writer(cache_path, self.feed, self.clock.now, self)
+        self._writer = Writer(cache_path, cache_keys, self.feed, self.clock.now, self)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sync-net",
                                         daemon=True)

@@ -14,7 +14,7 @@ from console.changes import Changes, Event
 from console.domain.actions import ActionState
 from console.protocol.schema import BadEvent, decode_event
 from console.protocol.sse import Frame
-from console.store import Store
+from console.store import CacheKeys, Store
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,11 @@ class Writer(threading.Thread):
     an error the operator should see, and report.batch_lost() when events could
     not be stored and only a new snapshot can mend the cache."""
 
-    def __init__(self, cache_path: str, feed: ChangeFeed, now: Callable[[], float], report):
+    def __init__(self, cache_path: str, cache_keys: CacheKeys, feed: ChangeFeed,
+                 now: Callable[[], float], report):
         super().__init__(name="store-writer", daemon=True)
         self.cache_path = cache_path
+        self.cache_keys = cache_keys
         self.feed = feed
         self._now = now
         self._report = report
@@ -83,7 +85,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         try:
-            store = Store(self.cache_path)
+            store = Store(self.cache_path, self.cache_keys)
             picture = store.load()
             newest = max((s.ts for s in picture.statuses.values()), default=None)
             self.ready.set_result((store.meta(), store.notice, len(store.actions((ActionState.PENDING,))),
