@@ -561,7 +561,8 @@ REPORT = """# Reliability
 Written by `make faults` ({started}): `{command}`. Real processes on loopback:
 the simulator with `--state` and `em-console --headless`, killed with SIGKILL at
 random moments, frozen with SIGSTOP, and a TCP proxy that cuts connections after a
-request reached the backend. After every scenario the console's cache is compared
+request reached the backend. Every cache is encrypted (SQLCipher, its key in a keyring
+of the run's own). After every scenario the console's cache is compared
 with the backend's snapshot (every device's latest status, every open alert with
 its history, the last event id), and its count of applied events must equal the
 span of ids since its snapshot: nothing lost, nothing applied twice.
