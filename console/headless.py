@@ -10,7 +10,7 @@ import time
 from console.changes import Changes
 from console.domain import iso
 from console.store import CacheInUse, CacheKeyMissing, KeyUnavailable, move_unreadable_aside
-from console.sync import SyncEngine
+from console.sync import SyncEngine, SyncState
 
 
 class Tally:
@@ -66,10 +66,16 @@ def run(backend: str, username: str, password: str, cache: str, interval: float 
         return 1
     if engine.status.cache_notice:
         print(engine.status.cache_notice, flush=True)
-    while not done.wait(interval):
+    while not done.wait(interval) and engine.status.state is not SyncState.REFUSED:
         print(status_line(engine, tally), flush=True)
+    refused = engine.status.detail if engine.status.state is SyncState.REFUSED else None
     engine.stop()
     print(status_line(engine, tally), flush=True)
+    if refused:
+        # Said and ended: a service with a stale password must not keep the account locked.
+        print(f"{refused}: check EM_CONSOLE_USER and EM_CONSOLE_PASSWORD; the cache and its "
+              "queued actions are kept.", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

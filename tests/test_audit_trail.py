@@ -164,6 +164,14 @@ def test_verify_on_the_command_line_as_an_operator_runs_it(trail, tmp_path):
     assert "Traceback" not in intact.stderr + broken.stderr + missing.stderr
 
 
+def test_verify_where_no_keyring_holds_the_key_says_so_and_exits_2(trail, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "ui.cli", "audit", "verify", "--cache", str(trail)],
+                         capture_output=True, text=True, timeout=60,
+                         env={**env(tmp_path), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
+    assert out.returncode == 2 and "No keyring is available" in out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
 @pytest.mark.parametrize("make, says", [
     (lambda p: None, "no such cache file"),
     (lambda p: p.mkdir(), "no such cache file"),

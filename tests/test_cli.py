@@ -45,6 +45,26 @@ def test_headless_keeps_a_cache_in_sync_and_prints_status_lines(start_backend, t
     assert " live " in lines[-2] and int(last["applied"]) > 0 and last["wearers"] == "100"
 
 
+def test_headless_with_a_refused_password_says_so_exits_1_and_does_not_lock_the_account(
+        start_backend, tmp_path):
+    """A sync service with a stale password must not sign in again and again: the
+    backend locks a username after 5 wrong passwords, the operator's included."""
+    import httpx
+
+    from console.protocol.schema import API
+    backend = start_backend(wearers=20, speed=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "--headless", "--backend", backend.url,
+         "--cache", str(tmp_path / "c.db"), "--status-interval", "0.5"],
+        capture_output=True, text=True, timeout=60,
+        env={**env(tmp_path), "EM_CONSOLE_USER": "demo", "EM_CONSOLE_PASSWORD": "stale"})
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "sign-in refused: Wrong username or password" in out.stderr
+    assert "EM_CONSOLE_PASSWORD" in out.stderr
+    signed_in = httpx.post(f"{backend.url}{API}/session", json={"username": "demo", "password": "demo"})
+    assert signed_in.status_code == 200  # tried once, not locked out
+
+
 def test_headless_without_a_backend_is_refused_with_a_clear_message(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ui.cli", "--headless"], capture_output=True,
                          text=True, timeout=30, env=env(tmp_path))

@@ -157,6 +157,23 @@ def test_without_a_keyring_the_cache_is_refused_naming_the_fix(tmp_path, no_keyr
     assert type(portable(refused.value)) is NoKeyring
 
 
+def test_a_keyring_that_keeps_secrets_in_clear_counts_only_when_configured_on_purpose(tmp_path):
+    """keyrings.alt's plaintext file ranks below 1, and keyring picks it where nothing
+    better is installed (a developer's virtualenv): the console must not take it for
+    a keyring then, only when someone configured it (as these tests do)."""
+    ask = [sys.executable, "-c", "import keyring; from console.store import keyring_available; "
+                                 "print(keyring_available(), keyring.get_keyring().priority)"]
+    chosen = {k: v for k, v in env(tmp_path).items() if k != "PYTHON_KEYRING_BACKEND"}
+    available, priority = subprocess.run(ask, capture_output=True, text=True, timeout=60,
+                                         env=chosen).stdout.split()
+    if float(priority) >= 1:
+        pytest.skip("this machine has a real keyring")
+    assert available == "False"
+    configured = {**chosen, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring"}
+    assert subprocess.run(ask, capture_output=True, text=True, timeout=60,
+                          env=configured).stdout.split()[0] == "True"
+
+
 def test_a_key_file_an_administrator_allowed_is_made_owner_only_and_used(tmp_path, no_keyring):
     key_file = tmp_path / "keys" / "em-console.key"
     key_file.parent.mkdir()

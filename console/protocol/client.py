@@ -100,6 +100,7 @@ class Client:
         self._expires_at = math.inf  # monotonic time the token stops working
         self._renewing = asyncio.Lock()  # the stream, the outbox and operations share a session
         self.operator: dict | None = None
+        self._refused: str | None = None  # why the backend refused the credentials kept
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -109,22 +110,31 @@ class Client:
         opened as anyone else is forgotten."""
         if (username, password) != (self.username, self._password):
             self._forget_session()
+            self._refused = None
         self.username, self._password = username, password
 
     async def sign_in(self, username: str | None = None, password: str | None = None) -> dict:
         """Open a session, as the operator kept or, given a name and password, as
         them: they are kept (to sign in again after a 401) once the backend
         accepts them, and a refused attempt leaves the client as it was."""
-        if username is None:
+        kept = username is None
+        if kept:
+            if self._refused:  # asking again would only lock the account out
+                raise AuthError(self._refused)
             username, password = self.username, self._password
         resp = await self._http.post(f"{API}/session", content=schema.encode(
             schema.SignIn(username, password)), headers={"Content-Type": "application/json"})
-        if resp.status_code == 401:
-            raise AuthError(_problem(resp).get("title", "sign-in refused"))
+        if resp.status_code in (401, 429):  # wrong, or locked after too many wrong ones
+            problem = _problem(resp)
+            refused = problem.get("title", "sign-in refused") + (
+                f" ({problem['detail']})" if resp.status_code == 429 and problem.get("detail") else "")
+            if kept:
+                self._refused = refused
+            raise AuthError(refused)
         if resp.status_code != 200:
             raise ApiError(resp.status_code, _problem(resp))
         self._use(resp, "sign-in")
-        self.username, self._password = username, password
+        self.username, self._password, self._refused = username, password, None
         return self.operator
 
     def _use(self, resp: httpx.Response, what: str) -> None:

@@ -57,7 +57,7 @@ from console.store.fleet import (
     status_row,
     wearer_from_row,
 )
-from console.store.keys import KEYRING, CacheKeyMissing, CacheKeys
+from console.store.keys import KEYRING, CacheKeys, KeyUnavailable
 from console.store.rows import LOGGED_PER_LOAD, decoded
 
 log = logging.getLogger(__name__)
@@ -387,7 +387,7 @@ def verify_audit(path: str | os.PathLike, keys: CacheKeys = KEYRING) -> tuple[in
             entries, head = audit.read(conn, audit.CACHE_FIELDS)
         finally:
             conn.close()
-    except CacheKeyMissing as e:
+    except KeyUnavailable as e:  # no key for it, or no keyring to ask
         return 2, [f"{path}: {e}"]
     except (sqlcipher3.Error, CacheUnusable, UnicodeDecodeError) as e:
         return 2, [f"{path}: not readable as a console's cache ({e})"]

@@ -143,10 +143,16 @@ KEYRING = CacheKeys()
 
 def usable_keyring() -> keyring.backend.KeyringBackend:
     """The keyring backend keyring chose; raises NoKeyring where it found none
-    (its `fail` backend, or a chainer with nothing to chain)."""
+    (its `fail` backend, or a chainer with nothing to chain), or found only one that
+    keeps secrets in clear. keyring ranks backends by priority, and one under 1 is
+    not recommended (keyrings.alt's plaintext file, which a developer's virtualenv
+    may hold): such a one counts only when configured on purpose
+    (PYTHON_KEYRING_BACKEND, keyringrc.cfg), as the tests' own keyring is."""
     backend = keyring.get_keyring()
-    if isinstance(backend, fail.Keyring) or (
-            isinstance(backend, chainer.ChainerBackend) and not backend.backends):
+    chained = backend.backends if isinstance(backend, chainer.ChainerBackend) else [backend]
+    if isinstance(backend, fail.Keyring) or not chained:
+        raise NoKeyring()
+    if chained[0].priority < 1 and not (keyring.core.load_env() or keyring.core.load_config()):
         raise NoKeyring()
     return backend
 

@@ -388,7 +388,15 @@ class SyncEngine:
             except asyncio.CancelledError:
                 raise
             except AuthError as e:
-                detail = f"sign-in refused: {e}"
+                # Refused credentials are not tried again (the client keeps the refusal):
+                # retrying would only lock the account out. Wait for someone to sign in.
+                log.warning("the backend refused the sign-in (%s); waiting for a new one", e)
+                self._credentials.clear()
+                self._update(state=SyncState.REFUSED, since=time.time(), retry_at=None,
+                             detail=f"sign-in refused: {e}"[:500])
+                await self._credentials.wait()
+                self._update(state=SyncState.CONNECTING, since=time.time(), detail="")
+                continue
             except (httpx.HTTPError, ProtocolError, OSError) as e:
                 detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             except Exception as e:  # a bug or a store failure: never end silently

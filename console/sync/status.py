@@ -14,6 +14,9 @@ class SyncState(StrEnum):
     CONNECTING = "connecting"
     LIVE = "live"  # the stream is open
     RECONNECTING = "reconnecting"  # waiting to try again; `detail` says why
+    # The backend refused the credentials (or locked the account): not tried again,
+    # which would only lock it (again), until someone signs in anew; `detail` says why.
+    REFUSED = "refused"
     STOPPED = "stopped"
 
 

@@ -35,6 +35,9 @@ class ConnectionIndicator(QLabel):
             wait = max(0, round((s.retry_at or now) - now))
             text = (f"◐ Reconnecting in {wait} s — offline since "
                     f"{datetime.fromtimestamp(s.since):%H:%M:%S} ({s.detail}) — {last}")
+        elif s.state == "refused":
+            text = (f"⊘ Not syncing: the backend refused your sign-in ({s.detail}). Queued actions "
+                    f"wait; File ▸ Sign out, then sign in again — {last}")
         elif s.state == "cached":
             text = "○ Cached picture — connecting…"
         else:
