@@ -21,8 +21,9 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog, QMessageBox
 
+from console.domain.access import MAX_OFFLINE_TRIES
 from console.domain.actions import Acknowledge, Action, ActionKind, ActionState
-from console.protocol.client import Client
+from console.protocol.client import AuthError, Client
 from console.store import Store
 from console.store.keys import SERVICE
 from console.sync import SyncEngine, SyncState
@@ -276,6 +277,18 @@ def test_offline_only_an_operator_who_signed_in_here_before_gets_in_with_that_pa
         assert "ConnectError" in engine.status.detail
 
     run(qapp, main())
+
+
+def test_offline_a_workstation_stops_checking_passwords_after_five_wrong_ones(engine_for,
+                                                                              start_backend):
+    engine = engine_for(f"http://127.0.0.1:{closed_port()}",
+                        signed_in_here_before(engine_for, start_backend))
+    for _ in range(MAX_OFFLINE_TRIES):
+        with pytest.raises(AuthError, match="only an operator who signed in online"):
+            engine.sign_in_later("demo", "guess").result(10)
+    with pytest.raises(AuthError, match="checks no more for 5 min"):
+        engine.sign_in_later("demo", "demo").result(10)  # even the right one, for a while
+    assert engine.status.operator is None
 
 
 def test_an_operation_cancelled_or_left_running_at_stop_ends_on_the_network_thread(tmp_path):

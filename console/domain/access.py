@@ -81,6 +81,21 @@ class KnownOperator:
         return Identity(self.name, self.roles)
 
 
+# Wrong passwords checked against a workstation's verifier (offline sign-in, unlock)
+# in a row before it stops checking for a while, as the backend does (its lockout):
+# otherwise, offline, anyone could guess for as long as they liked.
+MAX_OFFLINE_TRIES = 5
+OFFLINE_LOCKOUT = 5 * 60.0
+
+
+def offline_wait(failures: int, last: float, now: float) -> float:
+    """Seconds before a workstation checks another password for a username that has
+    had `failures` wrong ones in a row, the last at `last`; 0 when it may now."""
+    if failures < MAX_OFFLINE_TRIES:
+        return 0.0
+    return max(0.0, last + OFFLINE_LOCKOUT - now)
+
+
 # A workstation checks an offline sign-in, or unlocks a locked session, against a
 # verifier of the password the backend last accepted here: an argon2id hash
 # (64 MiB, about 0.1 s), never the password itself.

@@ -163,6 +163,8 @@ class Store:
         """`known.verifier` None keeps the one remembered (a sign-in nobody typed)."""
         if known.verifier is None and (before := self.known_operator(username)):
             known = replace(known, verifier=before.verifier)
+        elif known.verifier is not None:  # a password the backend accepted: guesses start over
+            self.set_offline_failures(username, 0, 0.0)
         with self.conn:
             self.conn.execute("REPLACE INTO meta VALUES (?, ?)",
                               (f"operator:{username}", msgspec.json.encode(known).decode()))
@@ -174,6 +176,24 @@ class Store:
             return msgspec.json.decode(row[0], type=KnownOperator) if row else None
         except (msgspec.DecodeError, TypeError):  # a bare name, from before verifiers
             return None
+
+    # Wrong passwords checked against an operator's verifier, in a row (access.offline_wait).
+    def offline_failures(self, username: str) -> tuple[int, float]:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?",
+                                (f"offline_failures:{username}",)).fetchone()
+        count, _, last = (row[0] if row and isinstance(row[0], str) else "").partition(" ")
+        try:
+            return int(count), float(last)
+        except ValueError:  # none recorded (or unreadable: none)
+            return 0, 0.0
+
+    def set_offline_failures(self, username: str, count: int, last: float) -> None:
+        with self.conn:
+            if count:
+                self.conn.execute("REPLACE INTO meta VALUES (?, ?)",
+                                  (f"offline_failures:{username}", f"{count} {last}"))
+            else:
+                self.conn.execute("DELETE FROM meta WHERE key = ?", (f"offline_failures:{username}",))
 
     def _set_meta(self, **values) -> None:
         self.conn.executemany("REPLACE INTO meta VALUES (?, ?)",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 import uuid
@@ -28,7 +29,14 @@ from typing import TypeVar
 import httpx
 
 from console.changes import Changes
-from console.domain.access import KnownOperator, roles_of, verified, verifier_of
+from console.domain.access import (
+    MAX_OFFLINE_TRIES,
+    KnownOperator,
+    offline_wait,
+    roles_of,
+    verified,
+    verifier_of,
+)
 from console.domain.actions import Acknowledge, Action, ActionState, Payload, kind_of
 from console.protocol.client import (
     MAX_HEARTBEAT,
@@ -317,8 +325,17 @@ class SyncEngine:
 
     async def _check_offline(self, username: str, password: str) -> KnownOperator:
         known = await self._known_operator(username)
+        failures, last = await self._writer_call(lambda s: s.offline_failures(username))
+        now = time.time()
+        if wait := offline_wait(failures, last, now):
+            raise AuthError(f"{failures} wrong passwords in a row on this workstation: it checks "
+                            f"no more for {math.ceil(wait / 60)} min (or sign in online)")
         if not await asyncio.to_thread(verified, known and known.verifier, password):
+            failures = failures + 1 if failures < MAX_OFFLINE_TRIES else 1  # after a lockout
+            await self._writer_call(lambda s: s.set_offline_failures(username, failures, now))
             raise AuthError(OFFLINE_REFUSED)
+        if failures:
+            await self._writer_call(lambda s: s.set_offline_failures(username, 0, now))
         return known
 
     def wearer_record(self, wearer_id: str) -> Future:
