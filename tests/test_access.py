@@ -7,6 +7,7 @@ from; the backend must refuse the rest with a 403 problem document."""
 
 from __future__ import annotations
 
+import stat
 import time
 import uuid
 
@@ -194,6 +195,7 @@ def test_the_state_file_keeps_only_hashes_of_tokens(start_backend, tmp_path):
     assert httpx.get(f"{backend.url}{API}/snapshot", timeout=30,
                      headers={"Authorization": f"Bearer {session['token']}"}).status_code == 200
     backend.stop()
+    assert stat.S_IMODE((tmp_path / "backend.db").stat().st_mode) == 0o600  # owner-only
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("backend.db*"))
     assert stored  # the state is there
     for secret in (session["token"], session["refresh_token"]):

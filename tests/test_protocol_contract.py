@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import shutil
 import signal
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from test_cli import env
 
 from console.embedded import EmbeddedSimulator
 from console.protocol.client import Client
@@ -221,8 +221,7 @@ def test_keys_in_a_state_file_from_before_they_were_scoped_still_answer(start_ba
 
 
 def cli_env(tmp_path, **extra) -> dict:
-    keep = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "PYTHONPATH") if k in os.environ}
-    return {**keep, "XDG_DATA_HOME": str(tmp_path / "data"), "QT_QPA_PLATFORM": "offscreen", **extra}
+    return {**env(tmp_path), **extra}  # with the tests' own keyring
 
 
 def headless(backend_url: str, tmp_path, *options, env: dict) -> subprocess.Popen:

@@ -97,7 +97,7 @@ def test_locking_cancels_a_dialog_open_over_the_data_and_wrong_passwords_sign_ou
     dialog.open()
     window.lock()
     assert not dialog.isVisible() and dialog.result() == QDialog.Rejected
-    with qtbot.waitSignal(window.sign_out_requested, timeout=20_000):
+    with qtbot.waitSignal(window.locked_out, timeout=20_000):
         for _ in range(MAX_TRIES):
             window.lock_page.password.setText("wrong")
             window.lock_page.check()

@@ -40,7 +40,7 @@ from console.store import (
 )
 from console.sync.process import EngineProcess
 from maps.web import sandbox_off_reason  # imports QtWebEngine, before any QApplication exists
-from ui.access.lock import LOCK_AFTER
+from ui.access.lock import LOCK_AFTER, MAX_TRIES
 from ui.access.signin import SignInDialog
 from ui.alerts.model import AlertQueueModel
 from ui.board.model import StatusBoardModel
@@ -57,6 +57,7 @@ KEEP = "Keep the file for an administrator"
 
 class Ended(Enum):
     SIGNED_OUT = "signed out"  # File ▸ Sign out: the sign-in dialog again
+    LOCKED_OUT = "locked out"  # too many wrong passwords at the lock screen: the same, saying so
     QUIT = "quit"  # File ▸ Quit, the window closed, Cancel at sign-in, SIGTERM
 
 
@@ -84,6 +85,7 @@ class Session:
         tune_collector(self.bridge)
         self.ended: asyncio.Future = asyncio.get_running_loop().create_future()
         self.window.sign_out_requested.connect(lambda: self.end(Ended.SIGNED_OUT))
+        self.window.locked_out.connect(lambda: self.end(Ended.LOCKED_OUT))
         self.window.closed.connect(lambda: self.end(Ended.QUIT))
         self._closed = False
 
@@ -140,12 +142,12 @@ class Console:
     async def run(self) -> int:
         """Sign in, work, and after signing out sign in again. 0 when the operator
         quits; 1 if they cancel the first sign-in or the cache cannot be opened."""
-        first = True
+        first, why = True, ""
         while True:
             session = self.new_session()
             try:
                 session.start()
-                how = await self._sign_in(session)
+                how = await self._sign_in(session, why)
                 signed_in = how is None
                 if signed_in:  # or working offline
                     session.window.show()
@@ -157,17 +159,19 @@ class Console:
                 if await self._cannot_open(how):
                     continue  # moved aside: a fresh cache
                 return 1
-            if how is not Ended.SIGNED_OUT:
+            if how not in (Ended.SIGNED_OUT, Ended.LOCKED_OUT):
                 return 1 if first and not signed_in else 0
             first = False
+            why = (f"Signed out after {MAX_TRIES} wrong passwords at the lock screen."
+                   if how is Ended.LOCKED_OUT else "")
 
-    async def _sign_in(self, session: Session) -> Ended | BaseException | None:
-        """The sign-in dialog, asking the session's engine. None once signed in (or
-        working offline); else how the session ended meanwhile (Ended.QUIT for
-        Cancel)."""
+    async def _sign_in(self, session: Session, why: str = "") -> Ended | BaseException | None:
+        """The sign-in dialog, asking the session's engine, saying `why` it asks again.
+        None once signed in (or working offline); else how the session ended meanwhile
+        (Ended.QUIT for Cancel)."""
         dialog = self.dialog = SignInDialog(session.engine.sign_in, session.engine.sign_in_later,
                                             self.backend, self.training,
-                                            username=self.username or "")
+                                            username=self.username or "", why=why)
 
         def close_dialog(_) -> None:  # the session ended: quit, or the cache failed
             dialog.done(QDialog.Rejected)

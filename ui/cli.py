@@ -42,6 +42,15 @@ except PackageNotFoundError:  # a bundle without metadata
 TRAINING_PASSWORD = "demo"  # the embedded training backend's operator: demo / demo
 
 
+def lock_minutes(text: str) -> float:
+    """--lock-after: minutes, 0 (never) to a day; anything else is refused, not
+    taken to mean never."""
+    minutes = float(text)
+    if not 0 <= minutes <= 24 * 60:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{text}: give minutes from 0 (never lock) to 1440")
+    return minutes
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="em-console", description="Electronic-monitoring centre console.")
     p.add_argument("--backend", help="backend URL; without it the training simulator is started")
@@ -63,7 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="with --headless: a cache that no key opens is moved aside (kept) and a "
                         "fresh one built from the backend, instead of exiting")
     p.add_argument("--headless", action="store_true", help="keep the cache in sync without a UI")
-    p.add_argument("--lock-after", type=float, default=10.0, metavar="MINUTES",
+    p.add_argument("--lock-after", type=lock_minutes, default=10.0, metavar="MINUTES",
                    help="lock the window after this long without input, hiding wearers' data "
                         "until the password is given again (default %(default)s; 0: never)")
     p.add_argument("--status-interval", type=float, default=5.0, help="headless status line period")

@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
     # The operator confirmed File ▸ Sign out; the window closes right after. Whoever
     # runs the window decides what follows (ui/app.py: the sign-in dialog again).
     sign_out_requested = Signal()
+    locked_out = Signal()  # too many wrong passwords at the lock screen: signed out
     closed = Signal()  # the window closed: File ▸ Quit, its close button, or signing out
 
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
@@ -134,7 +135,7 @@ class MainWindow(QMainWindow):
         if self.lock_page:
             self.work.addWidget(self.lock_page)
             self.lock_page.unlocked.connect(self.unlock)
-            self.lock_page.give_up.connect(self.sign_out_requested)
+            self.lock_page.give_up.connect(self.locked_out)
         layout.addWidget(self.work, 1)
         self.setCentralWidget(central)
         self.statusBar().addPermanentWidget(self.alarm_status)

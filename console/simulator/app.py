@@ -69,7 +69,8 @@ class Gate:
         headers = Headers(scope=scope)
         if (scope["method"], scope["path"]) not in OPEN:
             scheme, _, token = headers.get("authorization", "").partition(" ")
-            operator = self.accounts.operator(token) if scheme.lower() == "bearer" else None
+            token = token if scheme.lower() == "bearer" else ""  # Basic and the like: none
+            operator = self.accounts.operator(token) if token else None
             if operator is None:
                 return await (TOKEN_REFUSED if token else SIGN_IN_FIRST)(scope, receive, send)
             scope.setdefault("state", {}).update(

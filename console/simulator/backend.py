@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -112,6 +113,9 @@ class Backend:
     def _open(path: str | None) -> sqlite3.Connection | None:
         if path is None:
             return None
+        # Owner-only, created so before SQLite opens it (SQLite gives its -wal and -shm
+        # the file's mode): it holds the audit trail and the session tokens' hashes.
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
         db = sqlite3.connect(path, isolation_level=None, timeout=0)
         # One backend per state file: two would interleave one event log.
         db.execute("PRAGMA locking_mode=EXCLUSIVE")

@@ -45,7 +45,9 @@ class SignInDialog(QDialog):
 
     def __init__(self, sign_in: Callable[[str, str], Future],
                  sign_in_offline: Callable[[str, str], Future], backend_url: str,
-                 training: bool, timeout: float = SIGN_IN_TIMEOUT, username: str = ""):
+                 training: bool, timeout: float = SIGN_IN_TIMEOUT, username: str = "",
+                 why: str = ""):
+        """why: why it asks again, said first (and nothing is prefilled then)."""
         super().__init__()
         self.setWindowTitle("EM Console — sign in")
         self._ask_backend = sign_in
@@ -58,10 +60,11 @@ class SignInDialog(QDialog):
         self._started = 0.0
         self.username = QLineEdit(username or ("demo" if training else ""))
         self.username.setAccessibleName("Username")
-        self.password = QLineEdit("demo" if training else "", echoMode=QLineEdit.Password)
+        self.password = QLineEdit("demo" if training and not why else "",
+                                  echoMode=QLineEdit.Password)
         self.password.setAccessibleName("Password")
         self._where = f"Backend: {backend_url}" + (" (training simulator)" if training else "")
-        self.message = QLabel(self._where)
+        self.message = QLabel(f"{why} {self._where}" if why else self._where)
         self.message.setTextFormat(Qt.PlainText)  # it quotes what a backend said
         self.message.setWordWrap(True)
         self.message.setAccessibleName("Sign-in message")
