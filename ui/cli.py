@@ -52,7 +52,10 @@ def lock_minutes(text: str) -> float:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="em-console", description="Electronic-monitoring centre console.")
+    p = argparse.ArgumentParser(
+        prog="em-console", description="Electronic-monitoring centre console.",
+        epilog="em-console audit verify [--cache PATH] [--key-file PATH]: whether the offline "
+               "cache's audit trail holds (exit 0), where it breaks (1), or why it cannot be read (2).")
     p.add_argument("--backend", help="backend URL; without it the training simulator is started")
     p.add_argument("--user", default=os.environ.get("EM_CONSOLE_USER"),
                    help="operator name for --headless and --offscreen-for, whose password is "

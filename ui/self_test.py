@@ -185,7 +185,11 @@ def check_encryption(tmp: Path) -> dict:
             import_module(package)
     except (KeyError, ImportError) as e:
         raise Failed(f"keyring's {backend} backend is not in this installation ({e!r})") from None
-    return {"cipher": f"SQLCipher {cipher}", "keyring": keyring.get_keyring().name}
+    from console.store import keyring_available
+
+    keyring_here = (keyring.get_keyring().name if keyring_available()
+                    else "none on this machine: caches need --key-file")
+    return {"cipher": f"SQLCipher {cipher}", "keyring": keyring_here}
 
 
 def check_webengine() -> dict:
