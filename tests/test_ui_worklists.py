@@ -24,7 +24,7 @@ from console.domain.access import Identity, Role
 from console.domain.actions import ActionKind, ActionState, Claim, Close
 from console.domain.workitems import GROUP_WINDOW, WorkList
 from ui.alerts.model import AlertQueueModel
-from ui.alerts.widget import AlertQueue
+from ui.alerts.widget import LISTS, AlertQueue
 
 NOW = 1_795_000_000.0
 ME = "Ann Hale"
@@ -47,6 +47,20 @@ def queue_with(*alerts):
 
 def shown(model) -> list[str]:
     return [model.alert_at(p).id for p in range(model.rowCount())]
+
+
+def test_closing_a_lists_only_alert_recounts_its_tab_though_the_order_shown_stays(qtbot):
+    """Seen in a new-user trial: the tab kept saying 1 over an empty list."""
+    model, queue = queue_with(
+        alert("B1", "strap_tamper"),
+        alert("F1", "inability_to_monitor", wearer="W3", evidence=Evidence(at_home=True)))
+    qtbot.addWidget(queue)
+    queue.show_list(WorkList.DEVICE_FAULTS)
+    assert queue.tabs.tabText(LISTS.index(WorkList.DEVICE_FAULTS)) == "Device faults (1)"
+    model.apply(Changes(closed={"F1"}))
+    qtbot.waitUntil(lambda: queue.tabs.tabText(LISTS.index(WorkList.DEVICE_FAULTS)) == "Device faults (0)",
+                    timeout=3000)
+    assert "0 work items" in queue.title.text() and model.rowCount() == 0
 
 
 def test_each_list_shows_its_alerts_and_every_tab_counts_work_items_and_alerts(qtbot):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from PySide6.QtCore import Signal
+
 from console.changes import BatterySpans, Changes
 from console.domain import (
     LOCAL_TZ,
@@ -28,6 +30,10 @@ from ui.common.table import CAUTION, WARN, Clock, SelfSortingModel, uk_datetime
 
 class AlertQueueModel(SelfSortingModel):
     """Open alerts, most urgent first, then oldest first (ICIBI §5.14)."""
+
+    # Every list's counts moved without the order shown moving (an alert closed):
+    # the tabs say so too.
+    counts_changed = Signal()
 
     # The two axes of an alert side by side: its handling (State) and whether what
     # raised it is still there (Condition), as alarm tables show them.
@@ -194,6 +200,12 @@ class AlertQueueModel(SelfSortingModel):
     def anticipated(self, alert: Alert) -> Alert:
         """The alert as it will be once this console's queued actions on it arrive."""
         return anticipated(alert, self.queued.get(alert.id, []), self.clock())
+
+    def _reorder(self) -> None:
+        before = self.counts
+        super()._reorder()
+        if self.counts != before:
+            self.counts_changed.emit()
 
     def _compute_order(self) -> list[int]:
         """The list shown, incident by incident, and every list's counts."""

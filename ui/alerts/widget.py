@@ -90,7 +90,8 @@ class AlertQueue(QWidget):
         layout.setSpacing(2)
         layout.addWidget(self.tabs)
         layout.addWidget(body)
-        for signal in (model.modelReset, model.layoutChanged, model.dataChanged):
+        for signal in (model.modelReset, model.layoutChanged, model.dataChanged,
+                       model.counts_changed):
             signal.connect(self._refresh)
         self._refresh()
 
