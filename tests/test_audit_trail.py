@@ -21,7 +21,8 @@ from console.simulator.alerts import transition
 from console.simulator.backend import Backend
 from console.store import SCHEMA_VERSION, Store, verify_audit
 from console.store import audit as chain
-from console.store.database import MIGRATIONS, connect
+from console.store.database import connect
+from console.store.migrations import MIGRATIONS
 from ui import cli
 
 T = 1_795_000_000.0

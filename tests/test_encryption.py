@@ -35,8 +35,9 @@ from console.store import (
     move_unreadable_aside,
 )
 from console.store import outbox as outbox_rows
-from console.store.database import MIGRATIONS, PLAINTEXT_HEADER, SCHEMA_VERSION, open_file
+from console.store.database import PLAINTEXT_HEADER, SCHEMA_VERSION, open_file
 from console.store.keys import KEY_BYTES, SERVICE
+from console.store.migrations import MIGRATIONS
 from console.store.undelivered import Undelivered, recorded
 from console.sync import SyncEngine
 from console.sync.child import portable

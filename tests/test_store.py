@@ -294,7 +294,7 @@ def test_every_action_is_audited_with_its_operator_in_the_same_write(store):
 def test_a_version_1_cache_is_migrated_without_losing_queued_actions(tmp_path):
     import sqlite_utils
 
-    from console.store.database import _migrate_1
+    from console.store.migrations import _migrate_1
 
     conn = connect(tmp_path / "old.db")
     _migrate_1(sqlite_utils.Database(conn))
@@ -312,7 +312,7 @@ def test_a_version_1_cache_is_migrated_without_losing_queued_actions(tmp_path):
 def test_a_version_2_cache_is_migrated_keeping_every_action_and_its_audit(tmp_path):
     import sqlite_utils
 
-    from console.store.database import _migrate_1, _migrate_2
+    from console.store.migrations import _migrate_1, _migrate_2
 
     conn = connect(tmp_path / "v2.db")
     db = sqlite_utils.Database(conn)
