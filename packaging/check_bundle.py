@@ -47,7 +47,7 @@ def self_test(executable: Path, *prefix: str, env: dict) -> dict:
     encryption = report["checks"].get("encryption")
     if encryption is None:  # a bundle of a console from before the cache was encrypted
         sys.exit("--self-test did not check the cache's encryption")
-    print(f"cache encryption: ok ({encryption['cipher']}; this machine's keyring: {encryption['keyring']})")
+    print(f"cache encryption: ok ({encryption['cipher']}; keyring: {encryption['keyring']})")
     return report
 
 
