@@ -18,8 +18,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 class Role(StrEnum):
     OPERATOR = "operator"  # watches the picture, works alerts and breach cases
-    COORDINATOR = "coordinator"  # plans field visits: sees the picture and wearers' records
-    SUPERVISOR = "supervisor"  # an operator who also reads the audit of who saw what
+    COORDINATOR = "coordinator"  # plans field visits: sees the picture and wearers' records, no trails
+    SUPERVISOR = "supervisor"  # an operator who also approves long trail windows and reads the audit
     AUDITOR = "auditor"  # reads the picture and the audit; changes nothing, sees no record
 
 
@@ -31,16 +31,20 @@ class Permission(StrEnum):
     SEE_WEARER = "see a wearer's record"
     RECORD_CASE = "record breach casework"
     SUSPEND = "suspend a wearer's monitoring"
+    SEE_TRAIL = "ask to see a wearer's location trail, for a recorded purpose"
+    APPROVE_TRAIL = "approve or refuse a trail window longer than 7 days"
     SEE_AUDIT = "read the audit of who did and saw what"
     SEE_GROUND_TRUTH = "read the simulator's ground truth"  # evaluation data, simulator only
 
 
 P = Permission
 MATRIX: dict[Role, frozenset[Permission]] = {
-    Role.OPERATOR: frozenset({P.SEE_PICTURE, P.WORK_ALERTS, P.SEE_WEARER, P.RECORD_CASE, P.SUSPEND}),
+    Role.OPERATOR: frozenset({P.SEE_PICTURE, P.WORK_ALERTS, P.SEE_WEARER, P.RECORD_CASE, P.SUSPEND,
+                              P.SEE_TRAIL}),
     Role.COORDINATOR: frozenset({P.SEE_PICTURE, P.SEE_WEARER}),
     Role.SUPERVISOR: frozenset({P.SEE_PICTURE, P.WORK_ALERTS, P.SEE_WEARER, P.RECORD_CASE,
-                                P.SUSPEND, P.SEE_AUDIT, P.SEE_GROUND_TRUTH}),
+                                P.SUSPEND, P.SEE_TRAIL, P.APPROVE_TRAIL, P.SEE_AUDIT,
+                                P.SEE_GROUND_TRUTH}),
     Role.AUDITOR: frozenset({P.SEE_PICTURE, P.SEE_AUDIT, P.SEE_GROUND_TRUTH}),
 }
 

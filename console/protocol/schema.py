@@ -435,10 +435,13 @@ class Viewed(Struct):
 
 
 def components() -> dict[str, dict]:
-    """The JSON Schemas of every type above, for /openapi.json's components."""
+    """The JSON Schemas of every type above and of trails.py's, for /openapi.json's
+    components."""
+    from console.protocol import trails  # it builds on this module's types
+
     _, found = msgspec.json.schema_components(
         [Snapshot, Session, SignIn, Refresh, Acknowledgement, Claim, Closing, Shelving, Problem, Reset,
-         GroundTruth, WearerRecord, NewCaseEntry, CaseEntry, Viewed],
+         GroundTruth, WearerRecord, NewCaseEntry, CaseEntry, Viewed, *trails.TYPES],
         ref_template="#/components/schemas/{name}")
     return found
 

@@ -1,0 +1,229 @@
+"""Wearers' location trails, and the legal-purpose gate in front of them.
+
+Continuous location is intrusive (it can reveal religion, health, relationships):
+the ICO found in 2024 that the GPS pilot's access to it was neither necessary,
+proportionate nor accountable. So a trail is seen only for one of the purposes
+the ICIBI lists, with a reference to the matter in hand, a justification and a
+time window; a window longer than an operator may open on their own waits for a
+supervisor's approval. The backend enforces all of it and records every grant and
+every fetch; the console's checks here are a convenience so that an operator is
+told before asking, never the safeguard.
+
+Points are columnar (one tuple per field), as they travel: 43,200 points a month
+as objects would cost more than the trail itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from console.domain.clock import DAY
+from console.domain.fleet import Curfew
+
+MAX_OPERATOR_WINDOW = 7 * DAY  # longer windows need a supervisor's approval
+MAX_WINDOW = 31 * DAY  # nobody opens more than this at once
+GRANT_LIFETIME = DAY  # a grant may be used to fetch its window for this long
+CACHE_LIFETIME = DAY  # a fetched trail is deleted from a console's cache after this
+MAX_POINTS = 50_000  # one a minute for 31 days is 44,640
+
+
+class Purpose(StrEnum):
+    """Why a trail may be viewed (ICIBI §5.34-5.37). The values are the wire's."""
+
+    BREACH = "breach"
+    ABSCONDING = "absconding"
+    ARTICLE_8 = "article_8"
+    BAIL_BREACH_ALLEGATION = "bail_breach_allegation"
+    SUBJECT_ACCESS_OR_LEGAL = "subject_access_or_legal"
+
+    @property
+    def label(self) -> str:
+        return PURPOSE_LABELS[self]
+
+
+PURPOSE_LABELS = {
+    Purpose.BREACH: "Breach or suspected breach (including lost contact)",
+    Purpose.ABSCONDING: "Absconding",
+    Purpose.ARTICLE_8: "Article 8 representations or further submissions",
+    Purpose.BAIL_BREACH_ALLEGATION: "Allegation or intelligence of a bail breach",
+    Purpose.SUBJECT_ACCESS_OR_LEGAL: "Subject access request or legal challenge",
+}
+
+
+class ReferenceKind(StrEnum):
+    """What the access is for: an alert, a case entry, or a matter outside the console."""
+
+    ALERT = "alert"
+    CASE_ENTRY = "case_entry"
+    EXTERNAL = "external"
+
+
+class RequestState(StrEnum):
+    PENDING = "pending"  # waits for a supervisor (a window over MAX_OPERATOR_WINDOW)
+    GRANTED = "granted"  # the requester may fetch its window until expires_at
+    REFUSED = "refused"  # a supervisor said no, with a reason
+    EXPIRED = "expired"  # granted, and GRANT_LIFETIME has passed
+
+
+class Source(StrEnum):
+    """How a point was located; accuracy follows from it."""
+
+    GPS = "gps"
+    CELL = "cell"
+    WIFI = "wifi"
+
+
+class AccessEvent(StrEnum):
+    """What the backend's access log records for a wearer's trail."""
+
+    REQUESTED = "requested"
+    GRANTED = "granted"  # within an operator's limit, at once
+    APPROVED = "approved"  # by a supervisor
+    REFUSED = "refused"  # by a supervisor
+    FETCHED = "fetched"  # points sent: who saw which window
+    DENIED = "denied"  # a fetch the backend refused (no grant, outside it, expired, not theirs)
+
+
+def window_problem(start: float, end: float, now: float) -> str | None:
+    """Why a trail window cannot be asked for at `now`, or None."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        return "the window's start and end must be times"
+    if end <= start:
+        return "the window ends before it starts"
+    if end > now + 60:  # a minute's grace for clocks
+        return "the window reaches into the future"
+    if end - start > MAX_WINDOW:
+        return f"the window is longer than {MAX_WINDOW / DAY:.0f} days"
+    return None
+
+
+def needs_approval(start: float, end: float) -> bool:
+    return end - start > MAX_OPERATOR_WINDOW
+
+
+@dataclass(frozen=True)
+class TrailRequest:
+    """A request to see one wearer's trail for a purpose, and what became of it.
+    `id` is chosen by the console (a UUID), so that it knows the request before the
+    backend's answer arrives, and a retry is the same request."""
+
+    id: str
+    wearer_id: str
+    purpose: Purpose
+    reference_kind: ReferenceKind
+    reference: str
+    justification: str
+    start: float
+    end: float
+    state: RequestState = RequestState.PENDING
+    requested_by: str = ""
+    requested_at: float = 0.0
+    decided_by: str | None = None  # the supervisor, for a window that needed one
+    decided_at: float | None = None
+    decision_note: str = ""
+    expires_at: float | None = None  # granted: fetches allowed until then
+
+    def problem(self, now: float) -> str | None:
+        """Why the backend will refuse this request as asked, or None."""
+        if not self.reference.strip():
+            return "a reference is required (an alert, a case entry or an external reference)"
+        if not self.justification.strip():
+            return "a justification is required"
+        return window_problem(self.start, self.end, now)
+
+    def refuses_fetch(self, start: float, end: float, now: float) -> str | None:
+        """Why a fetch of [start, end] under this request is refused, or None."""
+        if self.state is not RequestState.GRANTED or (
+                self.expires_at is not None and now > self.expires_at):
+            state = RequestState.EXPIRED if self.state is RequestState.GRANTED else self.state
+            return f"the request is {state.value}, not granted"
+        if start < self.start or end > self.end or end <= start:
+            return "the window asked for is outside the one granted"
+        return None
+
+
+@dataclass(frozen=True)
+class Zone:
+    """An inclusion zone (must be there, e.g. home during curfew) or an exclusion
+    zone (must not enter), as a circle."""
+
+    name: str
+    exclusion: bool
+    lat: float
+    lon: float
+    radius_m: float
+
+
+@dataclass(frozen=True)
+class Trail:
+    """The points of one window, columnar and in time order, with what the map
+    draws around them. Gaps in the signal are gaps in `t`."""
+
+    request_id: str
+    wearer_id: str
+    start: float
+    end: float
+    t: tuple[float, ...]
+    lat: tuple[float, ...]
+    lon: tuple[float, ...]
+    accuracy: tuple[float, ...]  # metres
+    source: tuple[Source, ...]
+    home: tuple[float, float] | None = None  # the curfew address
+    curfew: Curfew | None = None
+    zones: tuple[Zone, ...] = ()
+    skipped: int = 0  # points the decoder refused (NaN, out of range, outside the window)
+    purpose: Purpose | None = None  # of the grant it was fetched under, for banners and reports
+    reference: str = ""
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def usable_points(t, lat, lon, accuracy, source, start: float, end: float):
+    """The points fit to draw, as five tuples in time order, and how many were not:
+    NaN or infinite values, latitudes and longitudes out of range, negative
+    accuracy, times outside [start, end] or not after the point before."""
+    kept: tuple[list, list, list, list, list] = ([], [], [], [], [])
+    last = -math.inf
+    for row in zip(t, lat, lon, accuracy, source, strict=True):
+        ti, la, lo, acc = row[:4]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in row[:4]):
+            continue
+        if not (-90 <= la <= 90 and -180 <= lo <= 180 and acc >= 0 and start <= ti <= end
+                and ti > last):
+            continue
+        last = ti
+        for column, value in zip(kept, row, strict=True):
+            column.append(value)
+    return tuple(tuple(c) for c in kept), len(t) - len(kept[0])
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """One line of a wearer's trail-access log: who, in which role, when, for what."""
+
+    at: float
+    event: AccessEvent
+    operator: str
+    roles: tuple[str, ...]
+    request_id: str
+    purpose: Purpose
+    reference_kind: ReferenceKind
+    reference: str
+    justification: str
+    start: float
+    end: float
+    detail: str = ""  # a refusal's or denial's reason
+
+
+@dataclass(frozen=True)
+class AccessLog:
+    """A wearer's trail-access log over a period: every access, or an explicit
+    empty list that proves there was none."""
+
+    wearer_id: str
+    since: float
+    until: float
+    entries: tuple[AccessEntry, ...] = field(default_factory=tuple)
