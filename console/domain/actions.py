@@ -2,8 +2,8 @@
 
 Each kind of action is a member of a `Kind` enum, registered in `KINDS` with the
 type of its payload and the texts the UI shows for it: the transitions on an alert
-(acknowledge, claim, start work, close, shelve, unshelve), case entries and
-suspensions. A new one (a
+(acknowledge, claim, start work, close, shelve, unshelve), case entries,
+suspensions, trail requests and supervisors' decisions on them. A new one (a
 call, a visit outcome) adds a member to `ActionKind`, its payload struct, its row
 in `KINDS` and its delivery function in console/sync/outbox.py, and nothing else:
 the outbox, the sender's loop and the UI take any registered kind.
@@ -28,6 +28,7 @@ from console.domain.alerts import (
     SuspensionReason,
 )
 from console.domain.cases import CaseEntry, EntryKind, Sanction
+from console.domain.trails import Purpose, ReferenceKind, TrailRequest
 
 
 class ActionState(StrEnum):
@@ -116,6 +117,33 @@ class RecordCaseEntry(Payload, frozen=True):
                          self.sanction)
 
 
+class RequestTrail(Payload, frozen=True):
+    """Ask to see a wearer's trail for a purpose (console/domain/trails.py). The
+    request's id is chosen here, so the console follows it before the answer."""
+
+    request_id: str
+    wearer_id: str
+    purpose: Purpose
+    reference_kind: ReferenceKind
+    reference: str
+    justification: str
+    start: float
+    end: float
+
+    @property
+    def request(self) -> TrailRequest:
+        return TrailRequest(self.request_id, self.wearer_id, self.purpose, self.reference_kind,
+                            self.reference, self.justification, self.start, self.end)
+
+
+class DecideTrailRequest(Payload, frozen=True):
+    """A supervisor's approval or refusal of a trail request, with the reason."""
+
+    request_id: str
+    approve: bool
+    note: str
+
+
 @dataclass(frozen=True)
 class KindTexts:
     """What the UI says about an action of one kind, by state. Only glyphs that
@@ -160,6 +188,8 @@ class ActionKind(Kind):
     UNSHELVE = "unshelve"
     CASE_ENTRY = "case_entry"
     SUSPEND = "suspend"
+    REQUEST_TRAIL = "request_trail"
+    DECIDE_TRAIL = "decide_trail"
 
 
 # The kinds this console queues, reads back and shows. Tests may register a kind of
@@ -186,6 +216,12 @@ KINDS: dict[Kind, KindSpec] = {
     ActionKind.SUSPEND: KindSpec(Suspend, KindTexts(
         queued="◷ suspending (queued)", sent="✓ suspended (sent)",
         what="suspension ({reason}) of wearer {wearer_id}")),
+    ActionKind.REQUEST_TRAIL: KindSpec(RequestTrail, KindTexts(
+        queued="◷ asking for the trail (queued)", sent="✓ trail request sent",
+        what="trail request ({purpose}) for wearer {wearer_id}")),
+    ActionKind.DECIDE_TRAIL: KindSpec(DecideTrailRequest, KindTexts(
+        queued="◷ deciding (queued)", sent="✓ decision sent",
+        what="decision on trail request {request_id}")),
 }
 
 

@@ -25,7 +25,8 @@ from console.domain import DAY, WINDOW, Alert, Span
 from console.domain.access import KnownOperator
 from console.domain.actions import Action, ActionState
 from console.domain.battery import counts
-from console.store import audit, outbox, undelivered
+from console.domain.trails import Trail, TrailRequest
+from console.store import audit, outbox, trails, undelivered
 from console.store.alerts import (
     ALERT_COLUMNS,
     ALERT_ROW,
@@ -378,6 +379,18 @@ class Store:
         changes = outbox.settle(self.conn, key, state, detail, attempts)
         self._record_undelivered()
         return changes
+
+    # -- trails (console/store/trails.py) -----------------------------------------
+
+    def trail_viewed(self, request: TrailRequest, trail: Trail | None, operator: str | None,
+                     username: str | None, now: float) -> None:
+        trails.viewed(self.conn, request, trail, operator, username, now)
+
+    def cached_trail(self, request_id: str, now: float) -> Trail | None:
+        return trails.cached(self.conn, request_id, now)
+
+    def sweep_trails(self, now: float) -> int:
+        return trails.sweep(self.conn, now)
 
     def _record_undelivered(self) -> None:
         """Say beside the cache what its outbox holds undelivered, readable without

@@ -12,7 +12,7 @@ import sqlite_utils
 
 from console.store import audit
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -144,8 +144,15 @@ def _migrate_6(db: sqlite_utils.Database) -> None:
     conn.execute("REPLACE INTO meta VALUES (?, ?)", (audit.HEAD_KEY, str(head)))
 
 
+def _migrate_7(db: sqlite_utils.Database) -> None:
+    # Trails fetched under a grant, kept at most a day (console/store/trails.py).
+    db["trails"].create({"request_id": str, "wearer_id": str, "fetched_at": float,
+                         "expires_at": float, "body": bytes},
+                        pk="request_id", not_null={"wearer_id", "fetched_at", "expires_at", "body"})
+
+
 MIGRATIONS = {1: _migrate_1, 2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5,
-              6: _migrate_6}
+              6: _migrate_6, 7: _migrate_7}
 
 
 @functools.cache

@@ -23,8 +23,10 @@ from console.domain.actions import (
     ActionState,
     Claim,
     Close,
+    DecideTrailRequest,
     Kind,
     RecordCaseEntry,
+    RequestTrail,
     Shelve,
     StartWork,
     Suspend,
@@ -89,6 +91,16 @@ async def _suspend(client: Client, payload: Suspend, key: str) -> object:
 @delivers(ActionKind.CASE_ENTRY)
 async def _case_entry(client: Client, payload: RecordCaseEntry, key: str) -> object:
     return await client.record_case_entry(payload.wearer_id, payload.entry, key)
+
+
+@delivers(ActionKind.REQUEST_TRAIL)
+async def _request_trail(client: Client, payload: RequestTrail, key: str) -> object:
+    return await client.request_trail(payload.request, key)
+
+
+@delivers(ActionKind.DECIDE_TRAIL)
+async def _decide_trail(client: Client, payload: DecideTrailRequest, key: str) -> object:
+    return await client.decide_trail_request(payload.request_id, payload.approve, payload.note, key)
 
 
 class OutboxSender:

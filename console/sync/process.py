@@ -4,7 +4,8 @@ Decoding the stream and writing the cache held the GIL for up to half a second a
 a time while catching up, and the GUI thread waited for it inside Qt (docs/perf.md).
 So the window's process keeps only the GUI thread's work: `EngineProcess` runs a
 SyncEngine in a child process and offers what the window uses of one (launch, stop,
-sign_in, sign_in_later, unlock, act, wearer_record, status, clock, picture_time). The child sends back its
+sign_in, sign_in_later, unlock, act, wearer_record, the trail operations, status, clock,
+picture_time). The child sends back its
 `Changes` (the same contract), its status and its clock over one pipe, in order: an
 action's `Changes` arrive before the answer to `act`.
 
@@ -101,6 +102,19 @@ class EngineProcess:
 
     def wearer_record(self, wearer_id: str) -> Future:
         return self._ask("wearer_record", wearer_id)
+
+    def trail_requests(self, state=None, wearer_id: str | None = None) -> Future:
+        return self._ask("trail_requests", state, wearer_id)
+
+    def trail_request(self, request_id: str) -> Future:
+        return self._ask("trail_request", request_id)
+
+    def trail(self, request) -> Future:
+        return self._ask("trail", request)
+
+    def trail_access(self, wearer_id: str, since: float | None = None,
+                     until: float | None = None) -> Future:
+        return self._ask("trail_access", wearer_id, since, until)
 
     def picture_time(self) -> float:
         return self.clock.picture_time(self.status.state is SyncState.LIVE)
