@@ -85,7 +85,7 @@ def start_window(start_backend, tmp_path, qtbot):
         engines.append(engine)
         board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
-                            engine.wearer_record, training=True, version="test")
+                            engine.wearer_record, training=True, version="test", trails=engine)
         qtbot.addWidget(window)
         engine.start()
         window.show()

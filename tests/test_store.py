@@ -150,8 +150,9 @@ def test_a_version_3_cache_reads_its_alerts_after_migration(tmp_path, store):
     conn = store.conn
     # A schema-3 cache: history entries of four items, no handling columns, and
     # nothing of schema 5 (when the condition cleared, evidence, suppression, spans)
-    # or 6 (the audit trail's chain).
+    # or 6 (the audit trail's chain) or 7 (trails).
     conn.execute("DROP TABLE battery_spans")
+    conn.execute("DROP TABLE trails")
     for column in ("prev", "hash"):
         conn.execute(f"ALTER TABLE audit DROP COLUMN {column}")
     for column in ("holder", "outcome", "shelved_until", "shelved_reason", "cleared_at",

@@ -79,7 +79,7 @@ class Session:
         self.alerts = AlertQueueModel(self.engine.clock.now, self.engine.picture_time)
         self.window = MainWindow(self.board, self.alerts, self.bridge, lambda: self.engine.status,
                                  self.engine.act, self.engine.wearer_record, training, version,
-                                 self.engine.unlock, lock_after)
+                                 self.engine.unlock, lock_after, trails=self.engine)
         self.window.resize(1500, 850)
         self.bridge.notice.connect(lambda text: self.window.statusBar().showMessage(text, 300_000))
         tune_collector(self.bridge)

@@ -76,6 +76,30 @@ def on_gui_thread(fut: Future[T]) -> asyncio.Future[T]:
     return waiting
 
 
+class _Callback(QObject):
+    """Carries a finished future to its callback on the GUI thread."""
+
+    arrived = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.arrived.connect(lambda pair: pair[0](pair[1]))
+
+
+_callback: _Callback | None = None
+
+
+def when_done(fut: Future[T], callback: Callable[[Future[T]], None]) -> None:
+    """Call callback(fut) on the GUI thread once `fut` (an engine operation) is done,
+    as Anki's operations call theirs. For widgets that ask and show, with no
+    coroutine to await in: they work in a window that Qt alone drives. Call it on
+    the GUI thread."""
+    global _callback
+    if _callback is None:
+        _callback = _Callback()  # made on the GUI thread, at the first call
+    fut.add_done_callback(lambda f: _callback.arrived.emit((callback, f)))
+
+
 async def result_of(fut: Future[T]) -> T:
     """Await, in a coroutine on the GUI thread, a future another thread resolves
     (an engine operation). Cancelling the coroutine cancels the operation."""

@@ -48,6 +48,8 @@ from ui.board.widget import StatusBoard
 from ui.bridge import GuiBridge
 from ui.cases.tab import CaseTab
 from ui.common.status import ConnectionIndicator, StaleNotice, TrainingBanner
+from ui.trails.menu import TrailsMenu
+from ui.trails.tab import TrailTab
 from ui.wearers.view import WearerView
 
 CLOCK_REFRESH_MS = 5_000  # ages and connection states move on without events
@@ -72,12 +74,16 @@ class MainWindow(QMainWindow):
     def __init__(self, board: StatusBoardModel, alerts: AlertQueueModel, bridge: GuiBridge,
                  status: Callable[[], SyncStatus], act: Callable[[Payload], Future],
                  fetch_record: Callable[[str], Future], training: bool, version: str,
-                 unlock: Callable[[str], Future] | None = None, lock_after: float = LOCK_AFTER):
+                 unlock: Callable[[str], Future] | None = None, lock_after: float = LOCK_AFTER,
+                 trails=None):
         """act: queue an operator's action (SyncEngine.act); the future resolves once
         it is durable, and the window shows it only from the Changes that follow.
         fetch_record: a wearer's record from the backend (SyncEngine.wearer_record).
         unlock: check the signed-in operator's password (SyncEngine.unlock); with it
-        the session locks after lock_after seconds without input (0: never)."""
+        the session locks after lock_after seconds without input (0: never).
+        trails: the engine's trail operations (SyncEngine.trail_requests, trail,
+        trail_access); with them the wearer view has a Trail tab and the window a
+        Trails menu."""
         super().__init__()
         self.setWindowTitle("EM Console" + (" — TRAINING" if training else ""))
         self.board_model, self.alert_model = board, alerts
@@ -102,6 +108,10 @@ class MainWindow(QMainWindow):
                            lambda: self._status().identity)
         self.wearer.suspend_requested.connect(lambda payload: self._act_all([payload]))
         self.wearer.add_tab(self.case, "Case")
+        self.trail = TrailTab(board, trails, lambda p: self._act_all([p]), alerts.clock,
+                              lambda: self._status().identity, self.queue.selected) if trails else None
+        if self.trail:
+            self.wearer.add_tab(self.trail, "Trail")
         self.alarms = Annunciator(alerts, self)
         self.alarm_status = QLabel(textFormat=Qt.PlainText)
         self.alarm_status.setAccessibleName("Alarms")
@@ -141,6 +151,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.alarm_status)
         self.statusBar().addPermanentWidget(self.counters)
         self._menus()
+        self.trails_menu = TrailsMenu(self, trails, lambda p: self._act_all([p]),
+                                      lambda: self._status().identity, board, alerts.wearer_ref,
+                                      alerts.clock) if trails else None
+        if self.trails_menu:
+            self._work_menus.append(self.trails_menu.menu)
         self._show_alarms()
         self.idle = IdleWatch(lock_after, self) if unlock and lock_after > 0 else None
         if self.idle:
@@ -277,6 +292,8 @@ class MainWindow(QMainWindow):
         self.alert_model.apply(changes)
         self.alarms.apply(changes)
         self.case.apply(changes)
+        if self.trail:
+            self.trail.apply(changes)
         self.wearer.apply(changes)
         if changes.picture is not None:
             self._reselect(alert.id if alert else None, wearer)
@@ -339,6 +356,8 @@ class MainWindow(QMainWindow):
         self._show_alarms()
         if s.state == "live":
             self.wearer.retry()  # a record the link's loss kept from the view
+        if self.trails_menu and not self.locked:
+            self.trails_menu.refresh()
         self.connection.refresh()
         self.stale.refresh()
         problems = len(self.alert_model.problems)

@@ -73,6 +73,13 @@ class StatusBoardModel(SelfSortingModel):
         i = self._by_wearer.get(wearer_id)
         return None if i is None else self._rows[i]
 
+    def find(self, text: str) -> BoardRow | None:
+        """The row of the wearer with this reference or id (any case), if on the board."""
+        wanted = text.strip().casefold()
+        if (i := self._by_wearer.get(text.strip())) is not None:
+            return self._rows[i]
+        return next((r for r in self._rows if r.wearer.ref.casefold() == wanted), None)
+
     def position_of(self, wearer_id: str) -> int | None:
         """The wearer's display position; None while a filter hides them."""
         return self._pos.get(self._by_wearer.get(wearer_id, -1))

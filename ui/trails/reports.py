@@ -1,0 +1,182 @@
+"""Reports on trails, as PDF (and CSV): a wearer's access report for an auditor or
+a supervisor (every access with its purpose, reference and window, or a statement
+that there was none in the period), and the evidence export of a trail (condensed
+or full: each point's time, accuracy and source, the purpose and reference of the
+access, and who exported it).
+
+PDFs are drawn by Qt (QTextDocument onto a QPdfWriter): no other library, and
+nothing leaves the workstation but the file the operator chose."""
+
+from __future__ import annotations
+
+import csv
+import html
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from PySide6.QtCore import QMarginsF, Qt
+from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+)
+
+from console.domain.clock import DAY
+from console.domain.trails import AccessLog
+from ui.board.model import StatusBoardModel
+from ui.bridge import when_done
+from ui.common.dates import uk_edit
+from ui.common.table import uk_datetime
+from ui.trails.request import REFERENCE_LABELS
+
+ACCESS_COLUMNS = ("When (UK time)", "Event", "Who", "Roles", "Purpose", "Reference",
+                  "Window (UK time)", "Justification", "Detail", "Request")
+
+
+def access_rows(log: AccessLog) -> list[tuple[str, ...]]:
+    return [(uk_datetime(e.at), e.event.value, e.operator, ", ".join(e.roles), e.purpose.label,
+             f"{REFERENCE_LABELS[e.reference_kind]} {e.reference}",
+             f"{uk_datetime(e.start)} to {uk_datetime(e.end)}", e.justification, e.detail,
+             e.request_id) for e in log.entries]
+
+
+def none_statement(log: AccessLog, ref: str) -> str:
+    return (f"The backend recorded no access to the trail of {ref} between "
+            f"{uk_datetime(log.since)} and {uk_datetime(log.until)} (UK time).")
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: list[tuple[str, ...]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(columns)
+        out.writerows(rows)
+
+
+def write_pdf(path: Path, title: str, preamble: str, columns: Sequence[str],
+              rows: list[tuple[str, ...]], image: QImage | None = None) -> None:
+    """A landscape A4 PDF: a title, a preamble (HTML), an optional image (the map
+    as shown) and a table."""
+    e = html.escape
+    head = "".join(f"<th>{e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    document = QTextDocument()
+    document.setDefaultStyleSheet("th { background: #ddd; text-align: left; } td, th { padding: 2px; }"
+                                  " table { border-collapse: collapse; }")
+    if image is not None:
+        document.addResource(QTextDocument.ImageResource, "map.png", image)
+    picture = '<p><img src="map.png" width="640"></p>' if image is not None else ""
+    document.setHtml(f"<h2>{e(title)}</h2>{preamble}{picture}"
+                     f"<table border='1' width='100%'><tr>{head}</tr>{body}</table>")
+    writer = QPdfWriter(str(path))
+    writer.setTitle(title)
+    writer.setCreator("EM Console")
+    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.A4), QPageLayout.Landscape,
+                                     QMarginsF(12, 12, 12, 12), QPageLayout.Millimeter))
+    document.setPageSize(writer.pageLayout().paintRectPixels(writer.resolution()).size().toSizeF())
+    document.print_(writer)
+
+
+class AccessReportDialog(QDialog):
+    """Every access to one wearer's trail in a period, from the backend's log."""
+
+    def __init__(self, service, board: StatusBoardModel, clock: Callable[[], float],
+                 who: Callable[[], str]):
+        super().__init__()
+        self.setWindowTitle("Trail access report")
+        self.setAccessibleName("Trail access report")
+        self._service, self._board, self._who = service, board, who
+        self.log: AccessLog | None = None
+        self.ref = ""
+        self.wearer = QLineEdit()
+        self.wearer.setAccessibleName("Wearer reference")
+        self.wearer.setPlaceholderText("e.g. EM-100000")
+        self.since = uk_edit(clock() - 30 * DAY, "Period from (UK time)")
+        self.until = uk_edit(clock(), "Period until (UK time)")
+        self.show_button = QPushButton("&Show")
+        self.show_button.setAccessibleName("Show the accesses in the period")
+        self.show_button.clicked.connect(self.ask)
+        self.wearer.returnPressed.connect(self.ask)
+        self.status = QLabel(textFormat=Qt.PlainText)
+        self.status.setAccessibleName("Report status")
+        self.status.setWordWrap(True)
+        self.table = QTreeWidget()
+        self.table.setAccessibleName("Accesses to the wearer's trail")
+        self.table.setHeaderLabels(list(ACCESS_COLUMNS))
+        self.table.setRootIsDecorated(False)
+        self.csv_button = QPushButton("Export &CSV…", enabled=False)
+        self.csv_button.clicked.connect(lambda: self._export("csv"))
+        self.pdf_button = QPushButton("Export &PDF…", enabled=False)
+        self.pdf_button.clicked.connect(lambda: self._export("pdf"))
+        form = QFormLayout()
+        form.addRow("&Wearer", self.wearer)
+        form.addRow("&From (UK time)", self.since)
+        form.addRow("&Until (UK time)", self.until)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.show_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.csv_button)
+        buttons.addWidget(self.pdf_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, 1)
+        self.resize(1100, 500)
+
+    def ask(self) -> None:
+        row = self._board.find(self.wearer.text())
+        if row is None:
+            self.status.setText(f"No wearer {self.wearer.text().strip()!r} on the board.")
+            return
+        since = float(self.since.dateTime().toSecsSinceEpoch())
+        until = float(self.until.dateTime().toSecsSinceEpoch())
+        if until <= since:
+            self.status.setText("The period ends before it starts.")
+            return
+        self.status.setText("◷ Asking the backend…")
+        ref = row.wearer.ref
+        when_done(self._service.trail_access(row.wearer.id, since, until),
+                  lambda fut: self._came(ref, fut))
+
+    def _came(self, ref: str, fut: Future) -> None:
+        if fut.exception() is not None:
+            e = fut.exception()
+            self.status.setText(f"⚠ The access log could not be had ({type(e).__name__}: {str(e)[:200]}).")
+            return
+        self.log, self.ref = fut.result(), ref
+        self.table.clear()
+        rows = access_rows(self.log)
+        for row in rows:
+            self.table.addTopLevelItem(QTreeWidgetItem(list(row)))
+        self.status.setText(f"{len(rows)} access event(s) to the trail of {ref}." if rows
+                            else none_statement(self.log, ref))
+        self.csv_button.setEnabled(True)
+        self.pdf_button.setEnabled(True)
+
+    def _export(self, kind: str) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export the access report",
+                                              f"trail-access-{self.ref}.{kind}", f"*.{kind}")
+        if name:
+            self.export(Path(name), kind)
+
+    def export(self, path: Path, kind: str) -> None:
+        rows = access_rows(self.log)
+        if kind == "csv":
+            write_csv(path, ACCESS_COLUMNS, rows or [(none_statement(self.log, self.ref),)])
+        else:
+            preamble = (f"<p>Wearer {html.escape(self.ref)} · period {uk_datetime(self.log.since)} to "
+                        f"{uk_datetime(self.log.until)} (UK time) · exported by "
+                        f"{html.escape(self._who())}</p>"
+                        + ("" if rows else f"<p><b>{html.escape(none_statement(self.log, self.ref))}"
+                                            "</b></p>"))
+            write_pdf(path, f"Trail access report — {self.ref}", preamble, ACCESS_COLUMNS, rows)
+        self.status.setText(f"Exported to {path}.")
