@@ -386,6 +386,10 @@ class Store:
                      username: str | None, now: float) -> None:
         trails.viewed(self.conn, request, trail, operator, username, now)
 
+    def trail_exported(self, request: TrailRequest, report: str, operator: str | None,
+                       username: str | None) -> None:
+        trails.exported(self.conn, request, report, operator, username)
+
     def cached_trail(self, request_id: str, now: float) -> Trail | None:
         return trails.cached(self.conn, request_id, now)
 

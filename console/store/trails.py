@@ -18,7 +18,7 @@ from console.store.database import durable
 
 log = logging.getLogger(__name__)
 
-VIEWED, DELETED = "trail viewed", "trail deleted"
+VIEWED, EXPORTED, DELETED = "trail viewed", "trail exported", "trail deleted"
 KIND = "trail"  # the audit's `kind` for trail entries
 
 
@@ -43,6 +43,16 @@ def viewed(conn: sqlcipher3.Connection, request: TrailRequest, trail: Trail | No
             "reference_kind": request.reference_kind.value, "reference": request.reference,
             "start": request.start, "end": request.end,
             "points": None if trail is None else len(trail), "from": "backend" if trail else "cache"})
+
+
+def exported(conn: sqlcipher3.Connection, request: TrailRequest, report: str, operator: str | None,
+             username: str | None) -> None:
+    """Audit an evidence export of the trail seen under `request` (`report`: which)."""
+    with durable(conn) as c:
+        _record(c, EXPORTED, operator, username, request.id, {
+            "wearer_id": request.wearer_id, "purpose": request.purpose.value,
+            "reference": request.reference, "start": request.start, "end": request.end,
+            "report": report})
 
 
 def cached(conn: sqlcipher3.Connection, request_id: str, now: float) -> Trail | None:

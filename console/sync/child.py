@@ -27,7 +27,7 @@ SYNC_NICENESS = 5
 
 # What the window may ask the child's engine for.
 REQUESTS = ("launch", "sign_in", "sign_in_later", "unlock", "act", "wearer_record",
-            "trail_requests", "trail_request", "trail", "trail_access")
+            "trail_requests", "trail_request", "trail", "trail_exported", "trail_access")
 
 
 class Outcome(Enum):

@@ -374,6 +374,11 @@ class SyncEngine:
             return trail
         return self.operation(view)
 
+    def trail_exported(self, request: TrailRequest, report: str) -> Future[None]:
+        """Audit here an evidence export of a trail (the backend saw the fetch)."""
+        return self._writer.call(lambda s: s.trail_exported(request, report, self.status.operator,
+                                                            self._client.username))
+
     def trail_access(self, wearer_id: str, since: float | None = None,
                      until: float | None = None) -> Future[AccessLog]:
         """Every access to a wearer's trail in a period (supervisors and auditors)."""

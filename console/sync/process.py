@@ -112,6 +112,9 @@ class EngineProcess:
     def trail(self, request) -> Future:
         return self._ask("trail", request)
 
+    def trail_exported(self, request, report: str) -> Future:
+        return self._ask("trail_exported", request, report)
+
     def trail_access(self, wearer_id: str, since: float | None = None,
                      until: float | None = None) -> Future:
         return self._ask("trail_access", wearer_id, since, until)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import html
+import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -31,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from console.domain.clock import DAY
-from console.domain.trails import AccessLog
+from console.domain.trails import AccessLog, Trail, TrailRequest, compass, segments, steps, stops, totals
 from ui.board.model import StatusBoardModel
 from ui.bridge import when_done
 from ui.common.dates import uk_edit
@@ -83,6 +84,69 @@ def write_pdf(path: Path, title: str, preamble: str, columns: Sequence[str],
                                      QMarginsF(12, 12, 12, 12), QPageLayout.Millimeter))
     document.setPageSize(writer.pageLayout().paintRectPixels(writer.resolution()).size().toSizeF())
     document.print_(writer)
+
+
+EVIDENCE_COLUMNS = ("No.", "Time (UK)", "Latitude", "Longitude", "Accuracy (m)", "Located by",
+                    "Speed (km/h)", "Direction", "Note")
+CONDENSED_EVERY = 5 * 60  # a condensed report lists a moving wearer's point about this often
+
+
+def _point_row(trail: Trail, i: int, speed: tuple, bearing: tuple, note: str = "") -> tuple:
+    v = speed[i]
+    return (str(i + 1), uk_datetime(trail.t[i]), f"{trail.lat[i]:.6f}", f"{trail.lon[i]:.6f}",
+            f"{trail.accuracy[i]:.0f}", trail.source[i].value.upper() if trail.source[i] != "wifi"
+            else "Wi-Fi", "" if v != v else f"{v * 3.6:.1f}", compass(bearing[i]), note)
+
+
+def evidence_rows(trail: Trail, condensed: bool) -> list[tuple[str, ...]]:
+    """Every point (full), or (condensed) each stop as one row, the first and last
+    point of each run between gaps, and a moving wearer's point every few minutes.
+    Point numbers are the trail's, so a condensed and a full report agree."""
+    _, speed, bearing = steps(trail.t, trail.lat, trail.lon)
+    if not condensed:
+        return [_point_row(trail, i, speed, bearing) for i in range(len(trail))]
+    found = stops(trail.t, trail.lat, trail.lon)
+    in_stop = {i: s for s in found for i in range(s.first, s.last + 1)}
+    runs = segments(trail.t)
+    notes = {first: f"signal back after {(trail.t[first] - trail.t[first - 1]) / 60:.0f} min"
+             for first, _ in runs[1:]}
+    notes |= {end - 1: "signal lost" for _, end in runs[:-1]}
+    rows, last = [], -math.inf
+    for i in range(len(trail)):
+        stop = in_stop.get(i)
+        if stop is not None:
+            if i == stop.first:
+                rows.append(_point_row(trail, i, speed, bearing, (
+                    f"stopped {stop.dwell / 60:.0f} min until {uk_datetime(stop.left)} "
+                    f"(points {stop.first + 1}-{stop.last + 1})")))
+                last = stop.left
+        elif i in notes or i in (0, len(trail) - 1) or trail.t[i] - last >= CONDENSED_EVERY:
+            rows.append(_point_row(trail, i, speed, bearing, notes.get(i, "")))
+            last = trail.t[i]
+    return rows
+
+
+def export_evidence(path: Path, trail: Trail, request: TrailRequest, who: str, now: float,
+                    condensed: bool, image: QImage | None) -> None:
+    """The trail as evidence: the access it was seen under, who exported it and when,
+    its totals, the map as shown, and its points."""
+    e = html.escape
+    t = totals(trail.t, trail.lat, trail.lon)
+    preamble = (
+        f"<p><b>Purpose</b> {e(request.purpose.label)} · <b>{REFERENCE_LABELS[request.reference_kind]}</b> "
+        f"{e(request.reference)} · <b>Request</b> {e(request.id)}<br>"
+        f"<b>Justification</b> {e(request.justification)}<br>"
+        f"<b>Window</b> {uk_datetime(trail.start)} to {uk_datetime(trail.end)} (UK time) · "
+        f"<b>granted</b> {e(request.decided_by or 'at once, within an operator' + chr(39) + 's limit')}<br>"
+        f"<b>Exported by</b> {e(who)} at {uk_datetime(now)} (UK time) · "
+        f"{'condensed' if condensed else 'full'} report</p>"
+        f"<p>{t.points:,} points · {t.distance_m / 1000:.1f} km · moving {t.moving_s / 3600:.1f} h · "
+        f"{t.stops} stops ({t.stopped_s / 3600:.1f} h) · {t.gaps} gaps in the signal"
+        + (f" · {trail.skipped} unusable points left out" if trail.skipped else "") + "</p>"
+        "<p>Accuracy is the radius in metres within which the device placed itself; "
+        "points located by cell are coarse. Times are UK local time.</p>")
+    write_pdf(path, f"Trail evidence — wearer {trail.wearer_id}", preamble, EVIDENCE_COLUMNS,
+              evidence_rows(trail, condensed), image)
 
 
 class AccessReportDialog(QDialog):

@@ -15,10 +15,13 @@ import html
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
+    QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QPushButton,
     QSplitter,
@@ -37,11 +40,13 @@ from ui.board.model import StatusBoardModel
 from ui.bridge import when_done
 from ui.common.table import uk_datetime
 from ui.trails.replay import ReplayBar
+from ui.trails.reports import export_evidence
 from ui.trails.request import REFERENCE_LABELS, TrailRequestDialog
 
 log = logging.getLogger(__name__)
 
 FOLLOW_MS = 10_000  # how often a request awaiting a decision is asked after
+REPORTS = {"Condensed: stops, gaps and a point every 5 minutes": True, "Full: every point": False}
 STATE_TEXT = {RequestState.PENDING: "⚑ waits for a supervisor", RequestState.GRANTED: "✓ granted",
               RequestState.REFUSED: "✗ refused", RequestState.EXPIRED: "⊘ expired"}
 
@@ -78,6 +83,9 @@ class TrailTab(QWidget):
         self.close_button = QPushButton("Close trail")
         self.close_button.setAccessibleName("Close the trail")
         self.close_button.clicked.connect(self.close_trail)
+        self.export_button = QPushButton("Export evidence…")
+        self.export_button.setAccessibleName("Export the trail shown as a PDF report")
+        self.export_button.clicked.connect(self._export)
         self.list = QTreeWidget()
         self.list.setAccessibleName("Your trail requests for this wearer")
         self.list.setHeaderLabels(["Purpose", "Reference", "Window (UK time)", "State"])
@@ -100,7 +108,7 @@ class TrailTab(QWidget):
         self.map_layout.addWidget(self.replay)
         self.map_layout.addWidget(self.totals)
         buttons = QHBoxLayout()
-        for button in (self.ask, self.open_button, self.close_button):
+        for button in (self.ask, self.open_button, self.close_button, self.export_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         top = QWidget()
@@ -243,6 +251,8 @@ class TrailTab(QWidget):
         self.open_button.setEnabled(allowed and chosen is not None
                                     and chosen.state is RequestState.GRANTED)
         self.close_button.setEnabled(self.shown is not None)
+        self.export_button.setEnabled(self.shown is not None and self.trail is not None
+                                      and len(self.trail) > 0)
 
     def _open_selected(self) -> None:
         chosen = self._selected()
@@ -286,6 +296,29 @@ class TrailTab(QWidget):
         if self.map is not None:
             self.map.clear()
         self._enable()
+
+    def _export(self) -> None:
+        request, trail = self.shown, self.trail
+        if request is None or trail is None:
+            return
+        report, ok = QInputDialog.getItem(self, "Export evidence", "Report:", list(REPORTS), 0, False)
+        if not ok:
+            return
+        row = self._board.row_of(request.wearer_id)
+        ref = row.wearer.ref if row else request.wearer_id
+        name, _ = QFileDialog.getSaveFileName(self, "Export evidence",
+                                              f"trail-{ref}-{request.id[:8]}.pdf", "PDF (*.pdf)")
+        if name:
+            self.export(Path(name), REPORTS[report])
+
+    def export(self, path: Path, condensed: bool) -> None:
+        """Write the evidence report of the trail shown, and audit it here."""
+        me = self._me()
+        export_evidence(path, self.trail, self.shown, me.name if me else "unknown", self._clock(),
+                        condensed, self.map.grab().toImage() if self.map else None)
+        self._service.trail_exported(self.shown, "condensed" if condensed else "full")
+        self.status.setText(f"Evidence exported to {path}; the export is in this console's "
+                            "audit trail.")
 
     def _map(self):
         if self.map is None:
