@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 import msgspec
+import msgspec.inspect
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -86,8 +87,23 @@ def body_of(type_: type[T]):
         try:
             return schema.decode(body, type_)
         except BadEvent as e:
-            raise RequestValidationError([{"loc": ("body",), "msg": str(e)}]) from None
+            raise RequestValidationError([{"loc": ("body",), "msg": with_allowed(type_, str(e))}]) \
+                from None
     return Depends(decoded)
+
+
+def with_allowed(type_: type, reason: str) -> str:
+    """msgspec's refusal of a value not in a field's enum, with the values allowed:
+    "Invalid enum value 'x' - at `$.purpose`" names neither."""
+    where = reason.rpartition(" - at `$.")[2].rstrip("`")
+    if not reason.startswith("Invalid enum value") or not where.isidentifier():
+        return reason
+    field = next((f for f in msgspec.inspect.type_info(type_).fields if f.encode_name == where),
+                 None)
+    kind = getattr(field.type, "type", field.type) if field else None  # under its Meta
+    if not isinstance(kind, msgspec.inspect.EnumType):
+        return reason
+    return f"{reason} (allowed: {', '.join(str(m.value) for m in kind.cls)})"
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
