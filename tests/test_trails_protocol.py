@@ -285,6 +285,10 @@ def test_every_access_is_in_the_access_log_and_an_untouched_wearer_has_an_explic
     empty = backend.get(f"{API}/wearers/{untouched}/trail-access", user="audit").json()
     assert empty["wearer_id"] == untouched and empty["entries"] == []
     assert backend.get(f"{API}/wearers/W-nobody/trail-access", user="audit").status_code == 404
+    # A misspelt period is refused, not ignored: the log would cover another one.
+    misspelt = backend.get(f"{API}/wearers/{wearer_id}/trail-access", user="audit",
+                           params={"untill": iso(start)})
+    assert misspelt.status_code == 422 and "untill" in misspelt.json()["detail"]
     log = with_client(backend, "audit", lambda c: c.trail_access(wearer_id))
     assert len(log.entries) == 7 and log.entries[4].purpose is Purpose.ARTICLE_8
 

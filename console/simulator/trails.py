@@ -35,7 +35,16 @@ from console.protocol import trails as wire
 from console.protocol.schema import API, encode
 from console.simulator import whereabouts
 from console.simulator.backend import Answer, Backend, fingerprint_of, problem
-from console.simulator.http import IdempotencyKey, allowed, answer, body_of, ok, returns, takes
+from console.simulator.http import (
+    IdempotencyKey,
+    allowed,
+    answer,
+    body_of,
+    known_query,
+    ok,
+    returns,
+    takes,
+)
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS trail_requests (id TEXT PRIMARY KEY, operator_id TEXT NOT NULL,
@@ -287,7 +296,8 @@ def router(backend: Backend) -> APIRouter:
     @r.get(f"{API}/trail-requests", responses=returns(wire.TrailRequest, 422, many=True),
            description="The signed-in operator's trail requests and, for a supervisor, "
                        "every pending one; newest first.")
-    async def requests(op: Asker, state: RequestState | None = None,
+    async def requests(op: Asker, _: Annotated[None, known_query("state", "wearer_id")],
+                       state: RequestState | None = None,
                        wearer_id: Annotated[str | None, Query(max_length=200)] = None):
         return ok([wire.TrailRequest.from_domain(x) for x in desk.visible(op, state, wearer_id)])
 
@@ -311,7 +321,8 @@ def router(backend: Backend) -> APIRouter:
            description="The points of a granted window (by default the whole of it), "
                        "columnar, to the requester only; 403 without a live grant or "
                        "outside its window. Each fetch and each refusal is audited.")
-    async def trail(request_id: str, op: Asker, start: Moment = None, end: Moment = None):
+    async def trail(request_id: str, op: Asker, _: Annotated[None, known_query("start", "end")],
+                    start: Moment = None, end: Moment = None):
         got = desk.fetch(request_id, op, moment(start, "start"), moment(end, "end"))
         return answer(got) if isinstance(got, Answer) else ok(got)
 
@@ -321,7 +332,8 @@ def router(backend: Backend) -> APIRouter:
                        "all until now), oldest first: who, in which roles, when, what, "
                        "for which purpose and reference, which window. An empty `entries` "
                        "states that there was none.")
-    async def access(wearer_id: str, _: Auditor, since: Moment = None, until: Moment = None):
+    async def access(wearer_id: str, _: Auditor, __: Annotated[None, known_query("since", "until")],
+                     since: Moment = None, until: Moment = None):
         if backend.fleet.index_of_wearer(wearer_id) is None:
             return answer(problem(404, "No such wearer", f"no wearer {wearer_id[:100]}"))
         since_, until_ = moment(since, "since"), moment(until, "until")
