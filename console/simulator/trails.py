@@ -131,8 +131,8 @@ class TrailDesk:
             events.append(AccessEvent.GRANTED)
         result = self._answer(request)
         backend._idempotency[scoped] = (fingerprint, result)
-        self._keep(op.id, request, [backend._key_sql(scoped, fingerprint, result)],
-                   *((e, op, request, request.start, request.end, "") for e in events))
+        self._keep(op.id, request, [backend._key_sql(scoped, fingerprint, result), *(
+            s for e in events for s in self._audit(e, op, request, request.start, request.end, ""))])
         return result
 
     def _reference_problem(self, r: domain.TrailRequest) -> str | None:
@@ -177,8 +177,9 @@ class TrailDesk:
         result = self._answer(request)
         backend._idempotency[scoped] = (fingerprint, result)
         event = AccessEvent.APPROVED if decision.approve else AccessEvent.REFUSED
-        self._keep(owner, request, [backend._key_sql(scoped, fingerprint, result)],
-                   (event, op, request, request.start, request.end, decision.note))
+        self._keep(owner, request, [backend._key_sql(scoped, fingerprint, result),
+                                    *self._audit(event, op, request, request.start, request.end,
+                                                 decision.note)])
         return result
 
     # -- reading ------------------------------------------------------------------
@@ -257,14 +258,12 @@ class TrailDesk:
         return Answer(200, encode(wire.TrailRequest.from_domain(
             as_of(request, self.backend.fleet.now))))
 
-    def _keep(self, owner: str, request: domain.TrailRequest, sql: list, *audited) -> None:
-        """Hold the request, and write it, `sql` and its audit entries in one transaction."""
+    def _keep(self, owner: str, request: domain.TrailRequest, statements: list) -> None:
+        """Hold the request, and write it with `statements` (its key's answer, its audit
+        entries) in one transaction."""
         self.requests[request.id] = (owner, request)
-        statements = [("REPLACE INTO trail_requests VALUES (?, ?, ?)",
-                       (request.id, owner, encode(wire.TrailRequest.from_domain(request)))), *sql]
-        for event in audited:
-            statements += self._audit(*event)
-        self.backend._together(statements)
+        self.backend._together([("REPLACE INTO trail_requests VALUES (?, ?, ?)", (
+            request.id, owner, encode(wire.TrailRequest.from_domain(request)))), *statements])
 
     def _audit(self, event: AccessEvent, op: schema.Operator, r: domain.TrailRequest,
                start: float, end: float, detail: str) -> list[tuple[str, tuple]]:
