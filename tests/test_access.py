@@ -33,6 +33,11 @@ BODIES = {
                                            "alert_ids": ["{alert_id}"]},
     f"{API}/wearers/{{wearer_id}}/suspensions": {"reason": "hospital", "start": "{now}",
                                                   "end": "{in_an_hour}"},
+    f"{API}/trail-requests": {"id": "{new_id}", "wearer_id": "{gps_wearer_id}", "purpose": "breach",
+                              "reference_kind": "external", "reference": "matrix",
+                              "justification": "walking the matrix", "start": "{an_hour_ago}",
+                              "end": "{now}"},
+    f"{API}/trail-requests/{{request_id}}/decision": {"approve": True, "note": "matrix"},
 }
 
 
@@ -51,7 +56,8 @@ def call(url: str, method: str, path: str, token: str | None, ids: dict) -> http
     """One request of the operation, filled in with real ids; the event stream is
     only opened, for its status."""
     server_now = time.time()  # the simulator at speed 1 keeps the workstation's time
-    fill = {**ids, "now": _iso(server_now), "in_an_hour": _iso(server_now + 3600)}
+    fill = {**ids, "now": _iso(server_now), "in_an_hour": _iso(server_now + 3600),
+            "an_hour_ago": _iso(server_now - 3600), "new_id": uuid.uuid4().hex}
     body = BODIES.get(path)
     if body is not None:
         body = {k: ([x.format(**fill) for x in v] if isinstance(v, list) else
@@ -84,7 +90,26 @@ def ids(sim):
     snap = httpx.get(f"{sim}{API}/snapshot", timeout=30, headers={
         "Authorization": f"Bearer {sign_in(sim, 'super').json()['token']}"}).json()
     alert = snap["alerts"][0]
-    return {"alert_id": alert["id"], "wearer_id": alert["wearer_id"]}
+    gps = next(d["wearer_id"] for d in snap["devices"] if d["kind"] == "gps")
+    ids = {"alert_id": alert["id"], "wearer_id": alert["wearer_id"], "gps_wearer_id": gps}
+    # Trail requests are their requester's: each role reads and fetches one of its own
+    # (granted), and a supervisor decides another's (pending).
+    for name, user, days in (("request_id", "demo", 1), ("supervisors_request", "super", 1),
+                             ("pending_request", "demo", 10)):
+        now = time.time() - 60
+        body = {**BODIES[f"{API}/trail-requests"], "id": uuid.uuid4().hex, "wearer_id": gps,
+                "start": _iso(now - days * 86400), "end": _iso(now)}
+        created = httpx.post(f"{sim}{API}/trail-requests", json=body, timeout=30, headers={
+            "Authorization": f"Bearer {sign_in(sim, user).json()['token']}",
+            "Idempotency-Key": uuid.uuid4().hex})
+        ids[name] = created.json()["id"]
+    return ids
+
+
+def ids_for(role: Role, path: str, ids: dict) -> dict:
+    if path.endswith("/decision"):
+        return {**ids, "request_id": ids["pending_request"]}
+    return {**ids, "request_id": ids["supervisors_request"]} if role is Role.SUPERVISOR else ids
 
 
 def test_every_operation_as_every_role_is_allowed_or_refused_as_the_matrix_says(sim, ids):
@@ -100,7 +125,7 @@ def test_every_operation_as_every_role_is_allowed_or_refused_as_the_matrix_says(
         for method, path, needs in ops:
             if needs is None:
                 continue
-            resp = call(sim, method, path, token, ids)
+            resp = call(sim, method, path, token, ids_for(role, path, ids))
             permission = Permission[needs]
             if permission in MATRIX[role]:
                 # Done, or refused by the alert's own rules (a closed alert is not shelved).
@@ -134,7 +159,8 @@ def test_an_expired_token_gets_401_everywhere_and_its_refresh_token_renews_it_on
     snap = httpx.get(f"{backend.url}{API}/snapshot", timeout=30,
                      headers={"Authorization": f"Bearer {session['token']}"})
     alert = snap.json()["alerts"][0]
-    ids = {"alert_id": alert["id"], "wearer_id": alert["wearer_id"]}
+    ids = {"alert_id": alert["id"], "wearer_id": alert["wearer_id"],
+           "gps_wearer_id": alert["wearer_id"], "request_id": "R-any"}
     time.sleep(1.5)
     for method, path, _ in operations(backend.url):
         if (method, path) in OPEN:

@@ -19,7 +19,8 @@ from msgspec import Raw
 
 from console.changes import Picture
 from console.domain import Alert, CaseEntry, Outcome, Suspension, WearerRecord
-from console.protocol import schema
+from console.domain.trails import AccessLog, RequestState, Trail, TrailRequest
+from console.protocol import schema, trails
 from console.protocol.schema import API, BadEvent
 
 # When the operator did what is being sent (server time): an action queued offline
@@ -33,6 +34,8 @@ MAX_HEARTBEAT = 15.0  # the protocol promises a heartbeat at least this often
 # A 100,000-wearer snapshot with its open alerts is about 26 MB; a backend that
 # sends far more is broken or hostile, and must not exhaust the workstation's memory.
 MAX_SNAPSHOT_BYTES = 256 << 20
+# A 31-day trail, one point a minute, is about 3 MB.
+MAX_TRAIL_BYTES = 16 << 20
 
 
 class ProtocolError(Exception):
@@ -204,13 +207,15 @@ class Client:
         return resp
 
     @contextlib.asynccontextmanager
-    async def _stream(self, path: str, headers: dict | None = None) -> AsyncIterator[httpx.Response]:
+    async def _stream(self, path: str, headers: dict | None = None,
+                      params: dict | None = None) -> AsyncIterator[httpx.Response]:
         """A GET whose answer is read as it arrives, once it is a 200; a 401 (the
         session expired, or the backend forgot it) renews the session once."""
         await self._live_token()
         for attempt in range(2):
             token = self.token
-            async with self._http.stream("GET", path, headers=self._headers(headers)) as resp:
+            async with self._http.stream("GET", path, headers=self._headers(headers),
+                                         params=params) as resp:
                 if resp.status_code == 401 and attempt == 0:
                     await self._renew(token)
                     continue
@@ -224,17 +229,8 @@ class Client:
         """The whole picture, read in chunks so that an oversized answer is refused
         once it passes max_bytes, before it is all in memory."""
         async with self._stream(f"{API}/snapshot") as resp:
-            declared = resp.headers.get("Content-Length", "")
-            if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-                raise ProtocolError(f"snapshot of {int(declared):,} bytes refused: the limit "
-                                    f"is {max_bytes:,}")
-            body = bytearray()
-            async for chunk in resp.aiter_bytes():
-                body += chunk
-                if len(body) > max_bytes:
-                    raise ProtocolError(f"snapshot refused: larger than the limit of "
-                                        f"{max_bytes:,} bytes")
-        return decode_snapshot(bytes(body))
+            body = await _read(resp, max_bytes, "snapshot")
+        return decode_snapshot(body)
 
     async def wearer_record(self, wearer_id: str) -> WearerRecord:
         """One wearer's record for the wearer view: personal data, which the backend
@@ -291,6 +287,66 @@ class Client:
                                    content=b"" if body is None else schema.encode(body))
         return _answer(resp, schema.Alert, f"the answer to {verb} is not an alert")
 
+    # -- trails behind the legal-purpose gate (docs/protocol.md, "Trails") ----------
+    # The backend checks purpose, reference, window, grant and requester; each raises
+    # ApiError with its problem document when it refuses (403, 404, 409, 422).
+
+    async def request_trail(self, request: TrailRequest, key: str) -> TrailRequest:
+        """Ask for a trail: the request as the backend holds it, granted or pending."""
+        resp = await self._request(
+            "POST", f"{API}/trail-requests",
+            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            content=schema.encode(trails.NewTrailRequest.from_domain(request)))
+        return _answer(resp, trails.TrailRequest, "the answer to a trail request is not one",
+                       trails.TrailRequest.to_domain)
+
+    async def decide_trail_request(self, request_id: str, approve: bool, note: str,
+                                   key: str) -> TrailRequest:
+        """A supervisor's approval or refusal of another's pending request."""
+        resp = await self._request(
+            "POST", f"{API}/trail-requests/{quote(request_id, safe='')}/decision",
+            headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+            content=schema.encode(trails.Decision(approve, note)))
+        return _answer(resp, trails.TrailRequest, "the answer to a decision is not a trail request",
+                       trails.TrailRequest.to_domain)
+
+    async def trail_requests(self, state: RequestState | None = None,
+                             wearer_id: str | None = None) -> list[TrailRequest]:
+        """One's own requests, and for a supervisor every pending one; newest first."""
+        params = {k: v for k, v in (("state", state), ("wearer_id", wearer_id)) if v is not None}
+        resp = await self._request("GET", f"{API}/trail-requests", params=params)
+        return _answer(resp, list[trails.TrailRequest], "the trail requests are not a list of them",
+                       lambda requests: [r.to_domain() for r in requests])
+
+    async def trail_request(self, request_id: str) -> TrailRequest:
+        resp = await self._request("GET", f"{API}/trail-requests/{quote(request_id, safe='')}")
+        return _answer(resp, trails.TrailRequest, "the trail request is not one",
+                       trails.TrailRequest.to_domain)
+
+    async def trail(self, request_id: str, start: float | None = None,
+                    end: float | None = None) -> Trail:
+        """The points of a granted window (the whole grant unless told), its bad
+        points skipped and counted; refused whole past MAX_TRAIL_BYTES."""
+        params = {k: schema.wire_time(v).isoformat() for k, v in (("start", start), ("end", end))
+                  if v is not None}
+        async with self._stream(f"{API}/trail-requests/{quote(request_id, safe='')}/trail",
+                                params=params) as resp:
+            body = await _read(resp, MAX_TRAIL_BYTES, "trail")
+        try:
+            return schema.decode(body, trails.TrailPoints).to_domain()
+        except BadEvent as e:
+            raise ProtocolError(f"trail refused: {e}") from None
+
+    async def trail_access(self, wearer_id: str, since: float | None = None,
+                           until: float | None = None) -> AccessLog:
+        """Who accessed the wearer's trail in the period, or an empty log that says none did."""
+        params = {k: schema.wire_time(v).isoformat() for k, v in (("since", since), ("until", until))
+                  if v is not None}
+        resp = await self._request("GET", f"{API}/wearers/{quote(wearer_id, safe='')}/trail-access",
+                                   params=params)
+        return _answer(resp, trails.AccessLog, "the trail access log is not one",
+                       trails.AccessLog.to_domain)
+
     @contextlib.asynccontextmanager
     async def events(self, last_event_id: int | None) -> AsyncIterator[Stream]:
         headers = {"Accept": "text/event-stream"}
@@ -305,15 +361,31 @@ class Client:
             )
 
 
-def _answer(resp: httpx.Response, type_: type, what: str):
-    """A 200's body as the domain's `type_`; ApiError with the backend's problem
-    document otherwise, ProtocolError saying `what` and why if the body does not decode."""
+def _answer(resp: httpx.Response, type_: type, what: str,
+            to_domain=lambda body: body.to_domain(None)):
+    """A 200's body decoded as `type_`, then to_domain(it); ApiError with the backend's
+    problem document otherwise, ProtocolError saying `what` and why if the body does
+    not decode."""
     if resp.status_code != 200:
         raise ApiError(resp.status_code, _problem(resp))
     try:
-        return schema.decode(resp.content, type_).to_domain(None)
+        return to_domain(schema.decode(resp.content, type_))
     except BadEvent as e:
         raise ProtocolError(f"{what}: {e}") from None
+
+
+async def _read(resp: httpx.Response, max_bytes: int, what: str) -> bytes:
+    """A streamed answer's body, refused as soon as it is known to pass max_bytes
+    (by its Content-Length, or as it arrives), before it is all in memory."""
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        raise ProtocolError(f"{what} of {int(declared):,} bytes refused: the limit is {max_bytes:,}")
+    body = bytearray()
+    async for chunk in resp.aiter_bytes():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ProtocolError(f"{what} refused: larger than the limit of {max_bytes:,} bytes")
+    return bytes(body)
 
 
 def decode_snapshot(content: bytes) -> Snapshot:

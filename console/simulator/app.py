@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 
 from console.protocol import schema
 from console.protocol.schema import API
-from console.simulator import alerts, session, snapshot, wearers
+from console.simulator import alerts, session, snapshot, trails, wearers
 from console.simulator.accounts import Accounts
 from console.simulator.backend import Backend, problem
 from console.simulator.http import MAX_BODY, answer, permission_of, problems
@@ -131,7 +131,7 @@ def create_app(backend: Backend, heartbeat: float = 10.0) -> FastAPI:
         return answer(problem(422, "Invalid request", detail[:2000]))
 
     routers = [session.router(backend), snapshot.router(backend, heartbeat),
-               alerts.router(backend), wearers.router(backend)]
+               alerts.router(backend), wearers.router(backend), trails.router(backend)]
     for router in routers:
         app.include_router(router)
 

@@ -60,8 +60,8 @@ DROP TABLE unscoped_keys;
 COMMIT;
 """
 # The audit trail's entries: when (simulated time), who (the operator's name), what
-# (VIEWED, a transition's first history entry's `what`, CASE_ENTRY, SUSPENDED, or
-# one of accounts.ACCESS_EVENTS), of which wearer, alert or username, and the
+# (VIEWED, a transition's first history entry's `what`, CASE_ENTRY, SUSPENDED, one
+# of accounts.ACCESS_EVENTS, or a trail access, trails.AUDITED), of which wearer, alert or username, and the
 # detail as JSON (what was recorded) or words.
 AUDIT_FIELDS = ("at", "operator", "event", "subject", "detail")
 VIEWED, CASE_ENTRY, SUSPENDED = "viewed", "case entry", "suspended"

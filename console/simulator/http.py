@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 import msgspec
+import msgspec.inspect
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -36,8 +37,9 @@ MEANINGS = {
     401: "No valid token: none, unknown, expired or signed out (for sign-in: wrong "
          "username or password; for refreshing: no live refresh token).",
     403: "The signed-in person's roles do not allow this (x-permission names what it needs).",
-    404: "No such alert or wearer.",
-    409: "The alert is already acknowledged or closed.",
+    404: "No such alert, wearer or trail request (or not one's own to see).",
+    409: "The alert is already acknowledged or closed; the trail request is decided "
+         "already, or its id is another request's.",
     413: f"The body is larger than {MAX_BODY // 1024} KiB.",
     422: "Not a request the operation accepts: a JSON field, header or parameter is wrong.",
     429: "Too many wrong passwords for this username: try again after Retry-After seconds.",
@@ -86,8 +88,23 @@ def body_of(type_: type[T]):
         try:
             return schema.decode(body, type_)
         except BadEvent as e:
-            raise RequestValidationError([{"loc": ("body",), "msg": str(e)}]) from None
+            raise RequestValidationError([{"loc": ("body",), "msg": with_allowed(type_, str(e))}]) \
+                from None
     return Depends(decoded)
+
+
+def with_allowed(type_: type, reason: str) -> str:
+    """msgspec's refusal of a value not in a field's enum, with the values allowed:
+    "Invalid enum value 'x' - at `$.purpose`" names neither."""
+    where = reason.rpartition(" - at `$.")[2].rstrip("`")
+    if not reason.startswith("Invalid enum value") or not where.isidentifier():
+        return reason
+    field = next((f for f in msgspec.inspect.type_info(type_).fields if f.encode_name == where),
+                 None)
+    kind = getattr(field.type, "type", field.type) if field else None  # under its Meta
+    if not isinstance(kind, msgspec.inspect.EnumType):
+        return reason
+    return f"{reason} (allowed: {', '.join(str(m.value) for m in kind.cls)})"
 
 
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
@@ -113,6 +130,20 @@ def allowed(permission: Permission):
         return op
     operator.permission = permission
     return Depends(operator)
+
+
+def known_query(*names: str):
+    """A dependency: 422 for a query parameter the operation does not take, or one
+    given twice. A misspelt one (`untill=`) would otherwise be ignored, and a repeated
+    one all but once: the answer would be for something not asked."""
+    def check(request: Request) -> None:
+        given = [name for name, _ in request.query_params.multi_items()]
+        wrong = next((n for n in given if n not in names or given.count(n) > 1), None)
+        if wrong is not None:
+            why = "given more than once" if wrong in names else \
+                f"not a parameter of this operation (it takes {', '.join(names)})"
+            raise RequestValidationError([{"loc": ("query", wrong[:40]), "msg": why}])
+    return Depends(check)
 
 
 def permission_of(route: APIRoute) -> Permission | None:
