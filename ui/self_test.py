@@ -236,7 +236,7 @@ def run_webengine() -> int:
     def wait(until: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + TIMEOUT
         while not until():
-            if page.failed:
+            if page.load_failed:
                 raise Failed("the local page did not load")
             if time.monotonic() > deadline:
                 raise Failed(f"{what} in {TIMEOUT:.0f} s")
