@@ -175,7 +175,7 @@ class TrailMap(LocalPage):
             self._fail(f"the trail could not be drawn: {result}")
             return
         self._trail = result
-        self.call("EM.show(" + result.json.decode() + ")")
+        self.call("EM.show(" + result.json.decode() + ")")  # JSON is JavaScript
 
     def _load_finished(self, ok: bool) -> None:
         if not ok:

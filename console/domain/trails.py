@@ -320,18 +320,24 @@ def stops(t, lat, lon, radius_m: float = STOP_RADIUS_M, min_dwell: float = STOP_
     """Where the wearer stayed: each run of points within radius_m of the run's
     first point for at least min_dwell seconds, not across a gap (where the wearer
     was in one is not known)."""
-    x, y = (c.tolist() for c in local_xy(lat, lon))
-    found, i, n, r2 = [], 0, len(t), radius_m * radius_m
-    while i < n:
+    import numpy as np
+
+    xs, ys = local_xy(lat, lon)
+    r2 = radius_m * radius_m
+    # A stop starts only where the next point is near and no gap follows: most points
+    # on the move are ruled out at once, without the loop.
+    near_next = (np.diff(xs) ** 2 + np.diff(ys) ** 2 <= r2) & (np.diff(np.asarray(t, dtype=float)) <= max_gap)
+    x, y = xs.tolist(), ys.tolist()
+    found, n = [], len(t)
+    for i in np.flatnonzero(near_next).tolist():
+        if found and i <= found[-1].last:
+            continue
         j = i + 1
         while (j < n and t[j] - t[j - 1] <= max_gap
                and (x[j] - x[i]) ** 2 + (y[j] - y[i]) ** 2 <= r2):
             j += 1
         if t[j - 1] - t[i] >= min_dwell:
             found.append(Stop(i, j - 1, sum(lat[i:j]) / (j - i), sum(lon[i:j]) / (j - i), t[i], t[j - 1]))
-            i = j
-        else:
-            i += 1
     return tuple(found)
 
 
@@ -348,10 +354,11 @@ class Totals:
     gaps: int
 
 
-def totals(t, lat, lon, found: tuple[Stop, ...] | None = None) -> Totals:
-    """The trail's totals; pass its stops() if already known."""
+def totals(t, lat, lon, found: tuple[Stop, ...] | None = None,
+           distance: tuple[float, ...] | None = None) -> Totals:
+    """The trail's totals; pass its stops() and steps() distances if already known."""
     found = stops(t, lat, lon) if found is None else found
-    distance, _, _ = steps(t, lat, lon)
+    distance = steps(t, lat, lon)[0] if distance is None else distance
     runs = segments(t)
     stepping = sum(t[end - 1] - t[first] for first, end in runs)
     stopped = sum(s.dwell for s in found)

@@ -12,7 +12,7 @@ var EM = (function () {
   var HOVER_PX = 10; // how near the pointer a point must be to be described
   var FIT_SECONDS = 60; // "fit" replays the whole trail in this long
   var SEA = "#b9d3e0";
-  var PIECE = 500, JOIN = "round";
+  var PIECE = 500, JOIN = "bevel";  // bevel: a software canvas joins thousands of vertices faster
 
   var map, canvas, topCanvas, outlineCanvas, controls = {};
   var doc = null, segOf = null, inCurfew = null, drawnIdx = new Int32Array(0);
@@ -69,7 +69,7 @@ var EM = (function () {
     map.getContainer().style.background = SEA;
     map.createPane("outline").style.zIndex = 150; // under the tiles: tiles cover it where they exist
     outlineCanvas = L.canvas({pane: "outline"});
-    canvas = L.canvas({padding: 0.3});
+    canvas = L.canvas({padding: 0.1});
     map.createPane("em-top").style.zIndex = 620; // stops and the replay marker, over the trail
     topCanvas = L.canvas({pane: "em-top", padding: 0.3});
     layers.fixed = L.layerGroup().addTo(map);
@@ -167,17 +167,33 @@ var EM = (function () {
   function latlng(i) { return [doc.lat[i], doc.lon[i]]; }
 
   // What does not change with the zoom: gaps, stops, the curfew address, zones.
+  // Gaps and stops (a month has hundreds) share one tooltip, written when shown.
   function drawFixed() {
     var g = layers.fixed;
+    var gaps = L.featureGroup().addTo(g), stops = L.featureGroup().addTo(g);
     doc.segments.slice(1).forEach(function (seg, k) {
       var a = doc.segments[k][1] - 1, b = seg[0];
-      L.polyline([latlng(a), latlng(b)], {renderer: canvas, className: "em-gap", color: "#59636b",
-        weight: 2, opacity: 0.6, dashArray: "2 6"})
-        .bindTooltip(function () { // formatted when shown: a month has hundreds
-          return "Gap: no points for " + formatDuration(doc.t[b] - doc.t[a]) + ", " +
-            formatTime(doc.t0 + doc.t[a]) + " to " + formatTime(doc.t0 + doc.t[b]);
-        }, {sticky: true})
-        .addTo(g);
+      var line = L.polyline([latlng(a), latlng(b)], {renderer: canvas, color: "#59636b",
+        weight: 2, opacity: 0.6, dashArray: "2 6"});
+      line.text = function () {
+        return "Gap: no points for " + formatDuration(doc.t[b] - doc.t[a]) + ", " +
+          formatTime(doc.t0 + doc.t[a]) + " to " + formatTime(doc.t0 + doc.t[b]);
+      };
+      gaps.addLayer(line);
+    });
+    // Stops on the canvas: a thick ring.
+    doc.stops.forEach(function (s) {
+      var ring = L.circleMarker([s[0], s[1]], {renderer: topCanvas, radius: 7, color: "#b25b00",
+        weight: 4, fillColor: "#fff", fillOpacity: 1});
+      ring.text = function () {
+        return "Stop of " + formatDuration(s[3] - s[2]) + ": " + formatTime(s[2]) +
+          " to " + formatTime(s[3]) + " (points " + (s[4] + 1) + "–" + (s[5] + 1) + ")";
+      };
+      stops.addLayer(ring);
+    });
+    [gaps, stops].forEach(function (group) {
+      group.bindTooltip("", {sticky: true});
+      group.on("tooltipopen", function (e) { e.tooltip.setContent(e.layer.text()); });
     });
     doc.zones.forEach(function (z) {
       L.circle([z.lat, z.lon], {radius: z.radius, renderer: canvas, weight: 2,
@@ -193,16 +209,6 @@ var EM = (function () {
         .bindTooltip("Curfew address" + (doc.curfewHours ? ", curfew " + doc.curfewHours : ""))
         .addTo(g);
     }
-    // Stops on the canvas (a month has hundreds): a thick ring, its label on hover.
-    doc.stops.forEach(function (s) {
-      L.circleMarker([s[0], s[1]], {renderer: topCanvas, radius: 7, color: "#b25b00", weight: 4,
-        fillColor: "#fff", fillOpacity: 1})
-        .bindTooltip(function () {
-          return "Stop of " + formatDuration(s[3] - s[2]) + ": " + formatTime(s[2]) +
-            " to " + formatTime(s[3]) + " (points " + (s[4] + 1) + "–" + (s[5] + 1) + ")";
-        })
-        .addTo(g);
-    });
   }
 
   function zoomLevel() {
