@@ -280,11 +280,12 @@ def run_webengine() -> int:
 
 
 def synthetic_trail():
-    """An hour's walk in Manchester, a point a minute."""
+    """An hour's zigzag walk in Manchester, a point a minute: a straight line would
+    simplify to its two ends."""
     from console.domain.trails import Source, Trail
 
     start, n = 1_790_000_000.0, 60
     return Trail("self-test", "self-test", start, start + 60 * n,
                  tuple(start + 60.0 * i for i in range(n)),
-                 tuple(53.46 + 0.0005 * i for i in range(n)),
+                 tuple(53.46 + 0.0005 * i + 0.002 * (i % 2) for i in range(n)),
                  tuple(-2.29 + 0.0007 * i for i in range(n)), (10.0,) * n, (Source.GPS,) * n)

@@ -6,7 +6,7 @@
 
 var EM = (function () {
   var ACCURACY_ZOOM = 15; // accuracy circles from this zoom on, for points in view
-  var MAX_CIRCLES = 1500; // more would slow a software-rendered canvas
+  var MAX_CIRCLES = 800; // more would slow a software-rendered canvas, and say nothing more
   var MAX_NUMBERS = 400; // point numbers are DOM labels: at most this many at once
   var REPORT_EVERY_MS = 250; // replay positions sent to Python at most this often
   var HOVER_PX = 10; // how near the pointer a point must be to be described
@@ -285,8 +285,9 @@ var EM = (function () {
     var note = "";
     if (map.getZoom() >= ACCURACY_ZOOM) {
       inView(MAX_CIRCLES).forEach(function (i) {
+        // Outlines only: hundreds of filled circles, one over another, hide the trail.
         L.circle(latlng(i), {radius: doc.acc[i], renderer: canvas, weight: 1, color: "#1f4e9c",
-          opacity: 0.35, fillOpacity: 0.06, interactive: false}).addTo(layers.detail);
+          opacity: 0.3, fill: false, interactive: false}).addTo(layers.detail);
         drawn.circles++;
       });
     }
@@ -334,7 +335,7 @@ var EM = (function () {
     if (i < 0) return;
     layers.hover = L.circleMarker(latlng(i), {renderer: topCanvas, radius: 6, color: "#000",
       weight: 2, fillOpacity: 0, interactive: false})
-      .bindTooltip(describe(i), {permanent: true, direction: "right", offset: [8, 0]})
+      .bindTooltip(describe(i), {permanent: true, direction: "auto", offset: [8, 0]})
       .addTo(map);
     if (chosen) report("chosen", i);
   }
