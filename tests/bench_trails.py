@@ -34,7 +34,8 @@ SCRUB_STEPS = 200  # positions a slider drag from start to end sends
 TIMEOUT = 600.0
 PAINTED = ("requestAnimationFrame(function () { requestAnimationFrame(function () {"
            "console.debug('emmap:' + JSON.stringify({event: 'painted', detail: {}})); }); });")
-MEMORY = ("JSON.stringify({heap: performance.memory.usedJSHeapSize})")
+# After a full collection (--js-flags=--expose-gc): what the page holds, not its garbage.
+MEMORY = "gc(); JSON.stringify({heap: performance.memory.usedJSHeapSize})"
 
 
 def rss(pid: int) -> int:
@@ -274,7 +275,7 @@ def child(name: str) -> int:
 def run(name: str) -> dict:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
            "QTWEBENGINE_CHROMIUM_FLAGS": (os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
-                                          + " --enable-precise-memory-info").strip()}
+                                          + " --enable-precise-memory-info --js-flags=--expose-gc").strip()}
     done = subprocess.run([sys.executable, __file__, "--scenario", name], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT * 2)
     if done.returncode != 0:
@@ -293,7 +294,7 @@ def measure() -> dict:
 
 def table(r: dict) -> str:
     stock, empty, ours = r["stock"], r["empty"], r["ours"]
-    mb = lambda b: f"{b / 2**20:,.1f} MB"  # noqa: E731
+    mb = lambda b: f"{b / 2**20:,.1f} MB" if b >= 2**20 else f"{b / 1024:,.1f} KB"  # noqa: E731
     ratio_empty = ours["fetch_to_paint_s"] / empty["load_to_paint_s"]
     ratio_stock = stock["total_s"] / ours["fetch_to_paint_s"]
     rows = [
