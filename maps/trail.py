@@ -27,6 +27,8 @@ MAX_ZOOM = 18  # from this zoom on, every point is drawn
 PIXEL_TOLERANCE = 1.0  # what simplification may move a line by, in screen pixels
 EARTH_RADIUS = 6_378_137.0  # Web Mercator's sphere
 SOURCES = tuple(domain.Source)  # the page gets each point's source as an index into this
+SOURCE_LABELS = {domain.Source.GPS: "GPS", domain.Source.CELL: "cell tower",
+                 domain.Source.WIFI: "Wi-Fi"}
 
 
 def metres_per_pixel(zoom: int) -> float:
@@ -98,7 +100,7 @@ def prepare(trail: Trail) -> PreparedTrail:
         "lon": np.round(np.asarray(lon, dtype=float), 6),
         "acc": np.round(np.asarray(trail.accuracy, dtype=float)).astype(np.int32),
         "src": [source_index[s] for s in trail.source],
-        "sources": [s.value.upper() if s is not domain.Source.WIFI else "Wi-Fi" for s in SOURCES],
+        "sources": [SOURCE_LABELS[s] for s in SOURCES],
         "speed": np.round(np.asarray(speed), 2),
         "bearing": np.round(np.asarray(bearing)),
         "minz": minz, "maxZoom": MAX_ZOOM, "minZoom": MIN_ZOOM,

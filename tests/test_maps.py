@@ -299,6 +299,9 @@ def test_a_clicked_point_is_described_and_chosen(trail_map, qtbot):
     text = evaluate(view, qtbot, "document.querySelector('.leaflet-tooltip-pane').textContent")
     assert "Point 13 of 30" in text and format_time(trail.t[12]) in text
     assert "Accuracy 10 m (GPS)" in text and "heading NE" in text and "In curfew hours" in text
+    # The page's clock is Python's: UK time, either side of the clocks going back.
+    for ts in (fixtures.START, datetime(2026, 11, 4, 13, 5, 9, tzinfo=LOCAL_TZ).timestamp()):
+        assert evaluate(view, qtbot, f"EM.formatTime({ts!r})") == format_time(ts)
 
 
 def test_point_numbers_on_demand(trail_map, qtbot):

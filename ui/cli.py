@@ -227,9 +227,12 @@ def tiles(argv: list[str]) -> int:
         p.error("--bbox is W,S,E,N in degrees and --zoom LOW-HIGH, "
                 "e.g. --bbox -8.7,49.8,1.8,60.9 --zoom 5-12")
 
+    confirmed = []
+
     def confirm(job) -> bool:
         print(f"To download: {job}")
-        return args.yes or input("Download? [y/N] ").strip().lower() in ("y", "yes")
+        confirmed.append(args.yes or input("Download? [y/N] ").strip().lower() in ("y", "yes"))
+        return confirmed[0]
 
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -239,6 +242,9 @@ def tiles(argv: list[str]) -> int:
         return 2
     except store.DownloadFailed as e:  # what was fetched is kept: running it again resumes
         print(f"The download stopped: {e}", file=sys.stderr)
+        return 1
+    if not confirmed[0]:
+        print("Nothing downloaded.")
         return 1
     print(f"{fetched:,} tiles fetched into {path}")
     return 0

@@ -93,7 +93,6 @@ var EM = (function () {
     map.on("mousemove", throttle(function (e) { hover(e, false); }, 60));
     map.on("click", function (e) { hover(e, true); });
     message("Loading the trail…");
-    report("ready", null);
   }
 
   function throttle(fn, ms) {
