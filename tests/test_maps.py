@@ -258,6 +258,9 @@ def test_an_empty_trail_says_there_are_no_points(trail_map, qtbot):
     shown = evaluate(view, qtbot, "document.querySelector('.em-message').textContent")
     assert shown == "No points in this window"
     assert evaluate(view, qtbot, "getComputedStyle(document.querySelector('.em-message')).display") == "block"
+    vertices, _ = painted_after(view, qtbot, lambda: view.show_trail(fixtures.line(1)))
+    assert vertices == 1 and view.failure is None
+    assert evaluate(view, qtbot, "getComputedStyle(document.querySelector('.em-message')).display") == "none"
 
 
 def test_replay_seeks_plays_forward_and_pauses(trail_map, qtbot):
