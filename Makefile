@@ -61,7 +61,8 @@ workload: $(VENV)/.installed
 	$(BIN)/python tests/workload_suite.py --wearers 1732 --days 30 --operators 4 --report docs/perf.md
 
 # Benchmarks P1-P6 (about 45 minutes: three runs, each with a 10-minute sustained
-# ingest); writes the table into docs/perf.md.
+# ingest) and P7, the trail map (a few minutes, one run); writes their tables into
+# docs/perf.md. `python tests/bench_suite.py --only P7 --report docs/perf.md` runs P7 alone.
 bench: $(VENV)/.installed
 	$(BIN)/python tests/bench_suite.py --minutes 10 --runs 3 --report docs/perf.md
 

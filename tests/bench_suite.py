@@ -1,6 +1,7 @@
-"""The benchmark suite behind `make bench`: targets P1-P6 of docs/perf.md.
+"""The benchmark suite behind `make bench`: targets P1-P7 of docs/perf.md.
 
     python tests/bench_suite.py --minutes 10 --runs 3 --report docs/perf.md
+    python tests/bench_suite.py --only P7 --report docs/perf.md   (the trail map alone)
 
 Benchmarks, not tests: they print and record what they measure, against targets,
 and never fail a build. Each number is a median over --runs runs.
@@ -262,7 +263,22 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--rate", type=float, default=11_000, help="events/s offered in P1")
     p.add_argument("--report", help="write the results into this Markdown file")
+    p.add_argument("--only", choices=["P7"], help="run only this benchmark")
     args = p.parse_args()
+    if args.only != "P7":
+        p1_to_p6(args)
+    # P7, the trail map (tests/bench_trails.py): one run, its own table.
+    import bench_trails
+
+    print("P7", flush=True)
+    block = bench_trails.table(bench_trails.measure())
+    print(block)
+    if args.report:
+        bench_trails.write_report(Path(args.report), block, machine())
+    return 0
+
+
+def p1_to_p6(args) -> None:
     results: dict[str, list] = {k: [] for k in ("p1", "p3", "p4", "p5")}
     keyring = tempfile.TemporaryDirectory(prefix="em-bench-keyring-")
     keyring_in(Path(keyring.name))
@@ -280,7 +296,6 @@ def main() -> int:
     print(table)
     if args.report:
         write_report(Path(args.report), table, args)
-    return 0
 
 
 def summarise(results: dict, args) -> str:

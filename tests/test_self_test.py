@@ -44,7 +44,10 @@ def test_the_self_test_passes_here_and_reports_each_check_on_one_line():
     assert checks["stream"]["wearers"] == 100 and checks["stream"]["events_applied"] >= 20
     assert checks["encryption"]["cipher"].startswith("SQLCipher 4.")
     assert checks["webengine"] == {"ok": True, "script": True, "drawn": True,
+                                   "trail_vertices": checks["webengine"]["trail_vertices"],
+                                   "basemap": "Basemap: UK outline only — no tiles downloaded",
                                    "seconds": checks["webengine"]["seconds"]}
+    assert checks["webengine"]["trail_vertices"] > 0
 
 
 def test_a_webengine_crash_is_reported_by_name_not_fatal():
@@ -59,7 +62,8 @@ def test_a_webengine_crash_is_reported_by_name_not_fatal():
 def test_missing_resources_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(ui.resources, "ROOT", tmp_path)
     (tmp_path / "resources").mkdir()
-    with pytest.raises(Failed, match="missing style.qss, icons/em-console.png, web/self-test.html"):
+    with pytest.raises(Failed, match="missing style.qss, icons/em-console.png, web/self-test.html, "
+                                     "web/leaflet/leaflet.js, web/trail.js, web/basemap/uk-outline.geojson"):
         check_resources(VERSION)
     for name in OUR_RESOURCES:
         (tmp_path / "resources" / name).parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@
     em-console --offscreen-for 20 --screenshot board.png
     em-console --self-test              check an installed console works (one line of JSON)
     em-console audit verify [--cache PATH]   whether the cache's audit trail holds
+    em-console tiles download|info [...]     the offline basemap's tiles (maps/tiles.py)
     em-console simulator [...]          the reference backend (see --help there)
 
 This module reads the arguments and the environment and hands on to what runs:
@@ -55,7 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="em-console", description="Electronic-monitoring centre console.",
         epilog="em-console audit verify [--cache PATH] [--key-file PATH]: whether the offline "
-               "cache's audit trail holds (exit 0), where it breaks (1), or why it cannot be read (2).")
+               "cache's audit trail holds (exit 0), where it breaks (1), or why it cannot be read (2). "
+               "em-console tiles download|info: the offline map tiles (see its --help).")
     p.add_argument("--backend", help="backend URL; without it the training simulator is started")
     p.add_argument("--user", default=os.environ.get("EM_CONSOLE_USER"),
                    help="operator name for --headless and --offscreen-for, whose password is "
@@ -67,6 +69,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="PEM file of the CAs to trust for an https:// backend, such as the "
                         "centre's own (default $EM_CONSOLE_CA_BUNDLE, else the public CAs)")
     p.add_argument("--cache", help="offline cache file (default: in the user data directory)")
+    p.add_argument("--tiles", metavar="PATH",
+                   help="the offline map tiles (MBTiles) the trail map reads (default: "
+                        "tiles.mbtiles in the user data directory; `em-console tiles download` "
+                        "fills it; without it the map draws the UK's outline)")
     p.add_argument("--key-file", default=os.environ.get("EM_CONSOLE_KEY_FILE"), metavar="PATH",
                    help="an administrator's setting, for a workstation with no keyring: keep the "
                         "offline cache's key in this file, made owner-only if it does not exist "
@@ -179,6 +185,71 @@ def default_cache(training: bool) -> str:
     return str(data_dir() / ("training-cache.db" if training else "cache.db"))
 
 
+def default_tiles() -> Path:
+    """The offline basemap's tiles, beside the caches. Not data_dir(): reading creates nothing."""
+    return Path(platformdirs.user_data_dir("em-console", appauthor=False)) / "tiles.mbtiles"
+
+
+def tiles(argv: list[str]) -> int:
+    """`em-console tiles download|info`: fills or describes the offline basemap's tiles."""
+    from maps import tiles as store
+
+    p = argparse.ArgumentParser(prog="em-console tiles", description="The offline map tiles.")
+    p.add_argument("command", choices=["download", "info"],
+                   help="download: a region and zoom range from a tile server, sized and "
+                        "confirmed first; info: what the tiles file holds")
+    p.add_argument("--mbtiles", type=Path, default=None, metavar="PATH",
+                   help="the tiles file (default: tiles.mbtiles in the user data directory)")
+    p.add_argument("--url", metavar="TEMPLATE",
+                   help="download: a tile server the centre may bulk-download from, "
+                        "e.g. https://tiles.example.internal/{z}/{x}/{y}.png")
+    p.add_argument("--bbox", metavar="W,S,E,N", help="download: the region, in degrees")
+    p.add_argument("--zoom", default="5-12", metavar="LOW-HIGH", help="download: zoom levels")
+    p.add_argument("--yes", action="store_true", help="download without asking to confirm its size")
+    if "--bbox" in argv[:-1]:  # "--bbox -8.7,...": argparse would take the minus for an option
+        at = argv.index("--bbox")
+        argv = [*argv[:at], f"--bbox={argv[at + 1]}", *argv[at + 2:]]
+    args = p.parse_args(argv)
+    path = args.mbtiles or default_tiles()
+    if args.command == "info":
+        found = store.MBTiles.open(path)
+        print(f"{path}: {store.describe(found)}"
+              + (f" ({found.count():,} tiles)" if found else ""))
+        return 0
+    if not (args.url and args.bbox):
+        p.error("download needs --url and --bbox")
+    try:
+        bbox = tuple(float(v) for v in args.bbox.split(","))
+        low, high = (int(v) for v in args.zoom.split("-"))
+        if len(bbox) != 4:
+            raise ValueError
+    except ValueError:
+        p.error("--bbox is W,S,E,N in degrees and --zoom LOW-HIGH, "
+                "e.g. --bbox -8.7,49.8,1.8,60.9 --zoom 5-12")
+
+    confirmed = []
+
+    def confirm(job) -> bool:
+        print(f"To download: {job}")
+        confirmed.append(args.yes or input("Download? [y/N] ").strip().lower() in ("y", "yes"))
+        return confirmed[0]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fetched = store.download(bbox, range(low, high + 1), args.url, path, confirm)
+    except store.Refused as e:
+        print(f"Refused: {e}", file=sys.stderr)
+        return 2
+    except store.DownloadFailed as e:  # what was fetched is kept: running it again resumes
+        print(f"The download stopped: {e}", file=sys.stderr)
+        return 1
+    if not confirmed[0]:
+        print("Nothing downloaded.")
+        return 1
+    print(f"{fetched:,} tiles fetched into {path}")
+    return 0
+
+
 def audit(argv: list[str]) -> int:
     """`em-console audit verify`: prints whether the audit trail holds; exits 0 when
     it does, 1 when it is broken, 2 when the cache cannot be read."""
@@ -214,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         return simulator(argv[1:])
     if argv[:1] == ["audit"]:
         return audit(argv[1:])
+    if argv[:1] == ["tiles"]:
+        return tiles(argv[1:])
     args = parse_args(argv)
     if args.self_test or args.self_test_webengine:
         from ui import self_test
@@ -224,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.warning("the password and token travel in clear to %s", args.backend)
     training = args.backend is None
     args.cache = args.cache or default_cache(training)
+    args.tiles = Path(args.tiles) if args.tiles else default_tiles()
     # parse_args made sure a real backend with no window to ask in has a password.
     password = os.environ.get("EM_CONSOLE_PASSWORD") or (TRAINING_PASSWORD if training else "")
     if args.headless:

@@ -3,9 +3,10 @@
 Prints one line of JSON and exits 0, or exits 1 with the failed checks named in it.
 It runs the same code a console runs: the embedded simulator, the sync engine on a
 temporary cache (encrypted, its key in a temporary key file: a build machine has no
-keyring), and a QtWebEngine page like the maps. The page runs in a child
-process, because QtWebEngine aborts the whole process on some faults (a missing
-helper process, an unusable sandbox) and the report must still be printed."""
+keyring), a QtWebEngine page, and the trail map drawing a trail offline (the emmap:
+scheme, the vendored Leaflet and basemap). The pages run in a child process,
+because QtWebEngine aborts the whole process on some faults (a missing helper
+process, an unusable sandbox) and the report must still be printed."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ WEARERS = 100
 LIVE_EVENTS = 20  # live events the stream must deliver after its snapshot
 TIMEOUT = 60.0  # per check; a healthy machine needs a few seconds
 SWATCH = "#1f8a3b"  # the colour the test page is asked to paint
-OUR_RESOURCES = ("style.qss", "icons/em-console.png", "web/self-test.html")
+OUR_RESOURCES = ("style.qss", "icons/em-console.png", "web/self-test.html",
+                 "web/leaflet/leaflet.js", "web/trail.js", "web/basemap/uk-outline.geojson")
 # Each platform's keyring backend and the package it needs, which a bundle must carry.
 NATIVE_KEYRING = {"linux": ("SecretService", "secretstorage"), "win32": ("Windows", "win32ctypes"),
                   "darwin": ("macOS", None)}
@@ -215,7 +217,8 @@ def own_command(args: list[str]) -> list[str]:
 
 def run_webengine() -> int:
     """`--self-test-webengine`, the child: a local page loads, runs a script we call,
-    and draws what the script painted. Prints one line of JSON."""
+    and draws what the script painted; then the trail map draws a small trail on its
+    offline basemap. Prints one line of JSON."""
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from maps.web import LocalPage, sandbox_off_reason  # imports QtWebEngine first
 
@@ -224,6 +227,7 @@ def run_webengine() -> int:
     from PySide6.QtGui import QColor
     from PySide6.QtWidgets import QApplication
 
+    from maps.trail_map import TrailMap
     from ui.resources import resource
 
     app = QApplication(sys.argv[:1])
@@ -232,12 +236,15 @@ def run_webengine() -> int:
     page.show()
     answers = []
     page.call(f"paint({SWATCH!r})", answers.append)
+    trail_map = None
 
     def wait(until: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + TIMEOUT
         while not until():
-            if page.failed:
+            if page.load_failed:
                 raise Failed("the local page did not load")
+            if trail_map is not None and trail_map.failure:
+                raise Failed(f"the trail map failed: {trail_map.failure}")
             if time.monotonic() > deadline:
                 raise Failed(f"{what} in {TIMEOUT:.0f} s")
             app.processEvents(QEventLoop.AllEvents, 50)
@@ -249,11 +256,36 @@ def run_webengine() -> int:
             raise Failed(f"the page's script answered {answers[0]!r}, not {SWATCH!r}")
         drawn = QColor(SWATCH).rgb()
         wait(lambda: page.grab().toImage().pixel(200, 150) == drawn, "the page did not draw")
-        result = {"ok": True, "script": True, "drawn": True}
+        trail_map = TrailMap(tiles=None)
+        trail_map.resize(400, 300)
+        trail_map.show()
+        described, painted = [], []
+        trail_map.basemap_described.connect(described.append)
+        trail_map.painted.connect(lambda vertices, zoom: painted.append(vertices))
+        trail_map.show_trail(synthetic_trail())
+        wait(lambda: described and painted, "the trail map drew no trail")
+        if not painted[-1] > 0:
+            raise Failed("the trail map drew a trail of no vertices")
+        result = {"ok": True, "script": True, "drawn": True, "trail_vertices": painted[-1],
+                  "basemap": described[0]}
     except Failed as e:
         result = {"ok": False, "error": str(e)}
     print(json.dumps(result), flush=True)
     # Deleted before the QApplication: QtWebEngine warns if its profile outlives a page.
-    page.deleteLater()
+    for view in (page, trail_map):
+        if view is not None:
+            view.deleteLater()
     app.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     return 0 if result["ok"] else 1
+
+
+def synthetic_trail():
+    """An hour's zigzag walk in Manchester, a point a minute: a straight line would
+    simplify to its two ends."""
+    from console.domain.trails import Source, Trail
+
+    start, n = 1_790_000_000.0, 60
+    return Trail("self-test", "self-test", start, start + 60 * n,
+                 tuple(start + 60.0 * i for i in range(n)),
+                 tuple(53.46 + 0.0005 * i + 0.002 * (i % 2) for i in range(n)),
+                 tuple(-2.29 + 0.0007 * i for i in range(n)), (10.0,) * n, (Source.GPS,) * n)

@@ -227,3 +227,166 @@ class AccessLog:
     since: float
     until: float
     entries: tuple[AccessEntry, ...] = field(default_factory=tuple)
+
+
+# The geometry of a trail, for the map and for the views around it. Functions take
+# the Trail's columns (plain tuples, in time order) and return tuples; numpy is
+# imported inside them, so that importing the domain stays cheap for start-up.
+
+GAP = 5 * 60  # seconds: two points further apart than this have a gap between them
+STOP_RADIUS_M = 50.0  # a stop: the wearer stays within this of where they arrived...
+STOP_MIN_DWELL = 5 * 60  # ...for at least this long (seconds)
+EARTH_RADIUS_M = 6_371_008.8
+
+
+def segments(t, max_gap: float = GAP) -> tuple[tuple[int, int], ...]:
+    """The runs of points with no gap between them, as (first, end) index ranges,
+    end exclusive: a trail with one gap is two segments."""
+    import numpy as np
+
+    if not len(t):
+        return ()
+    cuts = (np.flatnonzero(np.diff(np.asarray(t, dtype=float)) > max_gap) + 1).tolist()
+    bounds = [0, *cuts, len(t)]
+    return tuple(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def steps(t, lat, lon, max_gap: float = GAP):
+    """For each point, the step from the point before: distance (metres, great
+    circle), speed (metres a second) and compass bearing (degrees clockwise from
+    north). Three tuples of floats, NaN for the first point and for a point after a
+    gap (no step is known across one)."""
+    import numpy as np
+
+    t, la, lo = (np.asarray(c, dtype=float) for c in (t, lat, lon))
+    n = len(t)
+    distance, speed, bearing = (np.full(n, np.nan) for _ in range(3))
+    if n > 1:
+        p1, p2 = np.radians(la[:-1]), np.radians(la[1:])
+        dl = np.radians(lo[1:] - lo[:-1])
+        h = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+        d = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
+        b = np.degrees(np.arctan2(np.sin(dl) * np.cos(p2),
+                                  np.cos(p1) * np.sin(p2) - np.sin(p1) * np.cos(p2) * np.cos(dl))) % 360
+        dt = np.diff(t)
+        ok = dt <= max_gap
+        distance[1:] = np.where(ok, d, np.nan)
+        speed[1:] = np.where(ok, d / np.maximum(dt, 1e-9), np.nan)
+        bearing[1:] = np.where(ok, b, np.nan)
+    return tuple(distance.tolist()), tuple(speed.tolist()), tuple(bearing.tolist())
+
+
+COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
+
+
+def compass(bearing: float) -> str:
+    """The 8-point compass direction of a bearing in degrees ("NE"); "" if unknown."""
+    if not math.isfinite(bearing):
+        return ""
+    return COMPASS[round(bearing % 360 / 45) % 8]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Points first..last (inclusive) within STOP_RADIUS_M of where the wearer
+    arrived, for at least STOP_MIN_DWELL; lat, lon is their mean."""
+
+    first: int
+    last: int
+    lat: float
+    lon: float
+    arrived: float
+    left: float
+
+    @property
+    def dwell(self) -> float:
+        return self.left - self.arrived
+
+
+def local_xy(lat, lon):
+    """Metres east and north of the trail's first point (equirectangular: exact
+    enough within a city, and cheap), as two numpy arrays."""
+    import numpy as np
+
+    la, lo = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    if not len(la):
+        return la, lo
+    k = math.pi / 180 * EARTH_RADIUS_M
+    return (lo - lo[0]) * k * math.cos(math.radians(la[0])), (la - la[0]) * k
+
+
+def stops(t, lat, lon, radius_m: float = STOP_RADIUS_M, min_dwell: float = STOP_MIN_DWELL,
+          max_gap: float = GAP) -> tuple[Stop, ...]:
+    """Where the wearer stayed: each run of points within radius_m of the run's
+    first point for at least min_dwell seconds, not across a gap (where the wearer
+    was in one is not known)."""
+    import numpy as np
+
+    xs, ys = local_xy(lat, lon)
+    r2 = radius_m * radius_m
+    # A stop starts only where the next point is near and no gap follows: most points
+    # on the move are ruled out at once, without the loop.
+    near_next = (np.diff(xs) ** 2 + np.diff(ys) ** 2 <= r2) & (np.diff(np.asarray(t, dtype=float)) <= max_gap)
+    x, y = xs.tolist(), ys.tolist()
+    found, n = [], len(t)
+    for i in np.flatnonzero(near_next).tolist():
+        if found and i <= found[-1].last:
+            continue
+        j = i + 1
+        while (j < n and t[j] - t[j - 1] <= max_gap
+               and (x[j] - x[i]) ** 2 + (y[j] - y[i]) ** 2 <= r2):
+            j += 1
+        if t[j - 1] - t[i] >= min_dwell:
+            found.append(Stop(i, j - 1, sum(lat[i:j]) / (j - i), sum(lon[i:j]) / (j - i), t[i], t[j - 1]))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A trail's totals: distance over the steps with no gap, time moving (the
+    steps' time less the stops'), time stopped, and how many stops and gaps."""
+
+    points: int
+    distance_m: float
+    moving_s: float
+    stopped_s: float
+    stops: int
+    gaps: int
+
+
+def totals(t, lat, lon, found: tuple[Stop, ...] | None = None,
+           distance: tuple[float, ...] | None = None) -> Totals:
+    """The trail's totals; pass its stops() and steps() distances if already known."""
+    found = stops(t, lat, lon) if found is None else found
+    distance = steps(t, lat, lon)[0] if distance is None else distance
+    runs = segments(t)
+    stepping = sum(t[end - 1] - t[first] for first, end in runs)
+    stopped = sum(s.dwell for s in found)
+    return Totals(len(t), math.fsum(d for d in distance if d == d), stepping - stopped, stopped,
+                  len(found), max(0, len(runs) - 1))
+
+
+def in_curfew(t, curfew: Curfew | None) -> tuple[bool, ...]:
+    """For each time, whether it falls in the curfew (UK wall-clock hours)."""
+    import numpy as np
+
+    if curfew is None or not len(t):
+        return (False,) * len(t)
+    times = np.asarray(t, dtype=float)
+    # The UK's offset changes on the hour: look it up once per hour, not per point.
+    hours, where = np.unique(np.floor(times / 3600), return_inverse=True)
+    offsets = np.array([_utc_offset(h * 3600) for h in hours.tolist()])
+    seconds = (times + offsets[where]) % DAY
+    start = curfew.start.hour * 3600 + curfew.start.minute * 60
+    end = curfew.end.hour * 3600 + curfew.end.minute * 60
+    inside = ((seconds >= start) & (seconds < end) if start <= end
+              else (seconds >= start) | (seconds < end))
+    return tuple(inside.tolist())
+
+
+def _utc_offset(ts: float) -> float:
+    from datetime import datetime
+
+    from console.domain.clock import LOCAL_TZ
+
+    return datetime.fromtimestamp(ts, LOCAL_TZ).utcoffset().total_seconds()
