@@ -90,7 +90,7 @@ def prepare(trail: Trail) -> PreparedTrail:
     runs = domain.segments(t)
     minz = min_zooms(lat, lon, runs)
     distance, speed, bearing = domain.steps(t, lat, lon)
-    found = domain.stops(t, lat, lon)
+    found = domain.stops(t, lat, lon, trail.accuracy)
     source_index = {s: i for i, s in enumerate(SOURCES)}
     t0 = t[0] if t else trail.start
     document = {

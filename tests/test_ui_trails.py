@@ -7,7 +7,7 @@ import uuid
 from console.domain import Alert, AlertState, Curfew, HistoryEntry, Wearer
 from console.domain.clock import DAY
 from console.domain.trails import Purpose, ReferenceKind
-from ui.trails.request import BEFORE_ALERT, TrailRequestDialog
+from ui.trails.request import BEFORE_ALERT, DEFAULT_WINDOW, TrailRequestDialog
 
 NOW = 1_795_000_000.0
 WEARER = Wearer("W000001", "EM-100001", Curfew.parse("19:00-07:00"))
@@ -39,6 +39,15 @@ def test_the_alert_in_hand_is_the_reference_and_the_window_starts_before_it(qtbo
     request = d.request()
     assert (request.reference_kind, request.reference) == (ReferenceKind.ALERT, "A00000042")
     assert request.start == alert().raised_at - BEFORE_ALERT and request.end == NOW
+
+
+def test_an_old_alerts_window_is_the_day_around_it_not_everything_since(qtbot):
+    old = alert()
+    old = Alert(old.id, old.wearer_id, old.device_id, old.type, NOW - 11 * DAY, old.state, True,
+                old.history)
+    request = dialog(qtbot, old).request()
+    assert request.start == old.raised_at - BEFORE_ALERT
+    assert request.end == request.start + DEFAULT_WINDOW  # granted at once, not 11 days
 
 
 def test_another_wearers_alert_is_not_taken_as_the_reference(qtbot):

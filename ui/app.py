@@ -68,7 +68,7 @@ class Session:
 
     def __init__(self, backend: str, cache: str, training: bool, version: str,
                  engine_options: dict, credentials: tuple[str, str] | None = None,
-                 lock_after: float = LOCK_AFTER):
+                 lock_after: float = LOCK_AFTER, tiles: Path | None = None):
         self.bridge = GuiBridge()
         username, password = credentials or (None, None)
         # Decoding and the cache in a process of their own: the GUI thread never
@@ -79,7 +79,7 @@ class Session:
         self.alerts = AlertQueueModel(self.engine.clock.now, self.engine.picture_time)
         self.window = MainWindow(self.board, self.alerts, self.bridge, lambda: self.engine.status,
                                  self.engine.act, self.engine.wearer_record, training, version,
-                                 self.engine.unlock, lock_after, trails=self.engine)
+                                 self.engine.unlock, lock_after, trails=self.engine, tiles=tiles)
         self.window.resize(1500, 850)
         self.bridge.notice.connect(lambda text: self.window.statusBar().showMessage(text, 300_000))
         tune_collector(self.bridge)
@@ -118,18 +118,20 @@ class Console:
 
     def __init__(self, backend: str, cache: str, training: bool, version: str,
                  engine_options: dict, simulator: EmbeddedSimulator | None = None,
-                 username: str | None = None, lock_after: float = LOCK_AFTER):
+                 username: str | None = None, lock_after: float = LOCK_AFTER,
+                 tiles: Path | None = None):
         self.backend, self.cache, self.training = backend, cache, training
         self.version, self.engine_options = version, engine_options
         self.simulator = simulator
         self.username = username  # prefilled in the sign-in dialog
         self.lock_after = lock_after
+        self.tiles = tiles  # the trail map's offline basemap
         self.session: Session | None = None
         self.dialog: SignInDialog | None = None  # while it is open
 
     def new_session(self, credentials: tuple[str, str] | None = None) -> Session:
         self.session = Session(self.backend, self.cache, self.training, self.version,
-                               self.engine_options, credentials, self.lock_after)
+                               self.engine_options, credentials, self.lock_after, self.tiles)
         if self.simulator is not None:
             self.simulator.on_restart = self.session.bridge.notice.emit
         return self.session
@@ -258,7 +260,7 @@ def run_window(args: argparse.Namespace, credentials: tuple[str, str] | None,
     backend = simulator.url if simulator is not None else args.backend.rstrip("/")
     try:
         console = Console(backend, cache, training, version, engine_options, simulator, args.user,
-                          args.lock_after * 60)
+                          args.lock_after * 60, args.tiles)
         if args.offscreen_for:
             from ui import offscreen
 

@@ -6,6 +6,7 @@ import html
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -75,7 +76,7 @@ class MainWindow(QMainWindow):
                  status: Callable[[], SyncStatus], act: Callable[[Payload], Future],
                  fetch_record: Callable[[str], Future], training: bool, version: str,
                  unlock: Callable[[str], Future] | None = None, lock_after: float = LOCK_AFTER,
-                 trails=None):
+                 trails=None, tiles: Path | None = None):
         """act: queue an operator's action (SyncEngine.act); the future resolves once
         it is durable, and the window shows it only from the Changes that follow.
         fetch_record: a wearer's record from the backend (SyncEngine.wearer_record).
@@ -83,7 +84,7 @@ class MainWindow(QMainWindow):
         the session locks after lock_after seconds without input (0: never).
         trails: the engine's trail operations (SyncEngine.trail_requests, trail,
         trail_access); with them the wearer view has a Trail tab and the window a
-        Trails menu."""
+        Trails menu; tiles: the trail map's offline basemap (maps/tiles.py)."""
         super().__init__()
         self.setWindowTitle("EM Console" + (" — TRAINING" if training else ""))
         self.board_model, self.alert_model = board, alerts
@@ -109,7 +110,8 @@ class MainWindow(QMainWindow):
         self.wearer.suspend_requested.connect(lambda payload: self._act_all([payload]))
         self.wearer.add_tab(self.case, "Case")
         self.trail = TrailTab(board, trails, lambda p: self._act_all([p]), alerts.clock,
-                              lambda: self._status().identity, self.queue.selected) if trails else None
+                              lambda: self._status().identity, self.queue.selected,
+                              tiles) if trails else None
         if self.trail:
             self.wearer.add_tab(self.trail, "Trail")
         self.alarms = Annunciator(alerts, self)
@@ -130,6 +132,10 @@ class MainWindow(QMainWindow):
         split.addWidget(self.queue)
         split.addWidget(right)
         split.setSizes([760, 740])  # the queue: each column readable at 1500 px wide
+        self._areas = (split, right)
+        self._sizes_before_trail: list[list[int]] | None = None
+        if self.trail:
+            self.trail.room_wanted.connect(self._make_room)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 0, 6, 6)
@@ -247,6 +253,19 @@ class MainWindow(QMainWindow):
         summary = (self.alarms.summary() if s.last_event_at or s.synced_at
                    else "⚠ urgent alerts unknown: no data yet")
         self.alarm_status.setText(f"{summary} · {state}")
+
+    def _make_room(self, wanted: bool) -> None:
+        """A trail opened: the map takes most of the window (the queue keeps a
+        column, the board gives way); closed: the areas as they were."""
+        if wanted and self._sizes_before_trail is None:
+            self._sizes_before_trail = [area.sizes() for area in self._areas]
+            split, right = self._areas
+            split.setSizes([380, max(600, sum(split.sizes()) - 380)])
+            right.setSizes([120, max(400, sum(right.sizes()) - 120)])
+        elif not wanted and self._sizes_before_trail is not None:
+            for area, sizes in zip(self._areas, self._sizes_before_trail, strict=True):
+                area.setSizes(sizes)
+            self._sizes_before_trail = None
 
     # -- the session lock -------------------------------------------------------
 

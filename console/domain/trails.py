@@ -315,36 +315,59 @@ def local_xy(lat, lon):
     return (lo - lo[0]) * k * math.cos(math.radians(la[0])), (la - la[0]) * k
 
 
-def stops(t, lat, lon, radius_m: float = STOP_RADIUS_M, min_dwell: float = STOP_MIN_DWELL,
-          max_gap: float = GAP) -> tuple[Stop, ...]:
-    """Where the wearer stayed: each run of points within radius_m of the run's
-    first point for at least min_dwell seconds, not across a gap (where the wearer
-    was in one is not known)."""
+# A fix indoors wanders by tens of metres a minute: a point counts as still at a
+# stop within radius_m plus its accuracy, up to this (a cell fix says little).
+MAX_ALLOWANCE_M = 100.0
+
+
+def stops(t, lat, lon, accuracy=None, radius_m: float = STOP_RADIUS_M,
+          min_dwell: float = STOP_MIN_DWELL, max_gap: float = GAP) -> tuple[Stop, ...]:
+    """Where the wearer stayed: runs of points within radius_m (plus each point's
+    accuracy, up to MAX_ALLOWANCE_M) of the run's centre so far, for at least
+    min_dwell seconds, not across a gap (where the wearer was in one is not known).
+    Runs that follow one another with their centres that close are one stop: the
+    jitter of a fix indoors split it, the wearer did not leave."""
     import numpy as np
 
+    n = len(t)
     xs, ys = local_xy(lat, lon)
-    r2 = radius_m * radius_m
+    allow = np.minimum(np.asarray(accuracy if accuracy is not None else (0.0,) * n, dtype=float),
+                       MAX_ALLOWANCE_M) + radius_m
     # A stop starts only where the next point is near and no gap follows: most points
     # on the move are ruled out at once, without the loop.
-    near_next = (np.diff(xs) ** 2 + np.diff(ys) ** 2 <= r2) & (np.diff(np.asarray(t, dtype=float)) <= max_gap)
-    x, y = xs.tolist(), ys.tolist()
-    found, n = [], len(t)
+    near_next = ((np.diff(xs) ** 2 + np.diff(ys) ** 2 <= allow[1:] ** 2)
+                 & (np.diff(np.asarray(t, dtype=float)) <= max_gap))
+    x, y, a = xs.tolist(), ys.tolist(), allow.tolist()
+    runs: list[list] = []  # [first, last, sum x, sum y]
     for i in np.flatnonzero(near_next).tolist():
-        if found and i <= found[-1].last:
+        if runs and i <= runs[-1][1]:
             continue
-        j = i + 1
-        while (j < n and t[j] - t[j - 1] <= max_gap
-               and (x[j] - x[i]) ** 2 + (y[j] - y[i]) ** 2 <= r2):
-            j += 1
-        if t[j - 1] - t[i] >= min_dwell:
-            found.append(Stop(i, j - 1, sum(lat[i:j]) / (j - i), sum(lon[i:j]) / (j - i), t[i], t[j - 1]))
-    return tuple(found)
+        j, sx, sy = i + 1, x[i], y[i]
+        while j < n and t[j] - t[j - 1] <= max_gap:
+            k = j - i
+            if (x[j] - sx / k) ** 2 + (y[j] - sy / k) ** 2 > a[j] ** 2:
+                break
+            sx, sy, j = sx + x[j], sy + y[j], j + 1
+        if t[j - 1] - t[i] < min_dwell:
+            continue
+        if runs:
+            f, last, px, py = runs[-1]
+            m, k = last - f + 1, j - i
+            if (t[i] - t[last] <= max_gap
+                    and (px / m - sx / k) ** 2 + (py / m - sy / k) ** 2 <= radius_m ** 2):
+                runs[-1] = [f, j - 1, px + sx + sum(x[last + 1:i]), py + sy + sum(y[last + 1:i])]
+                continue
+        runs.append([i, j - 1, sx, sy])
+    return tuple(Stop(f, last, sum(lat[f:last + 1]) / (last - f + 1),
+                      sum(lon[f:last + 1]) / (last - f + 1), t[f], t[last])
+                 for f, last, _, _ in runs)
 
 
 @dataclass(frozen=True)
 class Totals:
-    """A trail's totals: distance over the steps with no gap, time moving (the
-    steps' time less the stops'), time stopped, and how many stops and gaps."""
+    """A trail's totals: distance over the steps with no gap and not within a stop
+    (where a fix's jitter is not travel), time moving (the steps' time less the
+    stops'), time stopped, and how many stops and gaps."""
 
     points: int
     distance_m: float
@@ -358,7 +381,9 @@ def totals(t, lat, lon, found: tuple[Stop, ...] | None = None,
            distance: tuple[float, ...] | None = None) -> Totals:
     """The trail's totals; pass its stops() and steps() distances if already known."""
     found = stops(t, lat, lon) if found is None else found
-    distance = steps(t, lat, lon)[0] if distance is None else distance
+    distance = list(steps(t, lat, lon)[0] if distance is None else distance)
+    for s in found:
+        distance[s.first + 1:s.last + 1] = [0.0] * (s.last - s.first)
     runs = segments(t)
     stepping = sum(t[end - 1] - t[first] for first, end in runs)
     stopped = sum(s.dwell for s in found)

@@ -29,7 +29,9 @@ class TrailsMenu(QObject):
         super().__init__(window)
         self._window, self._service, self._act, self._me = window, service, act, me
         self._board, self._ref, self._clock = board, wearer_ref, clock
-        self.menu = window.menuBar().addMenu("&Trails")
+        bar = window.menuBar()
+        self.menu = bar.addMenu("&Trails")
+        bar.insertMenu(bar.actions()[-2], self.menu)  # before Help, which stays last
         self.approvals = QAction("Requests awaiting &approval…", window)
         self.approvals.triggered.connect(self.show_approvals)
         self.report = QAction("Trail &access report…", window)

@@ -5,7 +5,16 @@ numbers and a time slider, all from the keyboard. The page runs the replay
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from console.domain.fleet import Curfew
 from ui.common.table import uk_datetime
@@ -53,13 +62,15 @@ class ReplayBar(QWidget):
         self.slider.valueChanged.connect(self._slid)
         self.position = QLabel(textFormat=Qt.PlainText)
         self.position.setAccessibleName("Replay time")
-        self.position.setMinimumWidth(260)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        self.position.setWordWrap(True)
+        controls = QHBoxLayout()
         for widget in (self.play_button, self.speed, self.follow_box, self.numbers_box):
-            layout.addWidget(widget)
-        layout.addWidget(self.slider, 1)
-        layout.addWidget(self.position)
+            controls.addWidget(widget)
+        controls.addWidget(self.position, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.slider)
         self.setEnabled(False)
 
     def show_window(self, start: float, end: float, curfew: Curfew | None) -> None:
@@ -78,7 +89,7 @@ class ReplayBar(QWidget):
             self.pause.emit()
         else:
             self.playing = True
-            self.play_button.setText("⏸ Pause")
+            self.play_button.setText("‖ Pause")
             self.play.emit(self.rate())
 
     def stopped(self) -> None:

@@ -105,7 +105,7 @@ def evidence_rows(trail: Trail, condensed: bool) -> list[tuple[str, ...]]:
     _, speed, bearing = steps(trail.t, trail.lat, trail.lon)
     if not condensed:
         return [_point_row(trail, i, speed, bearing) for i in range(len(trail))]
-    found = stops(trail.t, trail.lat, trail.lon)
+    found = stops(trail.t, trail.lat, trail.lon, trail.accuracy)
     in_stop = {i: s for s in found for i in range(s.first, s.last + 1)}
     runs = segments(trail.t)
     notes = {first: f"signal back after {(trail.t[first] - trail.t[first - 1]) / 60:.0f} min"
@@ -131,7 +131,7 @@ def export_evidence(path: Path, trail: Trail, request: TrailRequest, who: str, n
     """The trail as evidence: the access it was seen under, who exported it and when,
     its totals, the map as shown, and its points."""
     e = html.escape
-    t = totals(trail.t, trail.lat, trail.lon)
+    t = totals(trail.t, trail.lat, trail.lon, stops(trail.t, trail.lat, trail.lon, trail.accuracy))
     preamble = (
         f"<p><b>Purpose</b> {e(request.purpose.label)} · <b>{REFERENCE_LABELS[request.reference_kind]}</b> "
         f"{e(request.reference)} · <b>Request</b> {e(request.id)}<br>"

@@ -35,6 +35,7 @@ REFERENCE_LABELS = {ReferenceKind.ALERT: "Alert", ReferenceKind.CASE_ENTRY: "Cas
                     ReferenceKind.EXTERNAL: "External reference"}
 # Before the alert was raised: how the wearer came to breach is part of the picture.
 BEFORE_ALERT = 2 * 3600
+DEFAULT_WINDOW = DAY  # what is asked for unless the operator says otherwise: no more
 
 
 class TrailRequestDialog(QDialog):
@@ -61,13 +62,13 @@ class TrailRequestDialog(QDialog):
         self.justification.setPlaceholderText(
             "Why seeing where the wearer was is necessary and proportionate for this purpose")
         self.justification.setTabChangesFocus(True)
-        start = now - DAY
+        start = now - DEFAULT_WINDOW
         if alert is not None and alert.wearer_id == wearer.id:
             self.reference_kind.setCurrentIndex(list(REFERENCE_LABELS).index(ReferenceKind.ALERT))
             self.reference.setText(alert.id)
             start = alert.raised_at - BEFORE_ALERT
         self.start = uk_edit(start, "Window from (UK time)")
-        self.end = uk_edit(now, "Window until (UK time)")
+        self.end = uk_edit(min(now, start + DEFAULT_WINDOW), "Window until (UK time)")
         self.verdict = QLabel()
         self.verdict.setAccessibleName("What will happen to this request")
         self.verdict.setWordWrap(True)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -56,15 +56,18 @@ def window_text(r: TrailRequest) -> str:
 
 
 class TrailTab(QWidget):
+    room_wanted = Signal(bool)  # a trail opened (the map wants room) or closed
+
     def __init__(self, board: StatusBoardModel, service, act: Callable[[Payload], None],
                  clock: Callable[[], float], me: Callable[[], Identity | None],
-                 alert_in_hand: Callable[[], Alert | None]):
+                 alert_in_hand: Callable[[], Alert | None], tiles: Path | None = None):
         """service: the engine's trail operations (trail_requests, trail); act: queue
         an action through the outbox; alert_in_hand: the alert selected in the queue,
-        whose id a new request refers to."""
+        whose id a new request refers to; tiles: the offline basemap."""
         super().__init__()
         self._board, self._service, self._act, self._clock, self._me = board, service, act, clock, me
         self._alert_in_hand = alert_in_hand
+        self._tiles = tiles
         self.wearer_id: str | None = None
         self.requests: list[TrailRequest] = []
         self.shown: TrailRequest | None = None  # the request whose trail is open
@@ -74,18 +77,22 @@ class TrailTab(QWidget):
         self.status = QLabel(textFormat=Qt.PlainText)  # it quotes the backend's reasons
         self.status.setAccessibleName("Trail status")
         self.status.setWordWrap(True)
-        self.ask = QPushButton("Ask to see the trail…")
+        self.ask = QPushButton("Ask for a trail…")
         self.ask.setAccessibleName("Ask to see the wearer's trail for a purpose")
         self.ask.clicked.connect(self._ask)
-        self.open_button = QPushButton("Open trail")
+        self.open_button = QPushButton("Open")
         self.open_button.setAccessibleName("Open the selected granted request's trail")
         self.open_button.clicked.connect(self._open_selected)
-        self.close_button = QPushButton("Close trail")
+        self.close_button = QPushButton("Close")
         self.close_button.setAccessibleName("Close the trail")
         self.close_button.clicked.connect(self.close_trail)
-        self.export_button = QPushButton("Export evidence…")
+        self.export_button = QPushButton("Evidence PDF…")
         self.export_button.setAccessibleName("Export the trail shown as a PDF report")
         self.export_button.clicked.connect(self._export)
+        self.larger = QPushButton("Larger map")
+        self.larger.setAccessibleName("Show the map in a window of its own")
+        self.larger.clicked.connect(self.pop_out)
+        self.window_of_map: QWidget | None = None  # the map's own window, while it has one
         self.list = QTreeWidget()
         self.list.setAccessibleName("Your trail requests for this wearer")
         self.list.setHeaderLabels(["Purpose", "Reference", "Window (UK time)", "State"])
@@ -108,7 +115,8 @@ class TrailTab(QWidget):
         self.map_layout.addWidget(self.replay)
         self.map_layout.addWidget(self.totals)
         buttons = QHBoxLayout()
-        for button in (self.ask, self.open_button, self.close_button, self.export_button):
+        for button in (self.ask, self.open_button, self.close_button, self.export_button,
+                       self.larger):
             buttons.addWidget(button)
         buttons.addStretch(1)
         top = QWidget()
@@ -253,6 +261,7 @@ class TrailTab(QWidget):
         self.close_button.setEnabled(self.shown is not None)
         self.export_button.setEnabled(self.shown is not None and self.trail is not None
                                       and len(self.trail) > 0)
+        self.larger.setEnabled(self.shown is not None and self.window_of_map is None)
 
     def _open_selected(self) -> None:
         chosen = self._selected()
@@ -287,8 +296,36 @@ class TrailTab(QWidget):
         self._map().show_trail(trail)
         self.split.setSizes([60, 600])
         self._enable()
+        self.room_wanted.emit(True)
+
+    def pop_out(self) -> None:
+        """The map, its banner and replay in a window of their own, as large as the
+        screen allows; closing that window puts them back in the tab."""
+        if self.window_of_map is not None:
+            return
+        window = MapWindow(self)
+        window.setWindowTitle(f"Trail of {self._ref()} — EM Console")
+        window.layout().addWidget(self.map_area)
+        window.closed.connect(self._pop_in)
+        self.window_of_map = window
+        window.resize(1400, 900)
+        window.show()
+        self._enable()
+
+    def _pop_in(self) -> None:
+        self.split.addWidget(self.map_area)
+        self.window_of_map = None
+        self._enable()
+
+    def _ref(self) -> str:
+        row = self._board.row_of(self.wearer_id) if self.wearer_id else None
+        return row.wearer.ref if row else (self.wearer_id or "")
 
     def close_trail(self) -> None:
+        if self.window_of_map is not None:
+            self.window_of_map.close()
+        if self.shown is not None:
+            self.room_wanted.emit(False)
         self.shown, self.trail = None, None
         self.banner.hide()
         self.replay.setEnabled(False)
@@ -297,6 +334,15 @@ class TrailTab(QWidget):
             self.map.clear()
         self._enable()
 
+    def _painted(self, vertices: int, zoom: int) -> None:
+        t = self.map.totals
+        if t is None or self.trail is None:
+            return
+        self.totals.setText(
+            f"{t.points:,} points · {t.distance_m / 1000:.1f} km · moving {t.moving_s / 3600:.1f} h · "
+            f"{t.stops} stops ({t.stopped_s / 3600:.1f} h) · {t.gaps} gaps in the signal · "
+            f"{self.map.basemap} · drawn: {vertices:,} vertices at zoom {zoom}")
+
     def _export(self) -> None:
         request, trail = self.shown, self.trail
         if request is None or trail is None:
@@ -304,10 +350,8 @@ class TrailTab(QWidget):
         report, ok = QInputDialog.getItem(self, "Export evidence", "Report:", list(REPORTS), 0, False)
         if not ok:
             return
-        row = self._board.row_of(request.wearer_id)
-        ref = row.wearer.ref if row else request.wearer_id
         name, _ = QFileDialog.getSaveFileName(self, "Export evidence",
-                                              f"trail-{ref}-{request.id[:8]}.pdf", "PDF (*.pdf)")
+                                              f"trail-{self._ref()}-{request.id[:8]}.pdf", "PDF (*.pdf)")
         if name:
             self.export(Path(name), REPORTS[report])
 
@@ -324,7 +368,7 @@ class TrailTab(QWidget):
         if self.map is None:
             from maps.trail_map import TrailMap  # a QtWebEngine page: made when first needed
 
-            self.map = TrailMap()
+            self.map = TrailMap(self._tiles)
             self.map_layout.insertWidget(1, self.map, 1)
             self.replay.seek.connect(self.map.seek)
             self.replay.play.connect(self.map.play)
@@ -333,4 +377,20 @@ class TrailTab(QWidget):
             self.replay.numbers.connect(self.map.set_numbers)
             self.map.replay_moved.connect(self.replay.moved)
             self.map.failed.connect(lambda why: self.status.setText(f"⚠ The map failed: {why}"))
+            self.map.painted.connect(self._painted)
         return self.map
+
+
+class MapWindow(QWidget):
+    """The trail map's own window (Larger map); it stays on top of the console's."""
+
+    closed = Signal()
+
+    def __init__(self, parent: QWidget):
+        super().__init__(parent, Qt.Window)
+        self.setAccessibleName("Trail map window")
+        QVBoxLayout(self)
+
+    def closeEvent(self, event) -> None:
+        super().closeEvent(event)
+        self.closed.emit()
