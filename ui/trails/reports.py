@@ -65,7 +65,10 @@ def write_csv(path: Path, columns: Sequence[str], rows: list[tuple[str, ...]]) -
 def write_pdf(path: Path, title: str, preamble: str, columns: Sequence[str],
               rows: list[tuple[str, ...]], image: QImage | None = None) -> None:
     """A landscape A4 PDF: a title, a preamble (HTML), an optional image (the map
-    as shown) and a table."""
+    as shown) and a table. A null image (a map not on screen) is left out: as a
+    resource it empties the whole document."""
+    if image is not None and image.isNull():
+        image = None
     e = html.escape
     head = "".join(f"<th>{e(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows)
@@ -201,8 +204,10 @@ class AccessReportDialog(QDialog):
         if row is None:
             self.status.setText(f"No wearer {self.wearer.text().strip()!r} on the board.")
             return
-        since = float(self.since.dateTime().toSecsSinceEpoch())
-        until = float(self.until.dateTime().toSecsSinceEpoch())
+        # The editors show minutes: the period runs from the start of the first
+        # minute shown to the end of the last, whatever seconds they hold.
+        since = float(self.since.dateTime().toSecsSinceEpoch() // 60 * 60)
+        until = float(self.until.dateTime().toSecsSinceEpoch() // 60 * 60 + 60)
         if until <= since:
             self.status.setText("The period ends before it starts.")
             return

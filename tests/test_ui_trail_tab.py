@@ -1,0 +1,162 @@
+"""The Trail tab in the real window, on a real engine and simulator, with the real
+QtWebEngine map (issue 12): asked for with the alert in hand, granted, fetched,
+painted, replayed, exported as evidence, and gone from the screen when the operator
+moves to another wearer; refused to a coordinator and for a device without GPS,
+saying why."""
+
+from conftest import wait_until
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from console.domain import DeviceKind
+from console.domain.access import Identity, Role
+from ui.trails.request import TrailRequestDialog
+from ui.trails.tab import TrailTab
+
+
+def gps_alert_row(window) -> int:
+    model, board = window.alert_model, window.board_model
+    return next(p for p in range(model.rowCount())
+                if board.row_of(model.alert_at(p).wearer_id).device.kind is DeviceKind.GPS
+                and model.alert_at(p).type != "inability_to_monitor")
+
+
+def ask_with_the_dialog(tab: TrailTab, justification: str) -> None:
+    """Press "Ask for a trail…" and answer the dialog as an operator would."""
+    def answer():
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, TrailRequestDialog)
+        dialog.justification.setPlainText(justification)
+        dialog.ok.click()
+    QTimer.singleShot(100, answer)
+    tab.ask.click()
+
+
+def test_a_trail_asked_for_an_alert_is_granted_painted_replayed_exported_and_closed_on_leaving(
+        start_window, qtbot, tmp_path):
+    backend, engine, window = start_window(speed=1)
+    window.queue.show_list(None)
+    wait_until(lambda: engine.status.state == "live" and window.alert_model.rowCount() > 3,
+               qtbot=qtbot)
+    window.queue.view.selectRow(gps_alert_row(window))
+    alert = window.queue.selected()
+    tab = window.trail
+    window.wearer.tabs.setCurrentWidget(tab)
+    wait_until(lambda: tab.ask.isEnabled(), qtbot=qtbot, what="the ask button")
+    ask_with_the_dialog(tab, "Absent in curfew hours: where the wearer went decides the breach")
+    wait_until(lambda: tab.map is not None and tab.map.drawn["vertices"] > 0, timeout=40,
+               qtbot=qtbot, what="the trail painted")
+    assert tab.shown.reference == alert.id and tab.shown.wearer_id == alert.wearer_id
+    assert tab.banner.isVisible() and alert.id in tab.banner.text()
+    assert tab.shown.purpose.label in tab.banner.text()
+    assert tab.map.drawn["vertices"] == tab.map.vertex_counts[tab.map.drawn["zoom"]]
+    assert "stops" in tab.totals.text() and "Basemap" in tab.totals.text()
+
+    # Replay: the slider moves the page's marker, and playing moves it on.
+    # (The window may hold fewer points than it is long: none while a device is flat.)
+    trail = tab.trail
+    middle = (trail.t[0] + trail.t[-1]) / 2
+    tab.replay.slider.setValue(round((middle - trail.start) / (trail.end - trail.start) * 1000))
+    wait_until(lambda: tab.map.replay_position is not None
+               and abs(tab.map.replay_position - middle) < 600, qtbot=qtbot, what="the seek")
+    at = tab.replay.slider.value()
+    before = tab.map.replay_position
+    tab.replay.toggle()
+    wait_until(lambda: tab.map.replay_position > before + 60, qtbot=qtbot, what="the replay moving")
+    tab.replay.toggle()
+    assert tab.replay.slider.value() > at
+
+    # Evidence: a PDF, and the export in the console's own audit trail.
+    path = tmp_path / "evidence.pdf"
+    tab.export(path, condensed=True)
+    assert path.read_bytes().startswith(b"%PDF") and path.stat().st_size > 10_000  # text, not a blank page
+    wait_until(lambda: any(e.event == "trail exported" and e.key == tab.shown.id
+                           for e in engine.query(lambda s: s.audit()).result(10)),
+               qtbot=qtbot, what="the export audited")
+
+    # A larger map in a window of its own, and back.
+    tab.pop_out()
+    assert tab.window_of_map is not None and tab.map_area.window() is tab.window_of_map
+    tab.window_of_map.close()
+    assert tab.window_of_map is None and tab.map_area.parent() is tab.split
+
+    # Another wearer: nothing of this trail stays on screen.
+    board = window.board_model
+    other = next(p for p in range(board.rowCount())
+                 if board.row_at(p).wearer.id != alert.wearer_id)
+    window.board.view.selectRow(other)
+    wait_until(lambda: tab.wearer_id != alert.wearer_id, qtbot=qtbot)
+    assert tab.trail is None and tab.shown is None and not tab.banner.isVisible()
+    assert not tab.replay.isEnabled()
+
+
+def test_a_coordinator_and_a_device_without_gps_are_told_why_there_is_no_trail(start_window, qtbot):
+    backend, engine, window = start_window(speed=1)
+    wait_until(lambda: window.board_model.total == 200, qtbot=qtbot)
+    board = window.board_model
+    gps = next(board.row_at(p).wearer.id for p in range(board.rowCount())
+               if board.row_at(p).device.kind is DeviceKind.GPS)
+    rf = next(board.row_at(p).wearer.id for p in range(board.rowCount())
+              if board.row_at(p).device.kind is DeviceKind.RF)
+    coordinator = TrailTab(board, engine, lambda p: None, engine.clock.now,
+                           lambda: Identity("Demo Coordinator", frozenset({Role.COORDINATOR})),
+                           lambda: None)
+    qtbot.addWidget(coordinator)
+    coordinator.show_wearer(gps, None)
+    assert not coordinator.ask.isEnabled()
+    assert "do not allow you to ask to see a wearer's location trail" in coordinator.status.text()
+    tab = window.trail
+    tab.show_wearer(rf, None)
+    assert not tab.ask.isEnabled() and "records no locations" in tab.status.text()
+
+
+def test_an_auditor_reports_every_access_to_a_trail_and_says_so_when_there_was_none(
+        start_window, qtbot, tmp_path):
+    import csv
+    import uuid
+
+    from console.domain.actions import RequestTrail
+    from console.domain.trails import Purpose, ReferenceKind
+    from console.sync import SyncEngine
+    from ui.trails.reports import AccessReportDialog
+
+    backend, engine, window = start_window(speed=1)
+    wait_until(lambda: engine.status.state == "live" and window.board_model.total == 200, qtbot=qtbot)
+    board = window.board_model
+    gps = [board.row_at(p).wearer for p in range(board.rowCount())
+           if board.row_at(p).device.kind is DeviceKind.GPS]
+    end = engine.clock.now() - 60
+    asked = RequestTrail(str(uuid.uuid4()), gps[0].id, Purpose.ABSCONDING, ReferenceKind.EXTERNAL,
+                         "POLICE-123", "reported missing", end - 3600, end)
+    engine.act(asked).result(10)
+    wait_until(lambda: engine.trail_request(asked.request_id).exception(5) is None, qtbot=qtbot,
+               what="the request at the backend")
+    engine.trail(engine.trail_request(asked.request_id).result(10)).result(20)
+
+    auditor = SyncEngine(backend.url, "audit", "audit", str(tmp_path / "audit.db"), lambda c: None)
+    auditor.start()
+    try:
+        wait_until(lambda: auditor.status.state == "live", qtbot=qtbot)
+        report = AccessReportDialog(auditor, board, auditor.clock.now, lambda: "Demo Auditor")
+        qtbot.addWidget(report)
+        report.wearer.setText(gps[0].ref)
+        report.ask()
+        wait_until(lambda: report.table.topLevelItemCount() == 3, qtbot=qtbot, what="the log")
+        events = [report.table.topLevelItem(i).text(1) for i in range(3)]
+        assert events == ["requested", "granted", "fetched"]
+        assert report.table.topLevelItem(2).text(2) == "Demo Operator"
+        report.export(tmp_path / "access.csv", "csv")
+        rows = list(csv.reader(open(tmp_path / "access.csv", encoding="utf-8")))
+        assert rows[0][0] == "When (UK time)" and [r[1] for r in rows[1:]] == events
+        assert all(r[5] == "External reference POLICE-123" for r in rows[1:])
+        report.export(tmp_path / "access.pdf", "pdf")
+        assert (tmp_path / "access.pdf").stat().st_size > 10_000
+
+        report.wearer.setText(gps[1].ref)  # never looked at
+        report.ask()
+        wait_until(lambda: "recorded no access" in report.status.text(), qtbot=qtbot)
+        assert report.table.topLevelItemCount() == 0
+        report.export(tmp_path / "none.csv", "csv")
+        assert "recorded no access to the trail of " + gps[1].ref in (tmp_path / "none.csv").read_text()
+    finally:
+        auditor.stop()
