@@ -5,6 +5,7 @@ QtWebEngine (offscreen)."""
 from __future__ import annotations
 
 import http.server
+import math
 import re
 import shutil
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import trail_fixtures as fixtures
 from conftest import wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 from PySide6.QtCore import QBuffer, QIODevice
 from PySide6.QtGui import QColor, QImage
 
@@ -207,6 +210,32 @@ def test_segments_steps_stops_and_totals():
     total = trails.totals(t, lat, (0.0,) * 23, found)
     assert (total.stops, total.gaps, total.stopped_s, total.moving_s) == (1, 0, 1200, 160)
     assert total.distance_m == pytest.approx(2224, abs=5)
+
+
+def reference_usable_points(t, lat, lon, accuracy, source, start, end):
+    """usable_points as a plain loop, point by point: what the numpy version must equal."""
+    kept, last = ([], [], [], [], []), -math.inf
+    for row in zip(t, lat, lon, accuracy, source, strict=True):
+        ti, la, lo, acc = row[:4]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in row[:4]):
+            continue
+        if -90 <= la <= 90 and -180 <= lo <= 180 and acc >= 0 and start <= ti <= end and ti > last:
+            last = ti
+            for column, value in zip(kept, row, strict=True):
+                column.append(value)
+    return tuple(tuple(c) for c in kept), len(t) - len(kept[0])
+
+
+BAD = st.sampled_from([math.nan, math.inf, -math.inf, None, "1.0", -1.0, 91.0, -181.0, 1e9])
+POINT = st.tuples(st.one_of(st.floats(0, 100), BAD), st.one_of(st.floats(-90, 90), BAD),
+                  st.one_of(st.floats(-180, 180), BAD), st.one_of(st.floats(0, 50), BAD),
+                  st.sampled_from(list(Source)))
+
+
+@given(st.lists(POINT, max_size=60), st.floats(0, 50), st.floats(50, 100))
+def test_usable_points_skips_what_a_point_by_point_check_skips(points, start, end):
+    columns = tuple(zip(*points, strict=True)) if points else ((),) * 5
+    assert trails.usable_points(*columns, start, end) == reference_usable_points(*columns, start, end)
 
 
 def test_curfew_hours_are_uk_wall_clock_across_the_clocks_changing():
