@@ -1,7 +1,8 @@
 // The trail map's page code. Python pushes the basemap and the trail in with
 // runJavaScript (maps/trail_map.py); the page answers with console.debug("emmap:" +
 // JSON), which maps/web.py turns into Qt signals. The trail document comes from
-// maps/trail.py: columns of points, each with `minz`, the lowest zoom that draws it.
+// maps/trail.py: columns of points, each with `minz`, the lowest zoom that draws it;
+// show() gets one level, drawn at every zoom, refine() all of them and the speeds.
 "use strict";
 
 var EM = (function () {
@@ -163,6 +164,16 @@ var EM = (function () {
     seek(d.t0, true);
   }
 
+  // The other zoom levels and each point's speed and bearing: a redraw only if the
+  // map is not at the zoom show() was simplified for (zoomed since, or fitted otherwise).
+  function refine(d) {
+    if (!doc) return;
+    doc.minz = d.minz;
+    doc.speed = d.speed;
+    doc.bearing = d.bearing;
+    if (zoomLevel() !== doc.zoom) redraw();
+  }
+
   function latlng(i) { return [doc.lat[i], doc.lon[i]]; }
 
   // What does not change with the zoom: gaps, stops, the curfew address, zones.
@@ -307,10 +318,11 @@ var EM = (function () {
   }
 
   function describe(i) {
-    var speed = doc.speed[i], bearing = doc.bearing[i];
+    var speed = doc.speed && doc.speed[i], bearing = doc.bearing && doc.bearing[i];
     var lines = ["Point " + (i + 1).toLocaleString("en-GB") + " of " +
       doc.t.length.toLocaleString("en-GB"), formatTime(doc.t0 + doc.t[i]),
       "Accuracy " + doc.acc[i] + " m (" + doc.sources[doc.src[i]] + ")",
+      speed === undefined ? "Speed and direction: being worked out" :
       speed === null ? "Speed and direction: not known (first point after a gap)" :
         "Speed " + (speed * 3.6).toFixed(1) + " km/h, heading " +
         COMPASS[Math.round(bearing / 45) % 8] + " (" + bearing + "°)"];
@@ -341,10 +353,8 @@ var EM = (function () {
 
   function zoomToTrail() {
     if (!doc) return;
-    var b = L.latLngBounds([]);
-    for (var i = 0; i < doc.t.length; i += Math.max(1, Math.floor(doc.t.length / 2000))) b.extend(latlng(i));
-    b.extend(latlng(doc.t.length - 1));
-    map.fitBounds(b, {animate: false, padding: [20, 20], maxZoom: 16});
+    // maps/trail.py's fit_zoom says where this lands, to simplify for it first.
+    map.fitBounds(doc.bounds, {animate: false, padding: [20, 20], maxZoom: 16});
   }
 
   // Replay: a marker moving along the trail's own time, `speed` seconds of trail a second.
@@ -423,7 +433,7 @@ var EM = (function () {
   }
 
   return {
-    start: start, basemap: basemap, show: show, clear: clear,
+    start: start, basemap: basemap, show: show, refine: refine, clear: clear,
     play: play, pause: pause, seek: seek, zoomToTrail: zoomToTrail, formatTime: formatTime,
     setNumbers: function (on) { numbersOn = on; if (doc) drawDetail(); return drawn.numbers; },
     setFollow: function (on) { follow = on; },
