@@ -17,6 +17,7 @@ out speeds and totals; refine() adds the other zooms and the rest, pushed when r
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ PIXEL_TOLERANCE = 1.0  # what simplification may move a line by, in screen pixel
 EARTH_RADIUS = 6_378_137.0  # Web Mercator's sphere
 FIT_PADDING = 20  # pixels each side of a trail fitted to the map (trail.js's zoomToTrail)
 FIT_MAX_ZOOM = 16  # a short trail is not fitted closer than this
+PACKED = {"Int8Array": "<i1", "Uint8Array": "u1", "Int32Array": "<i4"}  # JS typed arrays, numpy's
 NOT_YET = 127  # minz of a point no zoom draws until refine() says where it belongs
 SOURCES = tuple(domain.Source)  # the page gets each point's source as an index into this
 SOURCE_LABELS = {domain.Source.GPS: "GPS", domain.Source.CELL: "cell tower",
@@ -102,6 +104,15 @@ def drawn_counts(minz: np.ndarray) -> dict[int, int]:
     return {z: int(np.count_nonzero(minz <= z)) for z in range(MIN_ZOOM, MAX_ZOOM + 1)}
 
 
+def packed(values, typed: str, scale: float = 1) -> dict:
+    """A column as trail.js's unpack() reads it: values * scale, rounded, as a JS
+    typed array's bytes in base64. The page decodes a month's columns so in about
+    20 ms less than from JSON arrays, to the same doubles (k / 1e6 is the double
+    nearest to the decimal k * 1e-6, as parsing it would be)."""
+    ints = np.round(np.asarray(values, dtype=float) * scale).astype(PACKED[typed])
+    return {"type": typed, "scale": scale, "data": base64.b64encode(ints.tobytes()).decode()}
+
+
 def runs_of(flags) -> list[list[int]]:
     """The [first, end) index ranges where flags is true."""
     f = np.concatenate(([False], np.asarray(flags, dtype=bool), [False]))
@@ -137,15 +148,16 @@ def prepare(trail: Trail, width: int, height: int) -> PreparedTrail:
     found = domain.stops(t, lat, lon)
     source_index = {s: i for i, s in enumerate(SOURCES)}
     t0 = t[0] if t else trail.start
-    la, lo = np.round(np.asarray(lat, dtype=float), 6), np.round(np.asarray(lon, dtype=float), 6)
+    la, lo = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
     document = {
         "start": trail.start, "end": trail.end, "t0": t0,
-        "t": np.round(np.asarray(t, dtype=float) - t0, 1), "lat": la, "lon": lo,
-        "bounds": [[float(la.min()), float(lo.min())], [float(la.max()), float(lo.max())]] if t else None,
-        "acc": np.round(np.asarray(trail.accuracy, dtype=float)).astype(np.int32),
-        "src": [source_index[s] for s in trail.source],
+        "t": packed(np.asarray(t, dtype=float) - t0, "Int32Array", 10),  # to a tenth of a second
+        "lat": packed(la, "Int32Array", 1e6), "lon": packed(lo, "Int32Array", 1e6),
+        "bounds": [[la.min(), lo.min()], [la.max(), lo.max()]] if t else None,
+        "acc": packed(trail.accuracy, "Int32Array"),  # metres
+        "src": packed([source_index[s] for s in trail.source], "Uint8Array"),
         "sources": [SOURCE_LABELS[s] for s in SOURCES],
-        "minz": minz, "zoom": zoom, "maxZoom": MAX_ZOOM, "minZoom": MIN_ZOOM,
+        "minz": packed(minz, "Int8Array"), "zoom": zoom, "maxZoom": MAX_ZOOM, "minZoom": MIN_ZOOM,
         "segments": [list(r) for r in runs],
         "curfew": runs_of(domain.in_curfew(t, trail.curfew)),
         "curfewHours": str(trail.curfew) if trail.curfew else None,
