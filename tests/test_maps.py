@@ -390,6 +390,25 @@ def test_point_numbers_on_demand(trail_map, qtbot):
     assert evaluate(view, qtbot, "document.querySelector('.em-number').textContent").isdigit()
 
 
+def test_stops_in_one_place_share_a_ring_whose_tooltip_lists_them(trail_map, qtbot):
+    view = trail_map()
+    home, away = fixtures.HOME, (fixtures.HOME[0] + 0.02, fixtures.HOME[1])
+    places = [home] * 11 + [away] * 11 + [home] * 11  # ten minutes at each, a point a minute
+    t = tuple(fixtures.START + 60.0 * i for i in range(len(places)))
+    trail = Trail("r", "w", t[0], t[-1], t, tuple(p[0] for p in places), tuple(p[1] for p in places),
+                  (10.0,) * len(t), (Source.GPS,) * len(t))
+    show_all(view, qtbot, trail)
+    assert len(view.stops) == 3 and evaluate(view, qtbot, "EM.drawn().rings") == 2
+    view.call(f"var p = map_trail.latLngToContainerPoint([{home[0]!r}, {home[1]!r}]),"
+              " r = map_trail.getContainer().getBoundingClientRect();"
+              "document.querySelector('.leaflet-em-top-pane canvas').dispatchEvent(new MouseEvent("
+              "'mousemove', {clientX: r.left + p.x, clientY: r.top + p.y, bubbles: true}))")
+    script = "document.querySelector('.leaflet-tooltip-pane').textContent"
+    wait_until(lambda: "2 stops here" in (evaluate(view, qtbot, script) or ""), qtbot=qtbot,
+               what="the shared ring's tooltip")
+    assert evaluate(view, qtbot, script).count("Stop of 10 min") == 2
+
+
 def test_a_trail_with_a_zone_and_a_home_labels_them(trail_map, qtbot):
     view = trail_map()
     trail = fixtures.line(30)
