@@ -2,7 +2,8 @@
 
 The page (maps/page.py, resources/web/trail.js) is loaded once through the emmap:
 scheme and holds no trail; show_trail() prepares the trail on a worker thread
-(maps/trail.py) and pushes it in with one runJavaScript call. runJavaScript rather
+(maps/trail.py) and pushes it in with one runJavaScript call: first what the first
+frame needs, then the other zoom levels and the rest. runJavaScript rather
 than QWebChannel: the trail is one large document sent once, which QWebChannel
 would marshal through QVariants, and every later call is a one-liner. The page
 answers with events (maps/web.py's ReportingPage) that become the signals below.
@@ -23,7 +24,7 @@ from PySide6.QtCore import QObject, QUrl, Signal
 from console.domain import trails as domain
 from console.domain.clock import LOCAL_TZ
 from maps import tiles as tile_store
-from maps.trail import PreparedTrail, prepare
+from maps.trail import PreparedTrail, prepare, refine
 from maps.web import LocalPage, ReportingPage, scheme_handler
 
 PAGE_URL = "emmap://app/trail.html"
@@ -63,6 +64,7 @@ class TrailMap(LocalPage):
     point_chosen = Signal(int)  # the index in the trail of a point the user clicked
     failed = Signal(str)  # the page could not load or run (a missing asset)
     basemap_described = Signal(str)  # "Basemap: offline tiles, zoom 5-12", once drawn
+    refined = Signal()  # every zoom level, the totals and the speeds are in (after `painted`)
 
     def __init__(self, tiles: Path | None = None, parent=None):
         global _relay
@@ -122,13 +124,17 @@ class TrailMap(LocalPage):
 
     def show_trail(self, trail: domain.Trail) -> None:
         """Draws the trail (prepared on a worker thread), zoomed to fit it; an empty
-        trail says "No points in this window". `painted` follows."""
+        trail says "No points in this window". `painted` follows, then `refined`
+        when every zoom level, the totals and the points' speeds are there."""
         self._request += 1
         key, request, relay = self._key, self._request, _relay
+        width, height = self.width(), self.height()
 
         def work() -> None:
             try:
-                result = prepare(trail)
+                first = prepare(trail, width, height)
+                relay.prepared.emit(key, request, first)
+                result = refine(trail, first)
             except Exception as e:  # shown as a failure, not lost on the worker thread
                 result = e
             relay.prepared.emit(key, request, result)
@@ -175,7 +181,11 @@ class TrailMap(LocalPage):
             self._fail(f"the trail could not be drawn: {result}")
             return
         self._trail = result
-        self.call("EM.show(" + result.json.decode() + ")")  # JSON is JavaScript
+        refined = result.zoom is None  # refine()'s: the rest of the trail shown
+        # JSON is JavaScript.
+        self.call(("EM.refine(" if refined else "EM.show(") + result.json.decode() + ")")
+        if refined:
+            self.refined.emit()
 
     def _load_finished(self, ok: bool) -> None:
         if not ok:

