@@ -50,7 +50,8 @@ def test_a_trail_asked_for_an_alert_is_granted_painted_replayed_exported_and_clo
     assert tab.banner.isVisible() and alert.id in tab.banner.text()
     assert tab.shown.purpose.label in tab.banner.text()
     assert tab.map.drawn["vertices"] == tab.map.vertex_counts[tab.map.drawn["zoom"]]
-    assert "stops" in tab.totals.text() and "Basemap" in tab.totals.text()
+    wait_until(lambda: "stops" in tab.totals.text(), qtbot=qtbot, what="the totals")
+    assert "Basemap" in tab.totals.text()
 
     # Replay: the slider moves the page's marker, and playing moves it on.
     # (The window may hold fewer points than it is long: none while a device is flat.)

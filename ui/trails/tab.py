@@ -336,7 +336,10 @@ class TrailTab(QWidget):
 
     def _painted(self, vertices: int, zoom: int) -> None:
         t = self.map.totals
-        if t is None or self.trail is None:
+        if self.trail is None:
+            return
+        if t is None:  # the first frame is drawn; the totals follow it (TrailMap.refined)
+            self.totals.setText(f"Drawn: {vertices:,} vertices at zoom {zoom} · {self.map.basemap}")
             return
         self.totals.setText(
             f"{t.points:,} points · {t.distance_m / 1000:.1f} km · moving {t.moving_s / 3600:.1f} h · "
@@ -378,6 +381,8 @@ class TrailTab(QWidget):
             self.map.replay_moved.connect(self.replay.moved)
             self.map.failed.connect(lambda why: self.status.setText(f"⚠ The map failed: {why}"))
             self.map.painted.connect(self._painted)
+            self.map.refined.connect(lambda: self._painted(self.map.drawn["vertices"],
+                                                           round(self.map.drawn["zoom"] or 0)))
         return self.map
 
 
