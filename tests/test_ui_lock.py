@@ -32,7 +32,7 @@ def window_locking(start_backend, tmp_path, qtbot):
         board, alerts = StatusBoardModel(engine.clock.now), AlertQueueModel(engine.clock.now)
         window = MainWindow(board, alerts, bridge, lambda: engine.status, engine.act,
                             engine.wearer_record, training=False, version="test",
-                            unlock=engine.unlock, lock_after=seconds)
+                            unlock=engine.unlock, lock_after=seconds, trails=engine)
         qtbot.addWidget(window)
         engine.start()
         engine.sign_in("demo", "demo").result(30)  # as typed: the verifier is kept
@@ -102,3 +102,12 @@ def test_locking_cancels_a_dialog_open_over_the_data_and_wrong_passwords_sign_ou
             window.lock_page.password.setText("wrong")
             window.lock_page.check()
             qtbot.waitUntil(lambda: window.lock_page.button.isEnabled(), timeout=5000)
+
+
+def test_locking_takes_back_a_trail_map_shown_in_a_window_of_its_own(window_locking, qtbot):
+    _, engine, window = window_locking(600)
+    window.trail.pop_out()
+    assert window.trail.window_of_map.isVisible()
+    window.lock()
+    assert window.trail.window_of_map is None and not window.trail.map_area.isVisible()
+    assert hidden(window)

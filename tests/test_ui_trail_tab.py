@@ -161,3 +161,50 @@ def test_an_auditor_reports_every_access_to_a_trail_and_says_so_when_there_was_n
         assert "recorded no access to the trail of " + gps[1].ref in (tmp_path / "none.csv").read_text()
     finally:
         auditor.stop()
+
+
+def test_a_supervisor_approves_a_long_window_from_the_approvals_dialog_but_not_their_own(
+        start_window, qtbot, tmp_path):
+    import uuid
+
+    from console.domain.actions import RequestTrail
+    from console.domain.trails import Purpose, ReferenceKind, RequestState
+    from console.sync import SyncEngine
+    from ui.trails.approvals import ApprovalsDialog
+
+    backend, engine, window = start_window(speed=1)
+    wait_until(lambda: engine.status.state == "live" and window.board_model.total == 200, qtbot=qtbot)
+    board = window.board_model
+    gps = [board.row_at(p).wearer for p in range(board.rowCount())
+           if board.row_at(p).device.kind is DeviceKind.GPS]
+    supervisor = SyncEngine(backend.url, "super", "super", str(tmp_path / "super.db"), lambda c: None)
+    supervisor.start()
+    try:
+        wait_until(lambda: supervisor.status.state == "live", qtbot=qtbot)
+        end = engine.clock.now() - 60
+
+        def ask(by: SyncEngine, wearer) -> str:
+            payload = RequestTrail(str(uuid.uuid4()), wearer.id, Purpose.ARTICLE_8,
+                                   ReferenceKind.EXTERNAL, "HO-REF-77", "representations",
+                                   end - 10 * 86400, end)
+            by.act(payload).result(10)
+            wait_until(lambda: by.trail_request(payload.request_id).exception(5) is None,
+                       qtbot=qtbot, what="the request at the backend")
+            return payload.request_id
+
+        theirs, own = ask(engine, gps[0]), ask(supervisor, gps[1])
+        dialog = ApprovalsDialog(supervisor, supervisor.act, lambda: supervisor.status.identity,
+                                 window.alert_model.wearer_ref)
+        qtbot.addWidget(dialog)
+        wait_until(lambda: dialog.list.topLevelItemCount() == 1, qtbot=qtbot, what="the list")
+        assert [r.id for r in dialog.requests] == [theirs]  # not their own
+        assert dialog.list.topLevelItem(0).text(0) == gps[0].ref
+        assert not dialog.approve.isEnabled()  # no reason given yet
+        dialog.note.setText("Representations need the ten days")
+        dialog.approve.click()
+        wait_until(lambda: engine.trail_request(theirs).result(5).state is RequestState.GRANTED,
+                   qtbot=qtbot, what="the approval at the backend")
+        assert engine.trail_request(theirs).result(5).decided_by == "Demo Supervisor"
+        assert supervisor.trail_request(own).result(5).state is RequestState.PENDING
+    finally:
+        supervisor.stop()

@@ -282,6 +282,8 @@ class MainWindow(QMainWindow):
         for window in QApplication.topLevelWidgets():
             if isinstance(window, QDialog) and window.isVisible():
                 window.reject()
+        if self.trail and self.trail.window_of_map:  # the map back into the hidden work area
+            self.trail.window_of_map.close()
         self.work.setCurrentWidget(self.lock_page)
         self.lock_page.show_for(self._status().operator)
         self.alarms.private = True
