@@ -36,6 +36,11 @@ FIT_PADDING = 20  # pixels each side of a trail fitted to the map (trail.js's zo
 FIT_MAX_ZOOM = 16  # a short trail is not fitted closer than this
 PACKED = {"Int8Array": "<i1", "Uint8Array": "u1", "Int32Array": "<i4"}  # JS typed arrays, numpy's
 NOT_YET = 127  # minz of a point no zoom draws until refine() says where it belongs
+NEVER = 126  # minz of a coarse fix: no zoom joins it into the line
+# A fix this coarse (a cell tower's) is not joined into the line, where it would draw
+# a spike hundreds of metres long from wherever the wearer was; the page draws it as
+# a point of its own, with its accuracy.
+COARSE_M = 250.0
 SOURCES = tuple(domain.Source)  # the page gets each point's source as an index into this
 SOURCE_LABELS = {domain.Source.GPS: "GPS", domain.Source.CELL: "cell tower",
                  domain.Source.WIFI: "Wi-Fi"}
@@ -82,16 +87,22 @@ def level(xy: np.ndarray, runs, zoom: int, within=None) -> np.ndarray:
     return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-def min_zooms(xy: np.ndarray, runs, opening: int) -> np.ndarray:
+def fine_points(trail: Trail) -> np.ndarray:
+    """The indices of the points the line joins: all but the coarse fixes."""
+    return np.flatnonzero(np.asarray(trail.accuracy, dtype=float) <= COARSE_M)
+
+
+def min_zooms(xy: np.ndarray, runs, opening: int, fine: np.ndarray) -> np.ndarray:
     """For each point, the lowest zoom level (MIN_ZOOM..MAX_ZOOM) that draws it.
     The finer levels are simplified from all the points, the coarser from the
     opening zoom's, each from the next finer's (three times less work, and a drawn
     line within 2 * PIXEL_TOLERANCE of every point); all contain the opening level
     as prepare() drew it."""
-    minz = np.full(len(xy), MAX_ZOOM, dtype=np.int8)
+    minz = np.full(len(xy), NEVER, dtype=np.int8)
+    minz[fine] = MAX_ZOOM
     for z in range(MAX_ZOOM - 1, opening, -1):
-        minz[level(xy, runs, z)] = z
-    kept = level(xy, runs, opening)
+        minz[level(xy, runs, z, fine)] = z
+    kept = level(xy, runs, opening, fine)
     for z in range(opening, MIN_ZOOM - 1, -1):
         if z < opening:
             kept = level(xy, runs, z, kept)
@@ -144,7 +155,8 @@ def prepare(trail: Trail, width: int, height: int) -> PreparedTrail:
     runs = domain.segments(t)
     zoom = fit_zoom(lat, lon, width, height) if t else MIN_ZOOM
     minz = np.full(len(t), NOT_YET, dtype=np.int8)
-    minz[level(mercator(lat, lon), runs, zoom)] = MIN_ZOOM
+    fine = fine_points(trail)
+    minz[level(mercator(lat, lon), runs, zoom, fine)] = MIN_ZOOM
     found = domain.stops(t, lat, lon, trail.accuracy)
     source_index = {s: i for i, s in enumerate(SOURCES)}
     t0 = t[0] if t else trail.start
@@ -157,7 +169,9 @@ def prepare(trail: Trail, width: int, height: int) -> PreparedTrail:
         "acc": packed(trail.accuracy, "Int32Array"),  # metres
         "src": packed([source_index[s] for s in trail.source], "Uint8Array"),
         "sources": [SOURCE_LABELS[s] for s in SOURCES],
-        "minz": packed(minz, "Int8Array"), "zoom": zoom, "maxZoom": MAX_ZOOM, "minZoom": MIN_ZOOM,
+        "minz": packed(minz, "Int8Array"), "zoom": zoom,
+        "coarse": packed(np.setdiff1d(np.arange(len(t)), fine), "Int32Array"),
+        "maxZoom": MAX_ZOOM, "minZoom": MIN_ZOOM,
         "segments": [list(r) for r in runs],
         "curfew": runs_of(domain.in_curfew(t, trail.curfew)),
         "curfewHours": str(trail.curfew) if trail.curfew else None,
@@ -177,7 +191,7 @@ def refine(trail: Trail, first: PreparedTrail) -> PreparedTrail:
     """The rest, after prepare(): every zoom level (the first one unchanged), each
     point's speed and bearing, and the totals."""
     t, lat, lon = trail.t, trail.lat, trail.lon
-    minz = min_zooms(mercator(lat, lon), domain.segments(t), first.zoom)
+    minz = min_zooms(mercator(lat, lon), domain.segments(t), first.zoom, fine_points(trail))
     distance, speed, bearing = domain.steps(t, lat, lon)
     encoded = orjson.dumps({"minz": minz, "speed": np.round(np.asarray(speed), 2),
                             "bearing": np.round(np.asarray(bearing))},

@@ -30,7 +30,7 @@ from console.domain.fleet import Curfew
 from console.domain.trails import Source, Trail
 from maps import tiles
 from maps.page import trail_page
-from maps.trail import MAX_ZOOM, MIN_ZOOM, prepare, refine
+from maps.trail import COARSE_M, MAX_ZOOM, MIN_ZOOM, prepare, refine
 from maps.trail_map import TrailMap, format_time
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,7 +265,8 @@ def test_simplification_keeps_fewer_points_at_lower_zooms_the_first_level_unchan
     first = prepare(trail, 800, 600)
     rest = refine(trail, first)
     counts = rest.counts
-    assert counts[MAX_ZOOM] == 5000
+    coarse = sum(a > COARSE_M for a in trail.accuracy)  # not joined into the line at any zoom
+    assert 0 < coarse < 500 and counts[MAX_ZOOM] == 5000 - coarse
     assert all(counts[z] <= counts[z + 1] for z in range(3, MAX_ZOOM))
     assert counts[8] < counts[14] < counts[MAX_ZOOM]
     # What the first frame drew, at every zoom until refine(), is refine()'s level.
@@ -321,6 +322,22 @@ def test_a_gap_is_drawn_as_separate_lines(trail_map, qtbot):
     assert view.totals.gaps == 1
     show_all(view, qtbot, fixtures.line(60))
     assert evaluate(view, qtbot, "EM.drawn().lines") == 1
+
+
+def test_a_coarse_fix_is_not_joined_into_the_line_but_drawn_and_described_as_a_point(trail_map, qtbot):
+    from dataclasses import replace
+
+    walk = fixtures.line(60)
+    # Point 30 came from a cell tower 1.2 km off: joined in, it would draw a spike.
+    lat = walk.lat[:30] + (walk.lat[30] + 0.011,) + walk.lat[31:]
+    accuracy = walk.accuracy[:30] + (1200.0,) + walk.accuracy[31:]
+    source = walk.source[:30] + (Source.CELL,) + walk.source[31:]
+    view = trail_map()
+    show_all(view, qtbot, replace(walk, lat=lat, accuracy=accuracy, source=source))
+    assert view.vertex_counts[MAX_ZOOM] == 59
+    painted_after(view, qtbot, lambda: view.zoom_to(14))
+    assert evaluate(view, qtbot, "EM.drawn().coarse") == 1
+    assert evaluate(view, qtbot, "EM.drawn().lines") == 1  # the line does not break at it
 
 
 def test_an_empty_trail_says_there_are_no_points(trail_map, qtbot):

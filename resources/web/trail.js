@@ -7,6 +7,7 @@
 
 var EM = (function () {
   var ACCURACY_ZOOM = 15; // accuracy circles from this zoom on, for points in view
+  var COARSE_ZOOM = 12; // coarse fixes (not joined into the line) drawn from this zoom on
   var MAX_CIRCLES = 800; // more would slow a software-rendered canvas, and say nothing more
   var MAX_NUMBERS = 400; // point numbers are DOM labels: at most this many at once
   var REPORT_EVERY_MS = 250; // replay positions sent to Python at most this often
@@ -90,6 +91,7 @@ var EM = (function () {
       '<div><span class="em-key em-home">⌂</span>Curfew address</div>' +
       '<div><span class="em-key em-key-incl"></span>Inclusion zone (solid edge)</div>' +
       '<div><span class="em-key em-key-excl"></span>Exclusion zone (dashed edge)</div>' +
+      '<div><span class="em-key em-key-coarse"></span>Coarse fix (cell tower): not joined to the trail</div>' +
       '<div class="em-note"></div>';
     map.on("zoomend", function () { if (doc) redraw(); });
     map.on("moveend", function () { if (doc) drawDetail(); });
@@ -159,7 +161,7 @@ var EM = (function () {
 
   function show(d) {
     clear();
-    ["t", "lat", "lon", "acc", "src", "minz"].forEach(function (k) { d[k] = unpack(d[k]); });
+    ["t", "lat", "lon", "acc", "src", "minz", "coarse"].forEach(function (k) { d[k] = unpack(d[k]); });
     var n = d.t.length;
     if (!n) {
       message("No points in this window");
@@ -315,11 +317,12 @@ var EM = (function () {
   }
 
   // The drawn points inside the view (a little beyond), at most `limit` of them.
-  function inView(limit) {
-    var b = map.getBounds().pad(0.1), out = [];
+  // The points of `among` (the line's drawn vertices unless given) in view, at most limit.
+  function inView(limit, among) {
+    var b = map.getBounds().pad(0.1), out = [], idx = among || drawnIdx;
     var s = b.getSouth(), n = b.getNorth(), w = b.getWest(), e = b.getEast();
-    for (var k = 0; k < drawnIdx.length && out.length < limit; k++) {
-      var i = drawnIdx[k], la = doc.lat[i], lo = doc.lon[i];
+    for (var k = 0; k < idx.length && out.length < limit; k++) {
+      var i = idx[k], la = doc.lat[i], lo = doc.lon[i];
       if (la >= s && la <= n && lo >= w && lo <= e) out.push(i);
     }
     return out;
@@ -338,6 +341,16 @@ var EM = (function () {
         drawn.circles++;
       });
     }
+    drawn.coarse = 0;
+    coarseInView().forEach(function (i) {
+      L.circleMarker(latlng(i), {renderer: canvas, radius: 4, color: "#5a5a5a", weight: 1.5,
+        fill: false, interactive: false}).addTo(layers.detail);
+      if (map.getZoom() >= ACCURACY_ZOOM) {
+        L.circle(latlng(i), {radius: doc.acc[i], renderer: canvas, weight: 1, color: "#5a5a5a",
+          opacity: 0.5, dashArray: "2 5", fill: false, interactive: false}).addTo(layers.detail);
+      }
+      drawn.coarse++;
+    });
     if (numbersOn) {
       var shown = inView(MAX_NUMBERS + 1);
       if (shown.length > MAX_NUMBERS) {
@@ -367,9 +380,14 @@ var EM = (function () {
     return lines.join("<br>");
   }
 
+  // Coarse fixes are not in the line: drawn, and hovered, as points of their own.
+  function coarseInView() {
+    return map.getZoom() >= COARSE_ZOOM ? inView(MAX_CIRCLES, doc.coarse) : [];
+  }
+
   function nearest(e) {
     var best = -1, bestD = HOVER_PX * HOVER_PX, p = e.containerPoint;
-    inView(drawnIdx.length).forEach(function (i) {
+    inView(drawnIdx.length).concat(coarseInView()).forEach(function (i) {
       var q = map.latLngToContainerPoint(latlng(i)), d = (q.x - p.x) * (q.x - p.x) + (q.y - p.y) * (q.y - p.y);
       if (d <= bestD) { bestD = d; best = i; }
     });
