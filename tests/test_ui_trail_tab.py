@@ -4,12 +4,21 @@ painted, replayed, exported as evidence, and gone from the screen when the opera
 moves to another wearer; refused to a coordinator and for a device without GPS,
 saying why."""
 
+import csv
+import uuid
+
+import pytest
 from conftest import wait_until
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from console.domain import DeviceKind
 from console.domain.access import Identity, Role
+from console.domain.actions import RequestTrail
+from console.domain.trails import Purpose, ReferenceKind, RequestState
+from console.sync import SyncEngine
+from ui.trails.approvals import ApprovalsDialog
+from ui.trails.reports import AccessReportDialog
 from ui.trails.request import TrailRequestDialog
 from ui.trails.tab import TrailTab
 
@@ -19,6 +28,41 @@ def gps_alert_row(window) -> int:
     return next(p for p in range(model.rowCount())
                 if board.row_of(model.alert_at(p).wearer_id).device.kind is DeviceKind.GPS
                 and model.alert_at(p).type != "inability_to_monitor")
+
+
+def gps_wearers(window) -> list:
+    board = window.board_model
+    return [board.row_at(p).wearer for p in range(board.rowCount())
+            if board.row_at(p).device.kind is DeviceKind.GPS]
+
+
+@pytest.fixture
+def console_of(tmp_path, qtbot):
+    """console_of(backend, user): another console's engine, signed in and live."""
+    engines = []
+
+    def start(backend, user: str) -> SyncEngine:
+        engine = SyncEngine(backend.url, user, user, str(tmp_path / f"{user}.db"), lambda c: None)
+        engines.append(engine)
+        engine.start()
+        wait_until(lambda: engine.status.state == "live", qtbot=qtbot, what=f"{user} live")
+        return engine
+
+    yield start
+    for engine in engines:
+        engine.stop()
+
+
+def asked(engine: SyncEngine, wearer_id: str, days: float, purpose=Purpose.ABSCONDING,
+          reference: str = "POLICE-123") -> str:
+    """A trail request queued by `engine`'s operator, once the backend has it; its id."""
+    end = engine.clock.now() - 60
+    payload = RequestTrail(str(uuid.uuid4()), wearer_id, purpose, ReferenceKind.EXTERNAL,
+                           reference, "reported missing", end - days * 86400, end)
+    engine.act(payload).result(10)
+    wait_until(lambda: engine.trail_request(payload.request_id).exception(5) is None,
+               what="the request at the backend")
+    return payload.request_id
 
 
 def ask_with_the_dialog(tab: TrailTab, justification: str) -> None:
@@ -112,99 +156,54 @@ def test_a_coordinator_and_a_device_without_gps_are_told_why_there_is_no_trail(s
 
 
 def test_an_auditor_reports_every_access_to_a_trail_and_says_so_when_there_was_none(
-        start_window, qtbot, tmp_path):
-    import csv
-    import uuid
-
-    from console.domain.actions import RequestTrail
-    from console.domain.trails import Purpose, ReferenceKind
-    from console.sync import SyncEngine
-    from ui.trails.reports import AccessReportDialog
-
+        start_window, console_of, qtbot, tmp_path):
     backend, engine, window = start_window(speed=1)
     wait_until(lambda: engine.status.state == "live" and window.board_model.total == 200, qtbot=qtbot)
-    board = window.board_model
-    gps = [board.row_at(p).wearer for p in range(board.rowCount())
-           if board.row_at(p).device.kind is DeviceKind.GPS]
-    end = engine.clock.now() - 60
-    asked = RequestTrail(str(uuid.uuid4()), gps[0].id, Purpose.ABSCONDING, ReferenceKind.EXTERNAL,
-                         "POLICE-123", "reported missing", end - 3600, end)
-    engine.act(asked).result(10)
-    wait_until(lambda: engine.trail_request(asked.request_id).exception(5) is None, qtbot=qtbot,
-               what="the request at the backend")
-    engine.trail(engine.trail_request(asked.request_id).result(10)).result(20)
+    gps = gps_wearers(window)
+    engine.trail(engine.trail_request(asked(engine, gps[0].id, days=1 / 24)).result(10)).result(20)
 
-    auditor = SyncEngine(backend.url, "audit", "audit", str(tmp_path / "audit.db"), lambda c: None)
-    auditor.start()
-    try:
-        wait_until(lambda: auditor.status.state == "live", qtbot=qtbot)
-        report = AccessReportDialog(auditor, board, auditor.clock.now, lambda: "Demo Auditor")
-        qtbot.addWidget(report)
-        report.wearer.setText(gps[0].ref)
-        report.ask()
-        wait_until(lambda: report.table.topLevelItemCount() == 3, qtbot=qtbot, what="the log")
-        events = [report.table.topLevelItem(i).text(1) for i in range(3)]
-        assert events == ["requested", "granted", "fetched"]
-        assert report.table.topLevelItem(2).text(2) == "Demo Operator"
-        report.export(tmp_path / "access.csv", "csv")
-        rows = list(csv.reader(open(tmp_path / "access.csv", encoding="utf-8")))
-        assert rows[0][0] == "When (UK time)" and [r[1] for r in rows[1:]] == events
-        assert all(r[5] == "External reference POLICE-123" for r in rows[1:])
-        report.export(tmp_path / "access.pdf", "pdf")
-        assert (tmp_path / "access.pdf").stat().st_size > 10_000
+    report = AccessReportDialog(console_of(backend, "audit"), window.board_model, engine.clock.now,
+                                lambda: "Demo Auditor")
+    qtbot.addWidget(report)
+    report.wearer.setText(gps[0].ref)
+    report.ask()
+    wait_until(lambda: report.table.topLevelItemCount() == 3, qtbot=qtbot, what="the log")
+    events = [report.table.topLevelItem(i).text(1) for i in range(3)]
+    assert events == ["requested", "granted", "fetched"]
+    assert report.table.topLevelItem(2).text(2) == "Demo Operator"
+    report.export(tmp_path / "access.csv", "csv")
+    rows = list(csv.reader(open(tmp_path / "access.csv", encoding="utf-8")))
+    assert rows[0][0] == "When (UK time)" and [r[1] for r in rows[1:]] == events
+    assert all(r[5] == "External reference POLICE-123" for r in rows[1:])
+    report.export(tmp_path / "access.pdf", "pdf")
+    assert (tmp_path / "access.pdf").stat().st_size > 10_000
 
-        report.wearer.setText(gps[1].ref)  # never looked at
-        report.ask()
-        wait_until(lambda: "recorded no access" in report.status.text(), qtbot=qtbot)
-        assert report.table.topLevelItemCount() == 0
-        report.export(tmp_path / "none.csv", "csv")
-        assert "recorded no access to the trail of " + gps[1].ref in (tmp_path / "none.csv").read_text()
-    finally:
-        auditor.stop()
+    report.wearer.setText(gps[1].ref)  # never looked at
+    report.ask()
+    wait_until(lambda: "recorded no access" in report.status.text(), qtbot=qtbot)
+    assert report.table.topLevelItemCount() == 0
+    report.export(tmp_path / "none.csv", "csv")
+    assert "recorded no access to the trail of " + gps[1].ref in (tmp_path / "none.csv").read_text()
 
 
 def test_a_supervisor_approves_a_long_window_from_the_approvals_dialog_but_not_their_own(
-        start_window, qtbot, tmp_path):
-    import uuid
-
-    from console.domain.actions import RequestTrail
-    from console.domain.trails import Purpose, ReferenceKind, RequestState
-    from console.sync import SyncEngine
-    from ui.trails.approvals import ApprovalsDialog
-
+        start_window, console_of, qtbot):
     backend, engine, window = start_window(speed=1)
     wait_until(lambda: engine.status.state == "live" and window.board_model.total == 200, qtbot=qtbot)
-    board = window.board_model
-    gps = [board.row_at(p).wearer for p in range(board.rowCount())
-           if board.row_at(p).device.kind is DeviceKind.GPS]
-    supervisor = SyncEngine(backend.url, "super", "super", str(tmp_path / "super.db"), lambda c: None)
-    supervisor.start()
-    try:
-        wait_until(lambda: supervisor.status.state == "live", qtbot=qtbot)
-        end = engine.clock.now() - 60
-
-        def ask(by: SyncEngine, wearer) -> str:
-            payload = RequestTrail(str(uuid.uuid4()), wearer.id, Purpose.ARTICLE_8,
-                                   ReferenceKind.EXTERNAL, "HO-REF-77", "representations",
-                                   end - 10 * 86400, end)
-            by.act(payload).result(10)
-            wait_until(lambda: by.trail_request(payload.request_id).exception(5) is None,
-                       qtbot=qtbot, what="the request at the backend")
-            return payload.request_id
-
-        theirs, own = ask(engine, gps[0]), ask(supervisor, gps[1])
-        dialog = ApprovalsDialog(supervisor, supervisor.act, lambda: supervisor.status.identity,
-                                 window.alert_model.wearer_ref)
-        qtbot.addWidget(dialog)
-        wait_until(lambda: dialog.list.topLevelItemCount() == 1, qtbot=qtbot, what="the list")
-        assert [r.id for r in dialog.requests] == [theirs]  # not their own
-        assert dialog.list.topLevelItem(0).text(0) == gps[0].ref
-        assert not dialog.approve.isEnabled()  # no reason given yet
-        dialog.note.setText("Representations need the ten days")
-        dialog.approve.click()
-        wait_until(lambda: engine.trail_request(theirs).result(5).state is RequestState.GRANTED,
-                   qtbot=qtbot, what="the approval at the backend")
-        assert engine.trail_request(theirs).result(5).decided_by == "Demo Supervisor"
-        assert supervisor.trail_request(own).result(5).state is RequestState.PENDING
-    finally:
-        supervisor.stop()
+    gps = gps_wearers(window)
+    supervisor = console_of(backend, "super")
+    theirs = asked(engine, gps[0].id, days=10, purpose=Purpose.ARTICLE_8)
+    own = asked(supervisor, gps[1].id, days=10, purpose=Purpose.ARTICLE_8)
+    dialog = ApprovalsDialog(supervisor, supervisor.act, lambda: supervisor.status.identity,
+                             window.alert_model.wearer_ref)
+    qtbot.addWidget(dialog)
+    wait_until(lambda: dialog.list.topLevelItemCount() == 1, qtbot=qtbot, what="the list")
+    assert [r.id for r in dialog.requests] == [theirs]  # not their own
+    assert dialog.list.topLevelItem(0).text(0) == gps[0].ref
+    assert not dialog.approve.isEnabled()  # no reason given yet
+    dialog.note.setText("Representations need the ten days")
+    dialog.approve.click()
+    wait_until(lambda: engine.trail_request(theirs).result(5).state is RequestState.GRANTED,
+               qtbot=qtbot, what="the approval at the backend")
+    assert engine.trail_request(theirs).result(5).decided_by == "Demo Supervisor"
+    assert supervisor.trail_request(own).result(5).state is RequestState.PENDING

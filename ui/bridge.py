@@ -92,12 +92,13 @@ _callback: _Callback | None = None
 def when_done(fut: Future[T], callback: Callable[[Future[T]], None]) -> None:
     """Call callback(fut) on the GUI thread once `fut` (an engine operation) is done,
     as Anki's operations call theirs. For widgets that ask and show, with no
-    coroutine to await in: they work in a window that Qt alone drives. Call it on
-    the GUI thread."""
+    coroutine to await in: they work in a window that Qt alone drives. Not called
+    for an operation cancelled (the engine stopped). Call it on the GUI thread."""
     global _callback
     if _callback is None:
         _callback = _Callback()  # made on the GUI thread, at the first call
-    fut.add_done_callback(lambda f: _callback.arrived.emit((callback, f)))
+    # A cancelled operation (the engine stopped) has no answer to show.
+    fut.add_done_callback(lambda f: f.cancelled() or _callback.arrived.emit((callback, f)))
 
 
 async def result_of(fut: Future[T]) -> T:

@@ -25,7 +25,7 @@ from console.domain.actions import DecideTrailRequest, Payload
 from console.domain.trails import RequestState, TrailRequest
 from ui.bridge import when_done
 from ui.common.table import uk_datetime
-from ui.trails.request import REFERENCE_LABELS
+from ui.trails.request import REFERENCE_LABELS, selected_request
 from ui.trails.tab import window_text
 
 REFRESH_MS = 15_000
@@ -109,9 +109,7 @@ class ApprovalsDialog(QDialog):
         self._enable()
 
     def _selected(self) -> TrailRequest | None:
-        items = self.list.selectedItems()
-        chosen = items[0].data(0, Qt.UserRole) if items else None
-        return next((r for r in self.requests if r.id == chosen), None)
+        return selected_request(self.list, self.requests)
 
     def _enable(self) -> None:
         ready = self._selected() is not None and bool(self.note.text().strip())

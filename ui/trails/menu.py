@@ -44,6 +44,7 @@ class TrailsMenu(QObject):
         self._count = QTimer(self, interval=COUNT_MS)
         self._count.timeout.connect(self.recount)
         self._count.start()
+        self._me_before: Identity | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -54,6 +55,9 @@ class TrailsMenu(QObject):
             why = "Not signed in" if me is None else me.why_not(permission)
             action.setEnabled(not why)
             action.setToolTip(why)
+        if me != self._me_before:  # signed in (or as someone else): count at once
+            self._me_before = me
+            self.recount()
 
     def recount(self) -> None:
         me = self._me()

@@ -226,6 +226,8 @@ class AccessReportDialog(QDialog):
         rows = access_rows(self.log)
         for row in rows:
             self.table.addTopLevelItem(QTreeWidgetItem(list(row)))
+        for column in range(len(ACCESS_COLUMNS) - 1):  # the request id may be cut short
+            self.table.resizeColumnToContents(column)
         self.status.setText(f"{len(rows)} access event(s) to the trail of {ref}." if rows
                             else none_statement(self.log, ref))
         self.csv_button.setEnabled(True)

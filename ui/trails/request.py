@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QTreeWidget,
     QVBoxLayout,
 )
 
@@ -36,6 +38,13 @@ REFERENCE_LABELS = {ReferenceKind.ALERT: "Alert", ReferenceKind.CASE_ENTRY: "Cas
 # Before the alert was raised: how the wearer came to breach is part of the picture.
 BEFORE_ALERT = 2 * 3600
 DEFAULT_WINDOW = DAY  # what is asked for unless the operator says otherwise: no more
+
+
+def selected_request(tree: QTreeWidget, requests: list[TrailRequest]) -> TrailRequest | None:
+    """The request of a list's selected row (each row keeps its request's id)."""
+    items = tree.selectedItems()
+    chosen = items[0].data(0, Qt.UserRole) if items else None
+    return next((r for r in requests if r.id == chosen), None)
 
 
 class TrailRequestDialog(QDialog):

@@ -41,7 +41,7 @@ from ui.bridge import when_done
 from ui.common.table import uk_datetime
 from ui.trails.replay import ReplayBar
 from ui.trails.reports import export_evidence
-from ui.trails.request import REFERENCE_LABELS, TrailRequestDialog
+from ui.trails.request import REFERENCE_LABELS, TrailRequestDialog, selected_request
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +247,7 @@ class TrailTab(QWidget):
         self._enable()
 
     def _selected(self) -> TrailRequest | None:
-        items = self.list.selectedItems()
-        chosen = items[0].data(0, Qt.UserRole) if items else None
-        return next((r for r in self.requests if r.id == chosen), None)
+        return selected_request(self.list, self.requests)
 
     def _enable(self) -> None:
         allowed = self.wearer_id is not None and not self._why_not()
@@ -363,9 +361,14 @@ class TrailTab(QWidget):
         me = self._me()
         export_evidence(path, self.trail, self.shown, me.name if me else "unknown", self._clock(),
                         condensed, self.map.grab().toImage() if self.map else None)
-        self._service.trail_exported(self.shown, "condensed" if condensed else "full")
-        self.status.setText(f"Evidence exported to {path}; the export is in this console's "
-                            "audit trail.")
+        self.status.setText(f"Evidence exported to {path}; recording the export in this "
+                            "console's audit trail…")
+        when_done(self._service.trail_exported(self.shown, "condensed" if condensed else "full"),
+                  lambda fut: self.status.setText(
+                      f"Evidence exported to {path}; the export is in this console's audit trail."
+                      if fut.exception() is None else
+                      f"⚠ Evidence exported to {path}, but the export could not be audited here: "
+                      f"{fut.exception()}"))
 
     def _map(self):
         if self.map is None:
