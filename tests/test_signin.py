@@ -9,6 +9,7 @@ qtbot.wait, no exec()): a modal dialog is opened from a Qt timer instead."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import time
 from collections.abc import Callable
@@ -37,7 +38,12 @@ def run(qapp, coro, timeout: float = 60.0):
     async def bounded():
         async with asyncio.timeout(timeout):
             return await coro
-    return run_on_qt_loop(qapp, bounded(), lambda: None)
+    try:
+        return run_on_qt_loop(qapp, bounded(), lambda: None)
+    finally:
+        # The test's dialog, in a reference cycle, is freed here, on the GUI thread:
+        # freed by a collection on an engine thread, it crashed Qt later.
+        gc.collect()
 
 
 async def until(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:

@@ -141,15 +141,47 @@ async def finished(dialog: QDialog) -> int:
             dialog.finished.disconnect(close)
 
 
+COLLECT_MS = 500  # how often the GUI thread does what the collector would have done
+
+
+class _GuiThreadCollector(QObject):
+    """Collects reference cycles on the GUI thread only. Python's collector runs on
+    whichever thread allocates past its threshold, and the thread that reads the sync
+    process's pipe allocates the most: a dialog in a cycle, freed there, left its
+    style animation registered with the GUI thread's timer, which crashed the
+    process later. So automatic collection is off, and this does what it would
+    have done, by the same thresholds, on the GUI thread."""
+
+    def __init__(self):
+        super().__init__()
+        gc.disable()
+        self._timer = QTimer(self, interval=COLLECT_MS)
+        self._timer.timeout.connect(self.collect)
+        self._timer.start()
+
+    @staticmethod
+    def collect() -> None:
+        (t0, t1, t2), (c0, c1, c2) = gc.get_threshold(), gc.get_count()
+        if c0 > t0:
+            gc.collect(2 if c1 >= t1 and c2 >= t2 else 1 if c1 >= t1 else 0)
+
+
+_collector: _GuiThreadCollector | None = None
+
+
 def tune_collector(bridge: GuiBridge) -> None:
     """A full picture is hundreds of thousands of long-lived objects; left in the
     collector's oldest generation, each full collection stalled the GUI thread for
     200-250 ms at 100,000 wearers. Freeze each picture as it arrives (refcounting
     still frees it when replaced; `gc.unfreeze()` when the window goes). Statuses
     replace one another at thousands a second and die by refcount; collecting every
-    700 allocations only walks the live board again and again."""
+    700 allocations only walks the live board again and again. And collect on the
+    GUI thread only (_GuiThreadCollector)."""
+    global _collector
     bridge.changes.connect(lambda c: c.picture is not None and gc.freeze())
     gc.set_threshold(100_000, 50, 1000)
+    if _collector is None:
+        _collector = _GuiThreadCollector()
 
 
 class GuiBridge(QObject):
