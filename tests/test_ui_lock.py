@@ -53,8 +53,9 @@ def hidden(window) -> bool:
 
 def test_idle_locks_input_keeps_it_open_and_only_the_right_password_unlocks(window_locking, qtbot):
     _, engine, window = window_locking(1.5)
-    for _ in range(8):  # 2.4 s of typing: never idle for 1.5 s
-        QTest.keyClick(window.queue.view, Qt.Key_Down)
+    window.queue.view.setFocus()
+    for _ in range(8):  # 2.4 s of typing, through the window as keys arrive: never idle for 1.5 s
+        QTest.keyClick(window.windowHandle(), Qt.Key_Down)
         qtbot.wait(300)
     assert not window.locked
     qtbot.waitUntil(lambda: window.locked, timeout=5000)
@@ -111,3 +112,27 @@ def test_locking_takes_back_a_trail_map_shown_in_a_window_of_its_own(window_lock
     window.lock()
     assert window.trail.window_of_map is None and not window.trail.map_area.isVisible()
     assert hidden(window)
+
+
+def test_a_trail_map_opens_in_a_window_that_locks_when_idle(window_locking, qtbot):
+    """The idle watch once filtered the whole application's events, and PySide
+    crashed wrapping the map's first emmap: request job as it was being built."""
+    import uuid
+
+    from console.domain.actions import RequestTrail
+    from console.domain.trails import Purpose, ReferenceKind
+
+    _, engine, window = window_locking(600)
+    board = window.board_model
+    wearer = next(board.row_at(p).wearer for p in range(board.rowCount())
+                  if board.row_at(p).device.kind.value == "gps")
+    end = engine.clock.now() - 60
+    payload = RequestTrail(str(uuid.uuid4()), wearer.id, Purpose.BREACH, ReferenceKind.EXTERNAL,
+                           "REF-1", "suspected breach", end - 3600, end)
+    engine.act(payload).result(10)
+    wait_until(lambda: engine.trail_request(payload.request_id).exception(5) is None, qtbot=qtbot)
+    window.wearer.show_wearer(wearer.id)
+    window.wearer.tabs.setCurrentWidget(window.trail)
+    window.trail.open(engine.trail_request(payload.request_id).result(5))
+    wait_until(lambda: window.trail.map is not None and window.trail.map.drawn["vertices"] > 0,
+               qtbot=qtbot, what="the trail painted")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QWindow
 from PySide6.QtWidgets import (
-    QApplication,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -28,13 +28,20 @@ from console.protocol.client import AuthError
 
 LOCK_AFTER = 10 * 60.0  # seconds without input before the session locks (--lock-after)
 MAX_TRIES = 5
+WINDOW_SCAN_MS = 2_000  # how often IdleWatch looks for windows it does not watch yet
 # What an operator does at the workstation; a timer or a repaint is not that.
 INPUT = {QEvent.KeyPress, QEvent.MouseButtonPress, QEvent.MouseMove, QEvent.Wheel,
          QEvent.TouchBegin}
 
 
 class IdleWatch(QObject):
-    """Emits `idle` once no input has reached the application for `seconds`."""
+    """Emits `idle` once no input has reached the console's windows for `seconds`.
+
+    It watches each window (QWindow), through which all input arrives, not the
+    application: a filter on the application is handed every object's events, and
+    PySide crashed wrapping a QtWebEngine request job (the trail map's) that was
+    still being built. A window is watched once it has the focus, and every few
+    seconds all are looked for, so that none is missed."""
 
     idle = Signal()
 
@@ -42,8 +49,20 @@ class IdleWatch(QObject):
         super().__init__(parent)
         self._timer = QTimer(self, singleShot=True, interval=round(seconds * 1000))
         self._timer.timeout.connect(self.idle)
-        QApplication.instance().installEventFilter(self)
+        self._scan = QTimer(self, interval=WINDOW_SCAN_MS)
+        self._scan.timeout.connect(self.watch_windows)
+        QGuiApplication.instance().focusWindowChanged.connect(self._watch)
+        self.watch_windows()
+        self._scan.start()
         self._timer.start()
+
+    def watch_windows(self) -> None:
+        for window in QGuiApplication.topLevelWindows():
+            self._watch(window)
+
+    def _watch(self, window: QWindow | None) -> None:
+        if window is not None:
+            window.installEventFilter(self)  # again is harmless: no filter twice
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() in INPUT:
@@ -52,7 +71,10 @@ class IdleWatch(QObject):
 
     def stop(self) -> None:
         self._timer.stop()
-        QApplication.instance().removeEventFilter(self)
+        self._scan.stop()
+        QGuiApplication.instance().focusWindowChanged.disconnect(self._watch)
+        for window in QGuiApplication.topLevelWindows():
+            window.removeEventFilter(self)
 
 
 class LockPage(QWidget):
