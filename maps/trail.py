@@ -42,8 +42,6 @@ NEVER = 126  # minz of a coarse fix: no zoom joins it into the line
 # a point of its own, with its accuracy.
 COARSE_M = 250.0
 SOURCES = tuple(domain.Source)  # the page gets each point's source as an index into this
-SOURCE_LABELS = {domain.Source.GPS: "GPS", domain.Source.CELL: "cell tower",
-                 domain.Source.WIFI: "Wi-Fi"}
 
 
 def metres_per_pixel(zoom: int) -> float:
@@ -168,7 +166,7 @@ def prepare(trail: Trail, width: int, height: int) -> PreparedTrail:
         "bounds": [[la.min(), lo.min()], [la.max(), lo.max()]] if t else None,
         "acc": packed(trail.accuracy, "Int32Array"),  # metres
         "src": packed([source_index[s] for s in trail.source], "Uint8Array"),
-        "sources": [SOURCE_LABELS[s] for s in SOURCES],
+        "sources": [s.label for s in SOURCES],
         "minz": packed(minz, "Int8Array"), "zoom": zoom,
         "coarse": packed(np.setdiff1d(np.arange(len(t)), fine), "Int32Array"),
         "maxZoom": MAX_ZOOM, "minZoom": MIN_ZOOM,

@@ -113,11 +113,12 @@ def test_a_trail_asked_for_an_alert_is_granted_painted_replayed_exported_and_clo
 
     # Evidence: a PDF, and the export in the console's own audit trail.
     path = tmp_path / "evidence.pdf"
-    tab.export(path, condensed=True)
+    exported = tab.export(path, condensed=True)
+    wait_until(exported.done, qtbot=qtbot, what="the report written")
+    assert exported.exception() is None and "audit trail" in tab.status.text()
     assert path.read_bytes().startswith(b"%PDF") and path.stat().st_size > 10_000  # text, not a blank page
-    wait_until(lambda: any(e.event == "trail exported" and e.key == tab.shown.id
-                           for e in engine.query(lambda s: s.audit()).result(10)),
-               qtbot=qtbot, what="the export audited")
+    assert any(e.event == "trail exported" and e.key == tab.shown.id
+               for e in engine.query(lambda s: s.audit()).result(10))
 
     # A larger map in a window of its own, and back.
     tab.pop_out()

@@ -90,3 +90,22 @@ def test_each_request_gets_its_own_id_so_a_retry_is_the_same_request(qtbot):
     first, second = d.payload(), d.payload()
     assert first.request_id != second.request_id and uuid.UUID(first.request_id)
     assert first.purpose is Purpose.ABSCONDING and first.wearer_id == WEARER.id
+
+
+def test_an_evidence_report_lists_every_point_or_condenses_to_stops_gaps_and_moves():
+    import trail_fixtures as fixtures
+
+    from ui.trails.reports import CONDENSED_EVERY, evidence_rows
+
+    trail = fixtures.line(60, gap_after=29)  # a walk, a 20-minute gap, a walk
+    full = evidence_rows(trail, condensed=False)
+    assert [r[0] for r in full] == [str(i + 1) for i in range(60)]
+    assert full[0][5] == "GPS" and full[1][6] and full[1][7]  # source, speed, direction
+    condensed = evidence_rows(trail, condensed=True)
+    numbers = [int(r[0]) for r in condensed]
+    assert numbers[0] == 1 and numbers[-1] == 60 and len(numbers) < 30
+    notes = {int(r[0]): r[8] for r in condensed}
+    assert notes[30] == "signal lost" and notes[31].startswith("signal back after 21 min")
+    # Points a moving wearer passed are listed every few minutes, with their own numbers.
+    assert all(full[n - 1][:8] == r[:8] for n, r in zip(numbers, condensed, strict=True))
+    assert numbers[1] == 1 + CONDENSED_EVERY // 60  # a point a minute: the one 5 minutes on

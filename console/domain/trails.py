@@ -74,6 +74,11 @@ class Source(StrEnum):
     CELL = "cell"
     WIFI = "wifi"
 
+    @property
+    def label(self) -> str:
+        """As an operator says it."""
+        return {"gps": "GPS", "cell": "cell tower", "wifi": "Wi-Fi"}[self.value]
+
 
 class AccessEvent(StrEnum):
     """What the backend's access log records for a wearer's trail."""

@@ -4,20 +4,28 @@ that there was none in the period), and the evidence export of a trail (condense
 or full: each point's time, accuracy and source, the purpose and reference of the
 access, and who exported it).
 
-PDFs are drawn by Qt (QTextDocument onto a QPdfWriter): no other library, and
+PDFs are drawn by Qt (a QPainter on a QPdfWriter): no other library, and
 nothing leaves the workstation but the file the operator chose."""
 
 from __future__ import annotations
 
 import csv
-import html
 import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from PySide6.QtCore import QMarginsF, Qt
-from PySide6.QtGui import QImage, QPageLayout, QPageSize, QPdfWriter, QTextDocument
+from PySide6.QtCore import QMarginsF, QRect, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QImage,
+    QPageLayout,
+    QPageSize,
+    QPainter,
+    QPdfWriter,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -62,31 +70,100 @@ def write_csv(path: Path, columns: Sequence[str], rows: list[tuple[str, ...]]) -
         out.writerows(rows)
 
 
-def write_pdf(path: Path, title: str, preamble: str, columns: Sequence[str],
+def write_pdf(path: Path, title: str, preamble: Sequence[str], columns: Sequence[str],
               rows: list[tuple[str, ...]], image: QImage | None = None) -> None:
-    """A landscape A4 PDF: a title, a preamble (HTML), an optional image (the map
-    as shown) and a table. A null image (a map not on screen) is left out: as a
-    resource it empties the whole document."""
-    if image is not None and image.isNull():
-        image = None
-    e = html.escape
-    head = "".join(f"<th>{e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows)
-    document = QTextDocument()
-    document.setDefaultStyleSheet("th { background: #ddd; text-align: left; } td, th { padding: 2px; }"
-                                  " table { border-collapse: collapse; }")
-    if image is not None:
-        document.addResource(QTextDocument.ImageResource, "map.png", image)
-    picture = '<p><img src="map.png" width="640"></p>' if image is not None else ""
-    document.setHtml(f"<h2>{e(title)}</h2>{preamble}{picture}"
-                     f"<table border='1' width='100%'><tr>{head}</tr>{body}</table>")
+    """A landscape A4 PDF: the title, the preamble's lines, the image if any (the map
+    as shown) and the table, its header on every page, pages numbered. Drawn
+    with a QPainter row by row: a month's points as a rich-text table took the
+    GUI thread most of a minute."""
     writer = QPdfWriter(str(path))
     writer.setTitle(title)
     writer.setCreator("EM Console")
+    writer.setResolution(PDF_DPI)
     writer.setPageLayout(QPageLayout(QPageSize(QPageSize.A4), QPageLayout.Landscape,
                                      QMarginsF(12, 12, 12, 12), QPageLayout.Millimeter))
-    document.setPageSize(writer.pageLayout().paintRectPixels(writer.resolution()).size().toSizeF())
-    document.print_(writer)
+    page = writer.pageLayout().paintRectPixels(PDF_DPI)
+    painter = QPainter(writer)
+    try:
+        _Pages(painter, page, title, columns, rows).draw(preamble, image)
+    finally:
+        painter.end()
+
+
+PDF_DPI = 96  # point sizes then read as on screen
+
+
+class _Pages:
+    """Lays out one report on as many pages as it takes."""
+
+    def __init__(self, painter: QPainter, page: QRect, title: str, columns: Sequence[str],
+                 rows: list[tuple[str, ...]]):
+        self.p, self.page, self.title, self.columns, self.rows = painter, page, title, columns, rows
+        self.number = 1
+        self.body = QFont("DejaVu Sans", 8)
+        self.bold = QFont("DejaVu Sans", 8, QFont.Bold)
+        self.line = QFontMetrics(self.body).height() + 4
+        self.widths = self._widths()
+        self.y = 0
+
+    def _widths(self) -> list[int]:
+        """Each column as wide as its widest cell (of the first 500 rows), scaled to the page."""
+        body, bold = QFontMetrics(self.body), QFontMetrics(self.bold)
+        want = [max(bold.horizontalAdvance(heading),
+                    *(body.horizontalAdvance(str(row[k])) for row in self.rows[:500])) + 10
+                for k, heading in enumerate(self.columns)]
+        scale = min(1.0, self.page.width() / sum(want))
+        return [int(w * scale) for w in want]
+
+    def draw(self, preamble: Sequence[str], image: QImage | None) -> None:
+        p, width = self.p, self.page.width()
+        p.setFont(QFont("DejaVu Sans", 14, QFont.Bold))
+        p.drawText(QRect(0, 0, width, 30), Qt.AlignLeft | Qt.AlignVCenter, self.title)
+        self.y = 36
+        p.setFont(QFont("DejaVu Sans", 9))
+        for text in preamble:
+            box = p.boundingRect(QRect(0, self.y, width, 1000), Qt.TextWordWrap, text)
+            p.drawText(box, Qt.TextWordWrap, text)
+            self.y = box.bottom() + 4
+        if image is not None and not image.isNull():
+            room = min(self.page.height() * 0.55, self.page.height() - self.y - 6 * self.line)
+            scaled = image.scaled(width, int(room), Qt.KeepAspectRatio, Qt.SmoothTransformation)
+            p.drawImage(0, self.y + 6, scaled)
+            self.y += scaled.height() + 12
+        self._header()
+        for row in self.rows:
+            if self.y + self.line > self.page.height() - self.line:
+                self._new_page()
+            self._row(row, self.body)
+        self._footer()
+
+    def _row(self, cells: Sequence[str], font: QFont) -> None:
+        self.p.setFont(font)
+        x = 0
+        for text, w in zip(cells, self.widths, strict=False):
+            self.p.drawText(QRect(x + 3, self.y, w - 6, self.line), Qt.AlignLeft | Qt.AlignVCenter,
+                            QFontMetrics(font).elidedText(str(text), Qt.ElideRight, w - 6))
+            x += w
+        self.y += self.line
+        self.p.setPen(QColor("#bbbbbb"))
+        self.p.drawLine(0, self.y, sum(self.widths), self.y)
+        self.p.setPen(QColor("black"))
+
+    def _header(self) -> None:
+        self.p.fillRect(QRect(0, self.y, sum(self.widths), self.line), QColor("#dddddd"))
+        self._row(self.columns, self.bold)
+
+    def _new_page(self) -> None:
+        self._footer()
+        self.p.device().newPage()
+        self.number += 1
+        self.y = 0
+        self._header()
+
+    def _footer(self) -> None:
+        self.p.setFont(self.body)
+        self.p.drawText(QRect(0, self.page.height() - self.line, self.page.width(), self.line),
+                        Qt.AlignRight | Qt.AlignVCenter, f"{self.title} · page {self.number}")
 
 
 EVIDENCE_COLUMNS = ("No.", "Time (UK)", "Latitude", "Longitude", "Accuracy (m)", "Located by",
@@ -97,8 +174,8 @@ CONDENSED_EVERY = 5 * 60  # a condensed report lists a moving wearer's point abo
 def _point_row(trail: Trail, i: int, speed: tuple, bearing: tuple, note: str = "") -> tuple:
     v = speed[i]
     return (str(i + 1), uk_datetime(trail.t[i]), f"{trail.lat[i]:.6f}", f"{trail.lon[i]:.6f}",
-            f"{trail.accuracy[i]:.0f}", trail.source[i].value.upper() if trail.source[i] != "wifi"
-            else "Wi-Fi", "" if v != v else f"{v * 3.6:.1f}", compass(bearing[i]), note)
+            f"{trail.accuracy[i]:.0f}", trail.source[i].label, "" if v != v else f"{v * 3.6:.1f}",
+            compass(bearing[i]), note)
 
 
 def evidence_rows(trail: Trail, condensed: bool) -> list[tuple[str, ...]]:
@@ -129,26 +206,26 @@ def evidence_rows(trail: Trail, condensed: bool) -> list[tuple[str, ...]]:
     return rows
 
 
-def export_evidence(path: Path, trail: Trail, request: TrailRequest, who: str, now: float,
-                    condensed: bool, image: QImage | None) -> None:
+def export_evidence(path: Path, trail: Trail, request: TrailRequest, ref: str, who: str,
+                    now: float, condensed: bool, image: QImage | None) -> None:
     """The trail as evidence: the access it was seen under, who exported it and when,
     its totals, the map as shown, and its points."""
-    e = html.escape
     t = totals(trail.t, trail.lat, trail.lon, stops(trail.t, trail.lat, trail.lon, trail.accuracy))
-    preamble = (
-        f"<p><b>Purpose</b> {e(request.purpose.label)} · <b>{REFERENCE_LABELS[request.reference_kind]}</b> "
-        f"{e(request.reference)} · <b>Request</b> {e(request.id)}<br>"
-        f"<b>Justification</b> {e(request.justification)}<br>"
-        f"<b>Window</b> {uk_datetime(trail.start)} to {uk_datetime(trail.end)} (UK time) · "
-        f"<b>granted</b> {e(request.decided_by or 'at once, within an operator' + chr(39) + 's limit')}<br>"
-        f"<b>Exported by</b> {e(who)} at {uk_datetime(now)} (UK time) · "
-        f"{'condensed' if condensed else 'full'} report</p>"
-        f"<p>{t.points:,} points · {t.distance_m / 1000:.1f} km · moving {t.moving_s / 3600:.1f} h · "
+    granted = (f"approved by {request.decided_by}" if request.decided_by
+               else "granted at once, within an operator's limit")
+    preamble = [
+        f"Purpose: {request.purpose.label} · {REFERENCE_LABELS[request.reference_kind]} "
+        f"{request.reference} · request {request.id}, {granted}",
+        f"Justification: {request.justification}",
+        f"Window: {uk_datetime(trail.start)} to {uk_datetime(trail.end)} (UK time)",
+        f"Exported by {who} at {uk_datetime(now)} (UK time) · "
+        f"{'condensed' if condensed else 'full'} report",
+        f"{t.points:,} points · {t.distance_m / 1000:.1f} km · moving {t.moving_s / 3600:.1f} h · "
         f"{t.stops} stops ({t.stopped_s / 3600:.1f} h) · {t.gaps} gaps in the signal"
-        + (f" · {trail.skipped} unusable points left out" if trail.skipped else "") + "</p>"
-        "<p>Accuracy is the radius in metres within which the device placed itself; "
-        "points located by cell are coarse. Times are UK local time.</p>")
-    write_pdf(path, f"Trail evidence — wearer {trail.wearer_id}", preamble, EVIDENCE_COLUMNS,
+        + (f" · {trail.skipped} unusable points left out" if trail.skipped else ""),
+        "Accuracy is the radius in metres within which the device placed itself; points "
+        "located by a cell tower are coarse. Times are UK local time."]
+    write_pdf(path, f"Trail evidence — {ref}", preamble, EVIDENCE_COLUMNS,
               evidence_rows(trail, condensed), image)
 
 
@@ -244,10 +321,9 @@ class AccessReportDialog(QDialog):
         if kind == "csv":
             write_csv(path, ACCESS_COLUMNS, rows or [(none_statement(self.log, self.ref),)])
         else:
-            preamble = (f"<p>Wearer {html.escape(self.ref)} · period {uk_datetime(self.log.since)} to "
-                        f"{uk_datetime(self.log.until)} (UK time) · exported by "
-                        f"{html.escape(self._who())}</p>"
-                        + ("" if rows else f"<p><b>{html.escape(none_statement(self.log, self.ref))}"
-                                            "</b></p>"))
+            preamble = [f"Wearer {self.ref} · period {uk_datetime(self.log.since)} to "
+                        f"{uk_datetime(self.log.until)} (UK time) · exported by {self._who()}"]
+            if not rows:
+                preamble.append(none_statement(self.log, self.ref))
             write_pdf(path, f"Trail access report — {self.ref}", preamble, ACCESS_COLUMNS, rows)
         self.status.setText(f"Exported to {path}.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -44,6 +44,8 @@ from ui.trails.reports import export_evidence
 from ui.trails.request import REFERENCE_LABELS, TrailRequestDialog, selected_request
 
 log = logging.getLogger(__name__)
+# Evidence reports are written here, one at a time, off the GUI thread.
+_writer = ThreadPoolExecutor(1, thread_name_prefix="evidence")
 
 FOLLOW_MS = 10_000  # how often a request awaiting a decision is asked after
 REPORTS = {"Condensed: stops, gaps and a point every 5 minutes": True, "Full: every point": False}
@@ -356,19 +358,35 @@ class TrailTab(QWidget):
         if name:
             self.export(Path(name), REPORTS[report])
 
-    def export(self, path: Path, condensed: bool) -> None:
-        """Write the evidence report of the trail shown, and audit it here."""
-        me = self._me()
-        export_evidence(path, self.trail, self.shown, me.name if me else "unknown", self._clock(),
-                        condensed, self.map.grab().toImage() if self.map else None)
-        self.status.setText(f"Evidence exported to {path}; recording the export in this "
-                            "console's audit trail…")
-        when_done(self._service.trail_exported(self.shown, "condensed" if condensed else "full"),
-                  lambda fut: self.status.setText(
-                      f"Evidence exported to {path}; the export is in this console's audit trail."
-                      if fut.exception() is None else
-                      f"⚠ Evidence exported to {path}, but the export could not be audited here: "
-                      f"{fut.exception()}"))
+    def export(self, path: Path, condensed: bool) -> Future:
+        """Write the evidence report of the trail shown, off the GUI thread (a month's
+        full report is a thousand pages), and audit it here; the future is done once
+        both are."""
+        me, request = self._me(), self.shown
+        image = self.map.grab().toImage() if self.map else None  # on the GUI thread
+        self.status.setText(f"◷ Writing the evidence report to {path}…")
+        written = _writer.submit(export_evidence, path, self.trail, request, self._ref(),
+                                 me.name if me else "unknown", self._clock(), condensed, image)
+        done: Future = Future()
+
+        def audited(fut: Future) -> None:
+            self.status.setText(
+                f"Evidence exported to {path}; the export is in this console's audit trail."
+                if fut.exception() is None else
+                f"⚠ Evidence exported to {path}, but the export could not be audited here: "
+                f"{fut.exception()}")
+            done.set_result(None)
+
+        def written_out(fut: Future) -> None:
+            if fut.exception() is not None:
+                self.status.setText(f"⚠ The evidence report could not be written: {fut.exception()}")
+                done.set_exception(fut.exception())
+                return
+            when_done(self._service.trail_exported(request, "condensed" if condensed else "full"),
+                      audited)
+
+        when_done(written, written_out)
+        return done
 
     def _map(self):
         if self.map is None:
