@@ -208,3 +208,27 @@ def test_a_supervisor_approves_a_long_window_from_the_approvals_dialog_but_not_t
                qtbot=qtbot, what="the approval at the backend")
     assert engine.trail_request(theirs).result(5).decided_by == "Demo Supervisor"
     assert supervisor.trail_request(own).result(5).state is RequestState.PENDING
+
+
+def test_another_operators_refused_trail_request_is_not_shown_to_whoever_signs_in_next(
+        start_window, qtbot):
+    from dataclasses import replace
+
+    from console.changes import Changes
+    from console.domain.actions import ActionState
+
+    backend, engine, window = start_window(speed=1)
+    wait_until(lambda: engine.status.state == "live" and window.board_model.total == 200, qtbot=qtbot)
+    board = window.board_model
+    rf = next(board.row_at(p).wearer for p in range(board.rowCount())
+              if board.row_at(p).device.kind is DeviceKind.RF)
+    end = engine.clock.now() - 60
+    window._act_all([RequestTrail(str(uuid.uuid4()), rf.id, Purpose.BREACH, ReferenceKind.EXTERNAL,
+                                  "REF", "why", end - 3600, end)])
+    wait_until(lambda: window._my_problems(), qtbot=qtbot, what="the refusal")
+    (mine,) = window._my_problems()
+    assert mine.state is ActionState.REJECTED and "records no locations" in mine.detail
+    assert window._about(mine) == f"Wearer {rf.ref}"
+    # The same refusal as another operator's, queued here before: not theirs to read.
+    window.apply(Changes(actions={mine.key: replace(mine, operator="Second Operator")}))
+    assert window._my_problems() == [] and len(window.alert_model.problems) == 1

@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
             self.trails_menu.refresh()
         self.connection.refresh()
         self.stale.refresh()
-        problems = len(self.alert_model.problems)
+        problems = len(self._my_problems())
         self.counters.setText(
             f"events applied {s.applied:,} · rejected {s.rejected:,} · "
             f"actions queued {s.pending_actions}"
@@ -482,19 +482,31 @@ class MainWindow(QMainWindow):
         QMessageBox.critical(self, "Action not saved",
                              f"The action could not be saved and was not sent:\n{message}")
 
+    def _my_problems(self) -> list:
+        """The refused actions of the operator signed in: another operator's (a trail
+        request names a wearer and why) are theirs to see when they sign in."""
+        me = self._status().operator
+        return [a for a in self.alert_model.problems.values() if a.operator == me]
+
     def show_problems(self) -> None:
-        problems = self.alert_model.problems.values()
+        problems = self._my_problems()
+        others = len(self.alert_model.problems) - len(problems)
         text = "\n\n".join(
             f"{self._about(a)}: your {a.what}, queued "
             f"{time.strftime('%H:%M', time.localtime(a.created_at))} by {a.operator}: {a.label}"
             for a in problems)
+        if others:
+            text += (f"\n\n{others} more queued on this console by other operators: they see "
+                     "them when they sign in here.")
         QMessageBox.information(self, "Actions needing attention",
-                                text or "Every action was accepted by the backend.")
+                                text.strip() or "Every action of yours was accepted by the backend.")
 
     def _about(self, action) -> str:
         """The alert an action is about, as the queue names it, where it still shows."""
         alert = next(iter(self.alert_model.alerts_where({action.alert_id})), None) \
             if action.alert_id else None
         if alert is None:
-            return "An alert no longer open" if action.alert_id else "A wearer"
+            wearer_id = getattr(action.payload, "wearer_id", None)
+            return "An alert no longer open" if action.alert_id else (
+                f"Wearer {self.alert_model.wearer_ref(wearer_id)}" if wearer_id else "A wearer")
         return f"{alert.type_label}, {self.alert_model.wearer_ref(alert.wearer_id)}"

@@ -435,6 +435,7 @@ var EM = (function () {
     } else {
       layers.marker.setLatLng(p);
     }
+    layers.marker.bringToFront(); // over the stop rings, which a redraw puts back on top
     var curfew = !!inCurfew[i];
     controls.replay.style.display = "block";
     controls.replay.textContent = "Replay " + formatTime(replay.pos) +

@@ -402,6 +402,9 @@ class TrailTab(QWidget):
             self.map.replay_moved.connect(self.replay.moved)
             self.map.failed.connect(lambda why: self.status.setText(f"⚠ The map failed: {why}"))
             self.map.painted.connect(self._painted)
+            # The page starts with neither: it follows the boxes as they stand.
+            self.map.set_follow(self.replay.follow_box.isChecked())
+            self.map.set_numbers(self.replay.numbers_box.isChecked())
             self.map.refined.connect(lambda: self._painted(self.map.drawn["vertices"],
                                                            round(self.map.drawn["zoom"] or 0)))
         return self.map
