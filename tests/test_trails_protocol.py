@@ -393,3 +393,11 @@ def test_a_grant_expires_after_24_hours(start_backend):
     assert refused.status_code == 403 and refused.json()["detail"] == "the request is expired, not granted"
     assert [r["state"] for r in backend.get(f"{API}/trail-requests").json()] == ["expired"]
 
+
+
+def test_an_access_log_period_that_ends_before_it_starts_is_422_not_an_empty_log(backend):
+    """An empty log is a statement that nobody looked: never for an impossible period."""
+    now = server_now(backend)
+    resp = backend.get(f"{API}/wearers/{gps_wearer(backend)}/trail-access", user="audit",
+                       params={"since": iso(now), "until": iso(now - DAY)})
+    assert resp.status_code == 422 and "ends before it starts" in resp.json()["detail"]

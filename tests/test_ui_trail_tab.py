@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 from conftest import wait_until
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from console.domain import DeviceKind
@@ -123,7 +124,9 @@ def test_a_trail_asked_for_an_alert_is_granted_painted_replayed_exported_and_clo
     # A larger map in a window of its own, and back.
     tab.pop_out()
     assert tab.window_of_map is not None and tab.map_area.window() is tab.window_of_map
-    tab.window_of_map.close()
+    tab.window_of_map.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is tab.window_of_map, timeout=3000)
+    QTest.keyClick(tab.window_of_map, Qt.Key_Escape)  # as Ctrl+W: it closes, the map comes back
     assert tab.window_of_map is None and tab.map_area.parent() is tab.split
 
     # Another wearer: nothing of this trail stays on screen.

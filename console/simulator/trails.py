@@ -336,6 +336,9 @@ def router(backend: Backend) -> APIRouter:
         if backend.fleet.index_of_wearer(wearer_id) is None:
             return answer(problem(404, "No such wearer", f"no wearer {wearer_id[:100]}"))
         since_, until_ = moment(since, "since"), moment(until, "until")
+        if since_ is not None and until_ is not None and until_ < since_:
+            # An empty log here would read as proof that nobody looked.
+            return answer(problem(422, "Invalid request", "the period ends before it starts"))
         return ok(desk.access_log(wearer_id, EARLIEST if since_ is None else since_,
                                   backend.sim_now() if until_ is None else until_))
 

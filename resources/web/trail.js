@@ -83,7 +83,9 @@ var EM = (function () {
     controls.message = L.DomUtil.create("div", "em-message", map.getContainer());
     controls.message.setAttribute("role", "status");
     controls.legend = control("bottomright", "em-legend", "Legend");
+    // The key folds away: on a map in the wearer view it would cover most of it.
     controls.legend.innerHTML =
+      '<details' + (map.getSize().x >= 900 ? ' open' : '') + '><summary>Key</summary>' +
       '<div><span class="em-key em-key-trail"></span>Trail</div>' +
       '<div><span class="em-key em-key-curfew"></span>Trail in curfew hours (dashed)</div>' +
       '<div><span class="em-key em-key-gap"></span>Gap: no points (dotted)</div>' +
@@ -92,7 +94,7 @@ var EM = (function () {
       '<div><span class="em-key em-key-incl"></span>Inclusion zone (solid edge)</div>' +
       '<div><span class="em-key em-key-excl"></span>Exclusion zone (dashed edge)</div>' +
       '<div><span class="em-key em-key-coarse"></span>Coarse fix (cell tower): not joined to the trail</div>' +
-      '<div class="em-note"></div>';
+      '</details><div class="em-note"></div>';
     map.on("zoomend", function () { if (doc) redraw(); });
     map.on("moveend", function () { if (doc) drawDetail(); });
     map.on("mousemove", throttle(function (e) { hover(e, false); }, 60));

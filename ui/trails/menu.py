@@ -70,7 +70,7 @@ class TrailsMenu(QObject):
         if fut.exception() is not None:
             return  # the connection line says why the backend cannot be asked
         n = len(awaiting(fut.result(), self._me()))
-        self.waiting.setText(f"⚑ {n} trail request{'s' if n != 1 else ''} await approval "
+        self.waiting.setText(f"⚑ {n} trail request{'s await' if n != 1 else ' awaits'} approval "
                              "(Trails menu)" if n else "")
 
     def show_approvals(self) -> None:

@@ -276,7 +276,15 @@ class AccessReportDialog(QDialog):
         layout.addWidget(self.table, 1)
         self.resize(1100, 500)
 
+    def _clear(self) -> None:
+        """Nothing of an earlier answer stays to be exported as this one's."""
+        self.log = None
+        self.table.clear()
+        self.csv_button.setEnabled(False)
+        self.pdf_button.setEnabled(False)
+
     def ask(self) -> None:
+        self._clear()
         row = self._board.find(self.wearer.text())
         if row is None:
             self.status.setText(f"No wearer {self.wearer.text().strip()!r} on the board.")

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -310,6 +311,8 @@ class TrailTab(QWidget):
         self.window_of_map = window
         window.resize(1400, 900)
         window.show()
+        if self.map is not None:  # fitted again to the larger map, once it is laid out
+            QTimer.singleShot(300, self.map.zoom_to_trail)
         self._enable()
 
     def _pop_in(self) -> None:
@@ -419,6 +422,8 @@ class MapWindow(QWidget):
         super().__init__(parent, Qt.Window)
         self.setAccessibleName("Trail map window")
         QVBoxLayout(self)
+        for keys in (QKeySequence(Qt.Key_Escape), QKeySequence.Close):
+            QShortcut(keys, self, self.close)
 
     def closeEvent(self, event) -> None:
         super().closeEvent(event)
