@@ -31,8 +31,11 @@ class DownloadFailed(Exception):
 
 
 def osm_public_server(url_template: str) -> bool:
-    host = (urlsplit(url_template.replace("{s}", "a")).hostname or "").lower()
-    return host == "tile.openstreetmap.org" or host.endswith(".tile.openstreetmap.org")
+    """A tile server run by OpenStreetMap or one of its national chapters
+    (openstreetmap.org, .fr, .de...), however the host is written: their usage
+    policies forbid bulk downloads."""
+    host = (urlsplit(url_template.replace("{s}", "a")).hostname or "").lower().rstrip(".")
+    return "openstreetmap" in host.split(".")
 
 
 def tile_xy(lon: float, lat: float, zoom: int) -> tuple[int, int]:
@@ -90,7 +93,9 @@ def plan(bbox: tuple[float, float, float, float], zooms: range, url_template: st
     west, south, east, north = bbox
     if not (-180 <= west < east <= 180 and -85.06 <= south < north <= 85.06):
         raise Refused("the region must be west,south,east,north in degrees, west < east, south < north")
-    if not zooms or zooms.start < 0 or zooms.stop > 20:
+    if not zooms:
+        raise Refused("the zoom range is LOW-HIGH with LOW at most HIGH, e.g. 5-12")
+    if zooms.start < 0 or zooms.stop > 20:
         raise Refused("zoom levels are 0 to 19")
     job = Job(bbox, zooms, url_template, sum(1 for _ in tiles_in(bbox, zooms)))
     if job.tiles > MAX_TILES:

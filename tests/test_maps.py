@@ -186,7 +186,9 @@ def test_a_download_is_sized_and_confirmed_before_any_tile_is_fetched(tmp_path):
 
 @pytest.mark.parametrize("url", ["https://tile.openstreetmap.org/{z}/{x}/{y}.png",
                                  "https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png",
-                                 "http://B.TILE.OPENSTREETMAP.ORG/{z}/{x}/{y}.png"])
+                                 "http://B.TILE.OPENSTREETMAP.ORG/{z}/{x}/{y}.png",
+                                 "https://tile.openstreetmap.org./{z}/{x}/{y}.png",  # a trailing dot
+                                 "https://a.tile.openstreetmap.fr/osmfr/{z}/{x}/{y}.png"])
 def test_openstreetmaps_public_servers_are_refused(url, tmp_path):
     with pytest.raises(tiles.Refused, match="forbid bulk downloading"):
         tiles.download((-3, 53, -2, 54), range(5, 8), url, tmp_path / "t.mbtiles", lambda job: True)
@@ -202,6 +204,13 @@ def test_the_tiles_command_refuses_osm_and_describes_a_file(tmp_path, capsys):
     assert "forbid bulk downloading" in capsys.readouterr().err
     assert main(["tiles", "info", "--mbtiles", str(tmp_path / "t.mbtiles")]) == 0
     assert tiles.OUTLINE_ONLY in capsys.readouterr().out
+    (tmp_path / "notes.txt").write_text("not tiles")
+    assert main(["tiles", "info", "--tiles", str(tmp_path / "notes.txt")]) == 1
+    assert "not a tiles file" in capsys.readouterr().err
+    assert main(["tiles", "download", "--url", "https://tiles.example.internal/{z}/{x}/{y}.png",
+                 "--bbox", "-3,53,-2,54", "--zoom", "12-5", "--mbtiles", str(tmp_path / "t.mbtiles"),
+                 "--yes"]) == 2
+    assert "LOW at most HIGH" in capsys.readouterr().err
 
 
 # The trail's geometry (console/domain/trails.py).

@@ -198,8 +198,9 @@ def tiles(argv: list[str]) -> int:
     p.add_argument("command", choices=["download", "info"],
                    help="download: a region and zoom range from a tile server, sized and "
                         "confirmed first; info: what the tiles file holds")
-    p.add_argument("--mbtiles", type=Path, default=None, metavar="PATH",
-                   help="the tiles file (default: tiles.mbtiles in the user data directory)")
+    p.add_argument("--mbtiles", "--tiles", type=Path, default=None, metavar="PATH",
+                   help="the tiles file, as the console's --tiles (default: tiles.mbtiles in "
+                        "the user data directory)")
     p.add_argument("--url", metavar="TEMPLATE",
                    help="download: a tile server the centre may bulk-download from, "
                         "e.g. https://tiles.example.internal/{z}/{x}/{y}.png")
@@ -213,6 +214,9 @@ def tiles(argv: list[str]) -> int:
     path = args.mbtiles or default_tiles()
     if args.command == "info":
         found = store.MBTiles.open(path)
+        if found is None and path.is_file():
+            print(f"{path}: not a tiles file (MBTiles) with tiles in it", file=sys.stderr)
+            return 1
         print(f"{path}: {store.describe(found)}"
               + (f" ({found.count():,} tiles)" if found else ""))
         return 0
@@ -231,7 +235,12 @@ def tiles(argv: list[str]) -> int:
 
     def confirm(job) -> bool:
         print(f"To download: {job}")
-        confirmed.append(args.yes or input("Download? [y/N] ").strip().lower() in ("y", "yes"))
+        try:
+            answer = "yes" if args.yes else input("Download? [y/N] ")
+        except EOFError:  # nobody to ask: no answer is no
+            print("\nNo answer (no terminal to ask in): use --yes to download without asking.")
+            answer = ""
+        confirmed.append(answer.strip().lower() in ("y", "yes"))
         return confirmed[0]
 
     path.parent.mkdir(parents=True, exist_ok=True)
