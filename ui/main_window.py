@@ -159,7 +159,7 @@ class MainWindow(QMainWindow):
         self._menus()
         self.trails_menu = TrailsMenu(self, trails, lambda p: self._act_all([p]),
                                       lambda: self._status().identity, board, alerts.wearer_ref,
-                                      alerts.clock) if trails else None
+                                      alerts.clock, lambda: self.wearer.wearer_id) if trails else None
         if self.trails_menu:
             self._work_menus.append(self.trails_menu.menu)
         self._show_alarms()

@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -76,7 +77,10 @@ class ApprovalsDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
-        self.resize(1000, 400)
+        close = QDialogButtonBox(QDialogButtonBox.Close)
+        close.rejected.connect(self.reject)
+        layout.addWidget(close)
+        self.resize(1200, 420)
         self._timer = QTimer(self, interval=REFRESH_MS)
         self._timer.timeout.connect(self.reload)
         self._timer.start()
@@ -102,6 +106,8 @@ class ApprovalsDialog(QDialog):
             item.setData(0, Qt.UserRole, r.id)
             item.setToolTip(5, r.justification)
             self.list.addTopLevelItem(item)
+        for column in range(self.list.columnCount() - 1):  # the justification may run on
+            self.list.resizeColumnToContents(column)
         self.status.setText(f"{len(self.requests)} request(s) await your decision."
                             if self.requests else "No trail requests await your decision.")
         if self.requests and not self.list.selectedItems():

@@ -25,10 +25,12 @@ COUNT_MS = 30_000  # how often a supervisor's console asks how many requests wai
 class TrailsMenu(QObject):
     def __init__(self, window: QMainWindow, service, act: Callable[[Payload], None],
                  me: Callable[[], Identity | None], board: StatusBoardModel,
-                 wearer_ref: Callable[[str], str], clock: Callable[[], float]):
+                 wearer_ref: Callable[[str], str], clock: Callable[[], float],
+                 wearer_in_view: Callable[[], str | None]):
         super().__init__(window)
         self._window, self._service, self._act, self._me = window, service, act, me
         self._board, self._ref, self._clock = board, wearer_ref, clock
+        self._in_view = wearer_in_view
         bar = window.menuBar()
         self.menu = bar.addMenu("&Trails")
         bar.insertMenu(bar.actions()[-2], self.menu)  # before Help, which stays last
@@ -78,8 +80,10 @@ class TrailsMenu(QObject):
 
     def show_report(self) -> None:
         me = self._me()
+        shown = self._in_view()
         self._open(AccessReportDialog(self._service, self._board, self._clock,
-                                      lambda: me.name if me else "unknown"))
+                                      lambda: me.name if me else "unknown",
+                                      self._ref(shown) if shown else ""))
 
     def _open(self, dialog) -> None:
         dialog.setParent(self._window, dialog.windowFlags())

@@ -233,7 +233,7 @@ class AccessReportDialog(QDialog):
     """Every access to one wearer's trail in a period, from the backend's log."""
 
     def __init__(self, service, board: StatusBoardModel, clock: Callable[[], float],
-                 who: Callable[[], str]):
+                 who: Callable[[], str], wearer_ref: str = ""):
         super().__init__()
         self.setWindowTitle("Trail access report")
         self.setAccessibleName("Trail access report")
@@ -243,6 +243,7 @@ class AccessReportDialog(QDialog):
         self.wearer = QLineEdit()
         self.wearer.setAccessibleName("Wearer reference")
         self.wearer.setPlaceholderText("e.g. EM-100000")
+        self.wearer.setText(wearer_ref)  # the wearer in view, if any
         self.since = uk_edit(clock() - 30 * DAY, "Period from (UK time)")
         self.until = uk_edit(clock(), "Period until (UK time)")
         self.show_button = QPushButton("&Show")
@@ -292,7 +293,7 @@ class AccessReportDialog(QDialog):
         # The editors show minutes: the period runs from the start of the first
         # minute shown to the end of the last, whatever seconds they hold.
         since = float(self.since.dateTime().toSecsSinceEpoch() // 60 * 60)
-        until = float(self.until.dateTime().toSecsSinceEpoch() // 60 * 60 + 60)
+        until = float(self.until.dateTime().toSecsSinceEpoch() // 60 * 60 + 59)
         if until <= since:
             self.status.setText("The period ends before it starts.")
             return

@@ -98,7 +98,7 @@ class TrailTab(QWidget):
         self.window_of_map: QWidget | None = None  # the map's own window, while it has one
         self.list = QTreeWidget()
         self.list.setAccessibleName("Your trail requests for this wearer")
-        self.list.setHeaderLabels(["Purpose", "Reference", "Window (UK time)", "State"])
+        self.list.setHeaderLabels(["State", "Purpose", "Reference", "Window (UK time)"])
         self.list.setRootIsDecorated(False)
         self.list.itemActivated.connect(lambda *_: self._open_selected())
         self.list.itemSelectionChanged.connect(self._enable)
@@ -240,10 +240,10 @@ class TrailTab(QWidget):
                 state += f" until {uk_datetime(r.expires_at)}"
             elif r.state is RequestState.REFUSED and r.decision_note:
                 state += f": {r.decision_note}"
-            item = QTreeWidgetItem([r.purpose.label, f"{REFERENCE_LABELS[r.reference_kind]} "
-                                    f"{r.reference}", window_text(r), state])
+            item = QTreeWidgetItem([state, r.purpose.label, f"{REFERENCE_LABELS[r.reference_kind]} "
+                                    f"{r.reference}", window_text(r)])
             item.setData(0, Qt.UserRole, r.id)
-            item.setToolTip(0, r.justification)
+            item.setToolTip(1, r.justification)
             self.list.addTopLevelItem(item)
         for column in range(3):
             self.list.resizeColumnToContents(column)
