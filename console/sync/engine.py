@@ -38,7 +38,6 @@ from console.domain.access import (
     verifier_of,
 )
 from console.domain.actions import Acknowledge, Action, ActionState, Payload, kind_of
-from console.domain.trails import AccessLog, RequestState, Trail, TrailRequest
 from console.protocol.client import (
     MAX_HEARTBEAT,
     MAX_SNAPSHOT_BYTES,
@@ -53,12 +52,12 @@ from console.sync.clock import ServerClock, backoff_delay
 from console.sync.outbox import OutboxSender
 from console.sync.status import SyncState, SyncStatus
 from console.sync.stream import Cursor
+from console.sync.trails import TrailOperations
 from console.sync.writer import ChangeFeed, Writer
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_SECONDS = 1.0  # stop() returns within about this, whatever the backend does
-TRAIL_SWEEP_SECONDS = 300.0  # how often trails kept a day are looked for and deleted
 # One answer whether the username is unknown here or the password wrong.
 OFFLINE_REFUSED = ("offline, only an operator who signed in online on this workstation "
                    "before can sign in, with the password accepted then")
@@ -72,7 +71,7 @@ def _failed(error: BaseException) -> Future:
     return fut
 
 
-class SyncEngine:
+class SyncEngine(TrailOperations):
     """username None: nobody is signed in yet. The engine can start (the cached
     picture is published) and waits to connect until `sign_in` succeeds or
     `sign_in_later` gives credentials to try."""
@@ -345,51 +344,6 @@ class SyncEngine:
         """One wearer's record from the backend (Client.wearer_record), which audits
         the view; it is not cached."""
         return self.operation(lambda client: client.wearer_record(wearer_id))
-
-    # -- trails (console/domain/trails.py) --------------------------------------
-    # Asked for through the outbox (RequestTrail, DecideTrailRequest); read with a
-    # grant the backend checks and audits; kept here a day, each view audited here too.
-
-    def trail_requests(self, state: RequestState | None = None,
-                       wearer_id: str | None = None) -> Future[list[TrailRequest]]:
-        """The operator's own trail requests, and for a supervisor those awaiting one."""
-        return self.operation(lambda client: client.trail_requests(state, wearer_id))
-
-    def trail_request(self, request_id: str) -> Future[TrailRequest]:
-        return self.operation(lambda client: client.trail_request(request_id))
-
-    def trail(self, request: TrailRequest) -> Future[Trail]:
-        """The trail of a granted request: from this cache if fetched here in the last
-        day and the grant still holds, else from the backend (which refuses without
-        a grant, and audits the fetch), and then kept."""
-        async def view(client: Client) -> Trail:
-            now = time.time()
-            kept = None
-            if request.refuses_fetch(request.start, request.end, self.clock.now()) is None:
-                kept = await self._writer_call(lambda s: s.cached_trail(request.id, now))
-            trail = kept or replace(await client.trail(request.id), purpose=request.purpose,
-                                    reference=request.reference)
-            await self._writer_call(lambda s: s.trail_viewed(
-                request, None if kept else trail, self.status.operator, client.username, now))
-            return trail
-        return self.operation(view)
-
-    def trail_exported(self, request: TrailRequest, report: str) -> Future[None]:
-        """Audit here an evidence export of a trail (the backend saw the fetch)."""
-        return self._writer.call(lambda s: s.trail_exported(request, report, self.status.operator,
-                                                            self._client.username))
-
-    def trail_access(self, wearer_id: str, since: float | None = None,
-                     until: float | None = None) -> Future[AccessLog]:
-        """Every access to a wearer's trail in a period (supervisors and auditors)."""
-        return self.operation(lambda client: client.trail_access(wearer_id, since, until))
-
-    async def _sweep_trails(self) -> None:
-        while True:
-            deleted = await self._writer_call(lambda s: s.sweep_trails(time.time()))
-            if deleted:
-                log.info("deleted %d trail(s) kept a day", deleted)
-            await asyncio.sleep(TRAIL_SWEEP_SECONDS)
 
     # -- operator actions -----------------------------------------------------
 
