@@ -80,8 +80,9 @@ class ReplayBar(QWidget):
         self.setEnabled(True)
 
     def rate(self) -> float:
-        """Trail seconds per second; "whole trail" fits the window into 60 s."""
-        return self.speed.currentData() or (self.end - self.start) / 60
+        """Trail seconds per second; 0 for "whole trail", which the page fits to the
+        trail's own first and last points (a window can hold fewer)."""
+        return self.speed.currentData()
 
     def toggle(self) -> None:
         if self.playing:
